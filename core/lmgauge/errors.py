@@ -1,0 +1,51 @@
+"""User-facing errors: one clear line (what went wrong, where, how to fix).
+
+Anything raised as a :class:`LmgaugeError` is printed by the CLI as a single line
+``lmgauge: error: <message>`` with a non-zero exit code and no traceback.
+"""
+from __future__ import annotations
+
+
+class LmgaugeError(Exception):
+    """An error the user can fix. ``hint`` says how."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def line(self) -> str:
+        text = " ".join(self.message.split())
+        if self.hint:
+            text += f" ({' '.join(self.hint.split())})"
+        return text
+
+
+class ConfigError(LmgaugeError):
+    """Bad flag, config file or option value."""
+
+
+class PluginError(LmgaugeError):
+    """Unknown name, name collision, broken plugin."""
+
+
+class DataError(LmgaugeError):
+    """A dataset file or hub dataset that cannot be read."""
+
+
+class BackendError(LmgaugeError):
+    """A backend request failed.
+
+    ``retryable`` tells the runner whether a retry with backoff may succeed
+    (HTTP 429/5xx, connection errors, timeouts) or not (HTTP 4xx, bad model).
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str | None = None, *, retryable: bool = False,
+                 status: int | None = None):
+        super().__init__(message, hint)
+        self.retryable = retryable
+        self.status = status

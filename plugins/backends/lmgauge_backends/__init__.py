@@ -1,0 +1,1 @@
+"""lmgauge-backends plugin distribution."""

@@ -1,0 +1,1 @@
+"""lmgauge-benchmarks plugin distribution."""

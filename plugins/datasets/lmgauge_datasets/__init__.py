@@ -1,0 +1,1 @@
+"""lmgauge-datasets plugin distribution."""

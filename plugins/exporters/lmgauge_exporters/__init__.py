@@ -1,0 +1,1 @@
+"""lmgauge-exporters plugin distribution."""
