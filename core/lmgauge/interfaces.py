@@ -73,6 +73,11 @@ class Backend:
     async def start(self) -> None:
         return None
 
+    async def detect_n_support(self) -> bool:
+        """Called by the eval runner before a run with repeats: find out (e.g. by a tiny
+        probe request) whether ``params.n > 1`` works, set and return ``supports_n``."""
+        return self.supports_n
+
     async def generate(self, request: GenerationRequest) -> list[Completion]:
         """Return ``request.params.n`` completions, or raise BackendError
         (``retryable=True`` for transient failures)."""

@@ -1,0 +1,250 @@
+"""``--backend openai``: any OpenAI-compatible HTTP server (vLLM, SGLang, lmdeploy,
+llama.cpp, transformers serve, ...), through aiohttp + orjson.
+
+Eval uses ``generate`` (non-streaming chat or completions requests, ``n`` when the server
+supports it); perf uses ``stream`` (the hot path lives in ``openai_stream``). The API key is
+sent as ``Authorization: Bearer`` and never logged or written anywhere.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import click
+import orjson
+
+from lmgauge import hookimpl
+from lmgauge.errors import BackendError, ConfigError
+from lmgauge.interfaces import Backend, BackendConfig
+from lmgauge.types import Completion, GenerationRequest, PerfRecord
+
+ENDPOINTS = {"chat": "/chat/completions", "completions": "/completions"}
+
+
+def split_url(url: str, api: str) -> tuple[str, str, str]:
+    """Return (base, endpoint, api) for a base URL (``http://h:p/v1``) or a full endpoint URL
+    (``http://h:p/v1/chat/completions`` or ``.../v1/completions``)."""
+    if not url:
+        raise ConfigError("no server URL given", "pass --base-url http://HOST:PORT/v1")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"invalid server URL {url!r}",
+                          "use http(s)://HOST:PORT/v1 or the full /v1/chat/completions URL")
+    base = url.rstrip("/")
+    for name, suffix in (("chat", "/chat/completions"), ("completions", "/completions")):
+        if base.endswith(suffix):
+            return base[: -len(suffix)], base, name
+    if api not in ENDPOINTS:
+        raise ConfigError(f"unknown --api {api!r}", "use chat or completions")
+    return base, base + ENDPOINTS[api], api
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+        err = data.get("error", data) if isinstance(data, dict) else data
+        if isinstance(err, dict):
+            err = err.get("message") or err.get("detail") or err
+        text = str(err)
+    except Exception:  # noqa: BLE001 - any body is fine to quote
+        text = body.decode("utf-8", "replace")
+    text = " ".join(text.split())
+    return text[:200]
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    description = "OpenAI-compatible HTTP server (chat or completions API)"
+    options = [
+        click.Option(["--header"], "headers", multiple=True, metavar="K=V",
+                     help="Extra HTTP header for every request (repeatable)."),
+        click.Option(["--tls-verify/--no-tls-verify"], "tls_verify", default=None,
+                     help="Verify the server's TLS certificate (default: verify)."),
+    ]
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self.base, self.url, self.api = split_url(config.base_url or "", config.api)
+        self.headers: dict[str, str] = {"Content-Type": "application/json"}
+        self.headers.update(config.headers)
+        if config.api_key:
+            self.headers["Authorization"] = f"Bearer {config.api_key}"
+        self.session: Any = None
+        self.token_counter: Callable[[str], int] | None = None
+        self._n_checked = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        import aiohttp
+
+        verify = self.config.verify_tls
+        if self.config.options.get("tls_verify") is not None:
+            verify = bool(self.config.options["tls_verify"])
+        connector = aiohttp.TCPConnector(limit=0, ssl=None if verify else False)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout,
+                                        sock_read=self.config.read_timeout)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                             json_serialize=lambda o: orjson.dumps(o).decode(),
+                                             auto_decompress=True)
+        await self.check_model()
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def check_model(self) -> None:
+        """Fail early, in one line, when the server is unreachable or lacks the model."""
+        import aiohttp
+
+        url = self.base + "/models"
+        try:
+            async with self.session.get(url, headers=self.headers,
+                                        timeout=aiohttp.ClientTimeout(total=max(10.0, self.config.connect_timeout))) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise BackendError(f"cannot reach the server at {self.base}: {exc.__class__.__name__} {exc}".strip(),
+                               "is the server running? check --base-url / --url") from None
+        if status in (401, 403):
+            raise BackendError(f"the server at {self.base} refused the API key (HTTP {status})",
+                               "pass --api-key or set LMGAUGE_API_KEY / OPENAI_API_KEY")
+        if status == 404:
+            return  # some servers have no /models; the first request will tell
+        if status >= 400:
+            raise BackendError(f"GET {url} answered HTTP {status}: {_error_text(body)}",
+                               "check --base-url / --url")
+        try:
+            served = [m.get("id") for m in orjson.loads(body).get("data", [])]
+        except Exception:  # noqa: BLE001
+            return
+        if served and self.config.model not in served:
+            raise BackendError(f"model {self.config.model!r} is not served at {self.base}",
+                               f"served: {', '.join(map(str, served))}; pass one with --model")
+
+    async def detect_n_support(self) -> bool:
+        """Ask for n=2 once with one token; True when the server returns two choices."""
+        if self._n_checked:
+            return self.supports_n
+        self._n_checked = True
+        probe = GenerationRequest(messages=[{"role": "user", "content": "Say hi."}],
+                                  prompt="Say hi.")
+        payload = self.payload(probe)
+        payload.update(n=2, max_tokens=1)
+        try:
+            data = await self._post(payload)
+            self.supports_n = len(data.get("choices") or []) == 2
+        except BackendError:
+            self.supports_n = False
+        return self.supports_n
+
+    # -- requests ----------------------------------------------------------------------
+    def payload(self, request: GenerationRequest, stream: bool = False) -> dict[str, Any]:
+        p = request.params
+        body: dict[str, Any] = {"model": self.config.model}
+        if self.api == "chat":
+            if request.messages is None:
+                body["messages"] = [{"role": "user", "content": request.prompt or ""}]
+            else:
+                body["messages"] = request.messages
+        else:
+            if request.prompt is None:
+                raise ConfigError("the completions API needs plain-text prompts",
+                                  "use --api chat for chat-message data")
+            body["prompt"] = request.prompt
+        for key in ("max_tokens", "temperature", "top_p", "seed", "stop"):
+            value = getattr(p, key)
+            if value is not None:
+                body[key] = value
+        if p.n > 1:
+            body["n"] = p.n
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        body.update(p.extra_body)
+        return body
+
+    async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        import aiohttp
+
+        try:
+            async with self.session.post(self.url, data=orjson.dumps(payload),
+                                         headers=self.headers) as resp:
+                body = await resp.read()
+                status = resp.status
+        except asyncio.TimeoutError:
+            raise BackendError("request timed out", retryable=True) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise BackendError(f"connection error: {exc.__class__.__name__} {exc}".strip(),
+                               retryable=True) from None
+        if status >= 400:
+            retryable = status in (408, 409, 425, 429) or status >= 500
+            raise BackendError(f"HTTP {status}: {_error_text(body)}", retryable=retryable,
+                               status=status)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BackendError("malformed response: body is not JSON", retryable=True) from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise BackendError("malformed response: no 'choices' list", retryable=True)
+        return data
+
+    async def generate(self, request: GenerationRequest) -> list[Completion]:
+        want = max(1, request.params.n)
+        if want > 1 and not self.supports_n:
+            single = GenerationRequest(request.messages, request.prompt,
+                                       _with_n(request.params, 1), request.id)
+            out: list[Completion] = []
+            for _ in range(want):
+                out.extend(await self.generate(single))
+            return out
+        data = await self._post(self.payload(request))
+        completions = [self._completion(choice) for choice in sorted(
+            data["choices"], key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)]
+        if not completions:
+            raise BackendError("malformed response: empty 'choices'", retryable=True)
+        usage = data.get("usage") or {}
+        prompt_tokens = usage.get("prompt_tokens")
+        for c in completions:
+            c.prompt_tokens = prompt_tokens
+        if len(completions) == 1:
+            completions[0].completion_tokens = usage.get("completion_tokens")
+        if len(completions) < want:  # server ignored n: fetch the rest one by one
+            self.supports_n = False
+            rest = GenerationRequest(request.messages, request.prompt,
+                                     _with_n(request.params, want - len(completions)), request.id)
+            completions.extend(await self.generate(rest))
+        return completions[:want]
+
+    def _completion(self, choice: Any) -> Completion:
+        if not isinstance(choice, dict):
+            raise BackendError("malformed response: a choice is not an object", retryable=True)
+        if self.api == "chat":
+            msg = choice.get("message") or {}
+            text = msg.get("content")
+            reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+        else:
+            text = choice.get("text")
+            reasoning = None
+        return Completion(text=text or "", reasoning=reasoning or None,
+                          finish_reason=choice.get("finish_reason"))
+
+    async def stream(self, request: GenerationRequest, record: PerfRecord) -> None:
+        from .openai_stream import stream_request
+
+        await stream_request(self, request, record)
+
+    def count_tokens(self, text: str) -> int | None:
+        return self.token_counter(text) if self.token_counter is not None else None
+
+
+def _with_n(params, n):
+    from dataclasses import replace
+
+    return replace(params, n=n)
+
+
+@hookimpl
+def register_backends(register):
+    register(OpenAIBackend)
