@@ -1,0 +1,142 @@
+"""Run settings: the eval config dataclass, YAML config files, secret redaction."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SECRET_KEY = re.compile(r"(api[_-]?key|authorization|token|secret|password|cookie)", re.I)
+REDACTED = "***"
+
+
+def redact(value: Any) -> Any:
+    """Copy of ``value`` with every secret-looking key's value replaced by ``***``
+    (keys like api_key, Authorization, HF_TOKEN, *_secret; also ``Bearer`` strings)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "", [], {}):
+                out[k] = REDACTED
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [redact(v) for v in value]
+        # header lists like ["Authorization=Bearer x"]
+        return [REDACTED if isinstance(v, str) and SECRET_KEY.search(v.split("=", 1)[0])
+                and "=" in v else v for v in items]
+    if isinstance(value, str) and value.lower().startswith("bearer "):
+        return REDACTED
+    return value
+
+
+def resolve_api_key(value: str | None) -> str | None:
+    """``--api-key`` wins, then ``LMGAUGE_API_KEY``, then ``OPENAI_API_KEY``."""
+    return value or os.environ.get("LMGAUGE_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+
+
+def load_yaml(path: str, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML (or JSON) mapping; keys may use dashes or underscores."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {path} does not exist", "check the path")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{what} {path} is not valid YAML{where}",
+                          "fix the syntax (YAML or JSON)") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of settings, not {type(data).__name__}",
+                          "write one `key: value` per line")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+@dataclass
+class EvalConfig:
+    """Everything ``lmgauge eval`` / ``lmgauge.evaluate`` takes (flag names with underscores)."""
+
+    backend: str = "openai"
+    model: str = ""
+    base_url: str | None = None
+    api_key: str | None = None
+    api: str = "chat"
+    benchmark: list[str] = field(default_factory=list)
+    repeats: int = 1
+    concurrency: int = 32
+    limit: int | None = None
+    dataset_path: dict[str, str] = field(default_factory=dict)
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+    output: str | None = None
+    resume: str | None = None
+    collection: str | None = None
+    metric: list[str] = field(default_factory=list)
+    retries: int = 5
+    retry_backoff: float = 1.0
+    timeout: float = 3600.0
+    connect_timeout: float = 30.0
+    grading_workers: int | None = None
+    export: list[str] = field(default_factory=list)
+    export_path: str | None = None
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+    @classmethod
+    def keys(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "settings") -> "EvalConfig":
+        known = cls.keys()
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {source}: {', '.join(unknown)}",
+                              "see `lmgauge eval --help` for the names")
+        cfg = cls(**{k: v for k, v in data.items() if v is not None})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if isinstance(self.benchmark, str):
+            self.benchmark = [self.benchmark]
+        if isinstance(self.metric, str):
+            self.metric = [self.metric]
+        if isinstance(self.export, str):
+            self.export = [x for x in self.export.split(",") if x]
+        if not self.model:
+            raise ConfigError("no model given", "pass --model NAME (the served model name)")
+        if not self.benchmark and not self.collection:
+            raise ConfigError("no benchmark given", "pass --benchmark NAME (repeatable) or --collection FILE")
+        for name, value, low in (("--repeats", self.repeats, 1), ("--concurrency", self.concurrency, 1),
+                                 ("--retries", self.retries, 0)):
+            if not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise ConfigError(f"--limit must be a positive integer, got {self.limit!r}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ConfigError(f"--max-tokens must be ≥ 1, got {self.max_tokens}")
+        if self.api not in ("chat", "completions"):
+            raise ConfigError(f"--api must be chat or completions, got {self.api!r}")
+        if not isinstance(self.extra_body, dict):
+            raise ConfigError("--extra-body must be a JSON object", 'e.g. --extra-body \'{"top_k": 20}\'')
+
+    def to_dict(self, secrets: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not secrets:
+            data["api_key"] = None
+            data = redact(data)
+        return data

@@ -1,0 +1,88 @@
+"""Grading in worker processes.
+
+Benchmarks' ``score`` may use SIGALRM (math-verify does), which works only in a process's main
+thread, so grading runs in a pool of spawned worker processes. Completions are sent in batches
+(one pickle and one round trip per batch, not per sample) so grading keeps up with fast servers.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from typing import Any
+
+from ..types import Completion, Sample, Score
+
+BATCH = 64
+
+
+def _grade_batch(items: list[tuple[Any, Sample, Completion]]) -> list[Score]:
+    out = []
+    for bench, sample, completion in items:
+        try:
+            score = bench.score(sample, completion)
+            if not isinstance(score, Score):
+                raise TypeError(f"score() returned {type(score).__name__}, not Score")
+        except Exception as exc:  # noqa: BLE001 - one bad grade must not stop the run
+            score = Score(0.0, None, f"grader error: {exc.__class__.__name__}: {exc}"[:300])
+        out.append(score)
+    return out
+
+
+def _warm() -> int:
+    return os.getpid()
+
+
+class GradingPool:
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[tuple[tuple[Any, Sample, Completion], asyncio.Future]] = []
+        self._scheduled = False
+
+    def start(self) -> None:
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+        for _ in range(self.workers):
+            self._pool.submit(_warm)
+
+    async def grade(self, bench: Any, sample: Sample, completion: Completion) -> Score:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append(((bench, sample, completion), fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._dispatch)
+        return await fut
+
+    def _dispatch(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), BATCH):
+            asyncio.ensure_future(self._run_batch(pending[i:i + BATCH]))
+
+    async def _run_batch(self, batch: list[tuple[tuple[Any, Sample, Completion], asyncio.Future]]) -> None:
+        loop = asyncio.get_running_loop()
+        items = [item for item, _ in batch]
+        for attempt in range(2):
+            try:
+                scores = await loop.run_in_executor(self._pool, _grade_batch, items)
+                break
+            except BrokenProcessPool:
+                if attempt == 1:
+                    scores = [Score(0.0, None, "grader error: worker process died")] * len(items)
+                    break
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self.start()
+            except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable benchmark
+                scores = [Score(0.0, None, f"grader error: {exc.__class__.__name__}: {exc}"[:300])] * len(items)
+                break
+        for (_, fut), score in zip(batch, scores):
+            if not fut.done():
+                fut.set_result(score)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,315 @@
+"""The eval runner: samples × repeats → backend (bounded concurrency, retries) → grading pool →
+journal → report.
+
+Data flow: config → benchmark.load() → Samples → prompt × repeats → backend.generate →
+journal (append, flushed per sample) → benchmark.score (worker processes) → metrics → report.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..config import EvalConfig
+from ..errors import BackendError, ConfigError, LmgaugeError
+from ..interfaces import Backend, BackendConfig, Benchmark, Metric
+from ..plugins import PluginManager
+from ..types import Completion, GenerationParams, GenerationRequest, Sample
+from .collection import Collection, load_collection, sample_collection
+from .grading_pool import GradingPool
+from .journal import Journal, read_records, record_key
+from .progress import Progress
+from .report import Report, build_results, render_table
+
+ABORT_AFTER = 8  # this many fatal errors in a row, with nothing succeeding, stops the run
+
+
+@dataclass
+class Plan:
+    benchmarks: dict[str, Benchmark]
+    samples: list[Sample]
+    planned: dict[str, int]
+    collection: Collection | None = None
+    metrics: list[Metric] = field(default_factory=list)
+
+
+def default_output(model: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model.rsplit("/", 1)[-1])[:60] or "model"
+    return str(Path("runs") / f"eval-{slug}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+
+
+def plan_run(config: EvalConfig, pm: PluginManager) -> Plan:
+    collection = load_collection(config.collection) if config.collection else None
+    names = list(config.benchmark)
+    paths = dict(config.dataset_path)
+    if collection is not None:
+        for e in collection.entries:
+            if e.name not in names:
+                names.append(e.name)
+            if e.dataset_path and e.name not in paths:
+                paths[e.name] = e.dataset_path
+    benches = {n: pm.get("benchmarks", n) for n in names}
+    for key in paths:
+        if key not in benches:
+            raise ConfigError(f"--dataset-path names {key!r}, which is not a benchmark of this run",
+                              f"benchmarks of this run: {', '.join(names)}")
+    pools: dict[str, list[Sample]] = {}
+    for n, b in benches.items():
+        loaded = b.load(paths.get(n))
+        if not loaded:
+            raise LmgaugeError(f"benchmark {n} loaded no questions", "check --dataset-path")
+        seen: set[str] = set()
+        for s in loaded:
+            if s.id in seen:
+                raise LmgaugeError(f"benchmark {n} has two questions with id {s.id!r}",
+                                   "every question needs a unique id")
+            seen.add(s.id)
+        pools[n] = loaded
+    if collection is not None:
+        picked = sample_collection(collection, {e.name: pools[e.name] for e in collection.entries})
+        pools.update(picked)
+    samples: list[Sample] = []
+    planned = {}
+    for n in names:
+        chosen = pools[n][: config.limit] if config.limit else pools[n]
+        samples.extend(chosen)
+        planned[n] = len(chosen)
+    metric_names = config.metric or [m for m in pm.names("metrics") if pm.get("metrics", m).default]
+    metrics = [pm.get("metrics", m) for m in metric_names]
+    # stable order: the built-in three first, then the rest by name
+    order = {"AveragePass@1": 0, "pass@k": 1, "maj@k": 2}
+    metrics.sort(key=lambda m: (order.get(m.name, 9), m.name))
+    return Plan(benches, samples, planned, collection, metrics)
+
+
+def _messages(sample: Sample, system_prompt: str | None) -> list[dict[str, str]]:
+    if isinstance(sample.prompt, list):
+        msgs = list(sample.prompt)
+    else:
+        msgs = [{"role": "user", "content": sample.prompt}]
+    if system_prompt and not any(m.get("role") == "system" for m in msgs):
+        msgs.insert(0, {"role": "system", "content": system_prompt})
+    return msgs
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        orjson.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
+
+
+class EvalRun:
+    def __init__(self, config: EvalConfig, pm: PluginManager, out: Path, plan: Plan):
+        self.config = config
+        self.pm = pm
+        self.out = out
+        self.plan = plan
+        self.journal: Journal | None = None
+        self.progress: Progress | None = None
+        self.fatal_streak = 0
+        self.first_fatal: BackendError | None = None
+        self.succeeded = 0
+
+    # -- one unit of work: one request for one question (n repeats, or one repeat) ------
+    async def _request(self, backend: Backend, sample: Sample, n: int, seed: int | None) -> tuple[list[Completion], int, float]:
+        c = self.config
+        params = GenerationParams(max_tokens=c.max_tokens, temperature=c.temperature, top_p=c.top_p,
+                                  seed=seed, n=n, extra_body=dict(c.extra_body))
+        prompt = sample.prompt if isinstance(sample.prompt, str) else None
+        if c.api == "completions" and prompt is None:
+            raise ConfigError(f"benchmark {sample.benchmark} gives chat messages, which the completions API cannot send",
+                              "use --api chat")
+        req = GenerationRequest(messages=_messages(sample, c.system_prompt), prompt=prompt, params=params,
+                                id=f"{sample.benchmark}/{sample.id}")
+        attempt = 0
+        while True:
+            attempt += 1
+            t0 = time.perf_counter()
+            try:
+                comps = await backend.generate(req)
+                return comps, attempt, time.perf_counter() - t0
+            except BackendError as exc:
+                if not exc.retryable or attempt > c.retries:
+                    raise
+                delay = min(60.0, c.retry_backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
+                await asyncio.sleep(delay)
+
+    async def _unit(self, backend: Backend, grader: GradingPool, sample: Sample, repeats: list[int]) -> None:
+        c = self.config
+        bench = self.plan.benchmarks[sample.benchmark]
+        seed = None if c.seed is None else c.seed + (repeats[0] if len(repeats) == 1 else 0)
+        base = {"benchmark": sample.benchmark, "sample_id": sample.id, "subsets": list(sample.subsets),
+                "question": sample.question, "prompt": _jsonable(sample.prompt), "gold": _jsonable(sample.gold)}
+        try:
+            comps, attempts, latency = await self._request(backend, sample, len(repeats), seed)
+            if len(comps) < len(repeats):
+                raise BackendError(f"backend returned {len(comps)} completions, {len(repeats)} asked")
+        except BackendError as exc:
+            self._fatal(exc)
+            for r in repeats:
+                self._write({**base, "repeat": r, "response": None, "reasoning": None, "finish_reason": None,
+                             "truncated": False, "extracted": None, "score": None, "correct": None,
+                             "grade_detail": None, "error": exc.line(), "prompt_tokens": None,
+                             "completion_tokens": None, "latency_s": None,
+                             "attempts": getattr(exc, "attempts", None)})
+            return
+        self.fatal_streak = 0
+        self.succeeded += 1
+        scores = await asyncio.gather(*(grader.grade(bench, sample, comp) for comp in comps[: len(repeats)]))
+        for r, comp, score in zip(repeats, comps, scores):
+            self._write({**base, "repeat": r, "response": comp.text, "reasoning": comp.reasoning,
+                         "finish_reason": comp.finish_reason, "truncated": comp.finish_reason == "length",
+                         "extracted": score.extracted, "score": score.value, "correct": score.correct,
+                         "grade_detail": score.detail, "error": None, "prompt_tokens": comp.prompt_tokens,
+                         "completion_tokens": comp.completion_tokens, "latency_s": round(latency, 4),
+                         "attempts": attempts})
+
+    def _fatal(self, exc: BackendError) -> None:
+        if exc.retryable:
+            return
+        self.fatal_streak += 1
+        self.first_fatal = self.first_fatal or exc
+        if self.succeeded == 0 and self.fatal_streak >= ABORT_AFTER:
+            raise BackendError(f"every request fails: {exc.line()}",
+                               "fix the settings; the failed samples are journaled and re-run by --resume")
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        assert self.journal is not None
+        self.journal.append(rec)
+        if self.progress is not None:
+            self.progress.update(rec)
+
+    # -- the whole run -----------------------------------------------------------------
+    async def run(self) -> Report:
+        c = self.config
+        started = time.time()
+        done = {record_key(r) for r in read_records(self.out / "samples.jsonl") if not r.get("error")}
+        todo: list[tuple[Sample, list[int]]] = []
+        for s in self.plan.samples:
+            missing = [r for r in range(c.repeats) if (s.benchmark, s.id, r) not in done]
+            if missing:
+                todo.append((s, missing))
+        total = len(self.plan.samples) * c.repeats
+        interrupted = False
+        if todo:
+            backend_cls = self.pm.get("backends", c.backend)
+            backend = backend_cls(BackendConfig(
+                model=c.model, base_url=c.base_url, api_key=c.api_key, api=c.api,
+                connect_timeout=c.connect_timeout, read_timeout=c.timeout,
+                options=dict(c.backend_options)))
+            grader = GradingPool(c.grading_workers)
+            grader.start()
+            self.journal = Journal(self.out / "samples.jsonl")
+            try:
+                await backend.start()
+                if c.repeats > 1:
+                    await backend.detect_n_support()
+                units: list[tuple[Sample, list[int]]] = []
+                for s, missing in todo:
+                    if backend.supports_n:
+                        units.append((s, missing))
+                    else:
+                        units.extend((s, [r]) for r in missing)
+                self.progress = Progress(total, already=total - sum(len(m) for _, m in todo),
+                                         enabled=c.progress)
+                queue: asyncio.Queue = asyncio.Queue()
+                for u in units:
+                    queue.put_nowait(u)
+
+                async def worker() -> None:
+                    while True:
+                        try:
+                            s, reps = queue.get_nowait()
+                        except asyncio.QueueEmpty:
+                            return
+                        await self._unit(backend, grader, s, reps)
+
+                workers = [asyncio.ensure_future(worker()) for _ in range(min(c.concurrency, len(units)))]
+                try:
+                    await asyncio.gather(*workers)
+                except BaseException:
+                    for w in workers:
+                        w.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    raise
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                interrupted = True
+            finally:
+                if self.progress is not None:
+                    self.progress.render(final=True)
+                self.journal.close()
+                grader.close()
+                await backend.close()
+        report = self.finish(started, complete=not interrupted)
+        if interrupted:
+            raise KeyboardInterrupt
+        return report
+
+    def finish(self, started: float, complete: bool = True) -> Report:
+        c = self.config
+        records = read_records(self.out / "samples.jsonl")
+        wanted = {(s.benchmark, s.id) for s in self.plan.samples}
+        records = [r for r in records if (r["benchmark"], r["sample_id"]) in wanted and r["repeat"] < c.repeats]
+        spec = self.plan.collection.spec if self.plan.collection else None
+        results, summaries = build_results(records, self.plan.metrics, c.repeats, self.plan.planned, spec)
+        prev = {}
+        rp = self.out / "report.json"
+        if rp.exists():
+            try:
+                prev = orjson.loads(rp.read_bytes())
+            except orjson.JSONDecodeError:
+                prev = {}
+        data = {"kind": "eval", "model": c.model, "backend": c.backend,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "elapsed_s": round(float(prev.get("elapsed_s") or 0.0) + time.time() - started, 3),
+                "complete": complete and not any(s["missing"] for s in summaries),
+                "repeats": c.repeats, "config": c.to_dict(),
+                "results": results, "benchmarks": summaries}
+        if self.plan.collection is not None:
+            data["collection"] = self.plan.collection.to_dict()
+        tmp = rp.with_suffix(".json.tmp")
+        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        tmp.replace(rp)
+        return Report(data)
+
+
+def prepare_output(config: EvalConfig) -> Path:
+    out = Path(config.resume or config.output or default_output(config.model))
+    out.mkdir(parents=True, exist_ok=True)
+    import yaml
+
+    from .. import __version__
+
+    saved = config.to_dict()
+    saved.pop("resume", None)
+    saved["output"] = str(out)
+    saved["lmgauge_version"] = __version__
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+def run_eval(config: EvalConfig, pm: PluginManager) -> tuple[Report, Path]:
+    """Plan, run (or resume) and report. Raises KeyboardInterrupt after saving on Ctrl-C."""
+    plan = plan_run(config, pm)
+    out = prepare_output(config)
+    if plan.collection is not None:
+        (out / "collection.json").write_bytes(orjson.dumps(plan.collection.to_dict(), option=orjson.OPT_INDENT_2))
+    run = EvalRun(config, pm, out, plan)
+    report = asyncio.run(run.run())
+    return report, out
+
+
+def print_report(report: Report, out: Path, stream=None) -> None:
+    stream = stream or sys.stdout
+    stream.write(render_table(report.data) + "\n")
+    stream.write(f"run folder: {out}\n")
