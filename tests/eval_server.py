@@ -1,0 +1,118 @@
+"""A scriptable OpenAI-compatible server for eval tests (real HTTP on 127.0.0.1).
+
+Run: ``python tests/eval_server.py SCRIPT.json`` → prints ``PORT <n>`` once listening.
+
+The script (JSON) says what to answer::
+
+    {"model": "test-model", "supports_n": true, "delay": 0.0,
+     "answers": {"<exact user message>": ["answer for repeat 0", "answer for repeat 1"]},
+     "default": "I cannot solve this.",
+     "finish_reason": {"<exact user message>": "length"},
+     "faults": {"<exact user message>": ["500", "reset", "malformed", "429"]},
+     "reasoning": {"<exact user message>": "reasoning_content text"}}
+
+The repeat index of a request is its ``seed`` (the runner sends seed + repeat) when present,
+else the running count of requests for that message. ``faults`` lists failures served to
+the first attempts for that message, in order; later attempts succeed. Every request is logged
+to ``SCRIPT.log.jsonl`` (with whether an Authorization header was present, never its value).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections import defaultdict
+
+from aiohttp import web
+
+
+def build_app(script: dict, log_path: str | None) -> web.Application:
+    attempts: dict[str, int] = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
+    log = open(log_path, "a", buffering=1) if log_path else None
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": script.get("model", "test-model"), "object": "model"}]})
+
+    def answer(user: str, repeat: int) -> str:
+        options = script.get("answers", {}).get(user)
+        if not options:
+            return script.get("default", "I cannot solve this.")
+        return options[repeat % len(options)]
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if body.get("model") != script.get("model", "test-model"):
+            return web.json_response({"error": {"message": f"model {body.get('model')} not found"}}, status=404)
+        if "messages" in body:
+            user = [m for m in body["messages"] if m.get("role") == "user"][-1]["content"]
+        else:
+            user = body.get("prompt", "")
+        n = int(body.get("n", 1))
+        if n > 1 and not script.get("supports_n", True):
+            n = 1  # like servers that silently ignore n
+        attempt = attempts[user]
+        attempts[user] += 1
+        if log:
+            log.write(json.dumps({"user": user[:80], "n": n, "seed": body.get("seed"), "attempt": attempt,
+                                  "auth": "authorization" in {k.lower() for k in request.headers},
+                                  "max_tokens": body.get("max_tokens"), "keys": sorted(body)}) + "\n")
+        faults = script.get("faults", {}).get(user, [])
+        if attempt < len(faults):
+            kind = faults[attempt]
+            if kind == "500":
+                return web.json_response({"error": {"message": "internal error"}}, status=500)
+            if kind == "429":
+                return web.json_response({"error": {"message": "rate limited"}}, status=429)
+            if kind == "400":
+                return web.json_response({"error": {"message": "bad request: max_tokens too large"}}, status=400)
+            if kind == "malformed":
+                return web.Response(text='{"choices": [ {"message": ', content_type="application/json")
+            if kind == "reset":
+                request.transport.close()
+                raise ConnectionResetError
+            if kind == "hang":
+                await asyncio.sleep(3600)
+        if script.get("delay"):
+            await asyncio.sleep(float(script["delay"]))
+        if body.get("seed") is not None:
+            first = int(body["seed"]) - int(script.get("seed_base", 0))
+        else:
+            first = counts[user]
+            counts[user] += n
+        choices = []
+        for i in range(n):
+            text = answer(user, first + i)
+            fr = script.get("finish_reason", {}).get(user, "stop")
+            if "messages" in body:
+                msg = {"role": "assistant", "content": text}
+                if user in script.get("reasoning", {}):
+                    msg["reasoning_content"] = script["reasoning"][user]
+                choices.append({"index": i, "message": msg, "finish_reason": fr})
+            else:
+                choices.append({"index": i, "text": text, "finish_reason": fr})
+        usage = {"prompt_tokens": len(user.split()), "completion_tokens": sum(len(c.get("message", c).get("content", c.get("text", "")).split()) for c in choices)}
+        return web.json_response({"id": "x", "object": "chat.completion", "model": body["model"],
+                                  "choices": choices, "usage": usage})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/completions", chat)
+    return app
+
+
+async def _main(path: str) -> None:
+    with open(path) as fh:
+        script = json.load(fh)
+    runner = web.AppRunner(build_app(script, path + ".log.jsonl"), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", int(script.get("port", 0)))
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    print(f"PORT {port}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(sys.argv[1]))
