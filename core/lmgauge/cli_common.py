@@ -48,6 +48,7 @@ def add_backend_options(command: click.Command, pm: Any) -> None:
             if option.name in taken or any(o in taken for o in option.opts):
                 continue
             setattr(option, BACKEND_OPTION_MARK, True)
+            option.show_default = False
             option.help = f"[{name} backend] {option.help or ''}".strip()
             command.params.append(option)
             taken.update(option.opts)

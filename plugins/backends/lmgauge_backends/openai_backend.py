@@ -68,6 +68,11 @@ class OpenAIBackend(Backend):
         self.base, self.url, self.api = split_url(config.base_url or "", config.api)
         self.headers: dict[str, str] = {"Content-Type": "application/json"}
         self.headers.update(config.headers)
+        for item in config.options.get("headers") or ():
+            key, sep, value = str(item).partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--header expects KEY=VALUE, got {item!r}", "e.g. --header X-Team=eval")
+            self.headers[key.strip()] = value.strip()
         if config.api_key:
             self.headers["Authorization"] = f"Bearer {config.api_key}"
         self.session: Any = None
