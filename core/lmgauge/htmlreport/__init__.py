@@ -1,0 +1,70 @@
+"""The report of one or several run folders: one self-contained HTML file (inline CSS, JS
+and SVG charts; works offline from file://) and terminal tables.
+
+- :func:`write_html_report` — every eval and perf run calls it at the end for DIR/report.html.
+- :func:`render_terminal` — the tables ``lmgauge report`` prints.
+- ``lmgauge report DIR [DIR ...] [-o FILE]`` (lmgauge.htmlreport.cli).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import DataError, LmgaugeError
+from .rundata import RunFolder, load_run, redact, run_labels
+
+__all__ = ["write_html_report", "render_html", "render_terminal", "load_run", "load_runs", "redact",
+           "run_labels", "RunFolder"]
+
+
+def load_runs(run_dirs: list[str]) -> list[RunFolder]:
+    if not run_dirs:
+        raise DataError("no run folder given", "pass one or more folders written by lmgauge eval or perf")
+    return [load_run(d) for d in run_dirs]
+
+
+def render_html(run_dirs: list[str]) -> str:
+    """The report page for these run folders, as a string."""
+    from .page import render_page
+
+    return render_page(load_runs(run_dirs))
+
+
+def render_terminal(run_dirs_or_runs: list) -> str:
+    """Terminal tables for run folders (paths or loaded :class:`RunFolder` objects)."""
+    from .terminal import render_terminal as _render
+
+    runs = [r if isinstance(r, RunFolder) else load_run(r) for r in run_dirs_or_runs]
+    return _render(runs)
+
+
+def write_html_report(run_dirs: list[str], out_path: str) -> str:
+    """Write one self-contained HTML report of ``run_dirs`` to ``out_path`` (atomically: a
+    reader never sees half a file) and return its path. Bad input raises a one-line
+    :class:`lmgauge.errors.LmgaugeError`."""
+    from .page import render_page
+
+    runs = load_runs([str(d) for d in run_dirs])
+    text = render_page(runs)
+    out = Path(out_path)
+    if out.exists() and out.is_dir():
+        raise LmgaugeError(f"cannot write the report to {str(out)!r}: it is a folder", "give a file name, e.g. -o report.html")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=str(out.parent))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError as exc:
+        raise LmgaugeError(f"cannot write the report to {str(out)!r}: {exc.strerror or exc}",
+                           "choose a writable path with -o") from None
+    return str(out)

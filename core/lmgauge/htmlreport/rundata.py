@@ -1,0 +1,311 @@
+"""Reading run folders (eval and perf) into one plain shape, for the HTML report, the terminal
+tables and the exporters.
+
+Nothing here ever writes into a run folder: ``perf.sqlite`` is opened read-only, JSON/YAML
+files are only read. Every config that leaves this module is passed through :func:`redact`.
+
+Eval folder: ``report.json`` (kind ``eval``), ``samples.jsonl``, ``config.yaml``.
+Perf folder: ``summary.json`` (kind ``perf``), ``perf.sqlite``, ``config.yaml``.
+See docs/outputs.md for the schemas.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from ..errors import DataError
+
+# --------------------------------------------------------------------------------------
+# secrets
+REDACTED = "***"
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|authorization|auth[_-]?header|secret|password|passwd|cookie|credential"
+    r"|token$|^token[_\-.]|[_\-.]token[_\-.]?(id|value)?$|(^|[_\-.])key$)", re.I)
+_HEADER_LINE = re.compile(r"^\s*([A-Za-z0-9_\-.]+)\s*[:=]\s*(.+)$")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s]+@")
+_URL_QUERY_SECRET = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|auth|sig|signature)=)[^&#\s]+")
+_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
+_SK = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
+
+
+def is_secret_key(key: str) -> bool:
+    """True for keys like api_key, Authorization, HF_TOKEN, swanlab_key, client_secret."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def redact_text(text: str) -> str:
+    """Remove secrets embedded in a string: bearer tokens, ``sk-...`` keys, passwords in
+    URLs (``http://user:pw@host``) and key-like query parameters."""
+    m = _HEADER_LINE.match(text)
+    if m and is_secret_key(m.group(1)):
+        return f"{m.group(1)}: {REDACTED}"
+    text = _BEARER.sub(f"Bearer {REDACTED}", text)
+    text = _SK.sub(REDACTED, text)
+    text = _URL_USERINFO.sub(lambda mm: mm.group(1) + REDACTED + "@", text)
+    text = _URL_QUERY_SECRET.sub(lambda mm: mm.group(1) + REDACTED, text)
+    return text
+
+
+def redact_strings(value: Any) -> Any:
+    """A copy of ``value`` with :func:`redact_text` applied to every string (keys are kept):
+    for result data, where a key like ``output_token_throughput`` is not a secret."""
+    if isinstance(value, dict):
+        return {k: redact_strings(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_strings(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secrets removed: the value of every secret-looking key
+    (api_key, authorization, token, secret, password, cookie, ``*_key``) becomes ``***``, and
+    strings are cleaned by :func:`redact_text`."""
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str) and is_secret_key(k) and v not in (None, "", [], {}, False):
+                out[k] = REDACTED
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# reading helpers
+def _read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise DataError(f"cannot read {path}: not valid JSON ({exc})",
+                        "the run may have been interrupted while writing it; re-run or restore the file") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        import yaml
+
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - a broken config.yaml must not stop a report
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The eval journal: latest record per (benchmark, sample_id, repeat), first-seen order;
+    torn or blank lines (a crash mid-write) are skipped."""
+    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    if not path.exists():
+        return []
+    with path.open("rb") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = orjson.loads(line)
+                key = (str(rec["benchmark"]), str(rec["sample_id"]), int(rec["repeat"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            latest[key] = rec
+    return list(latest.values())
+
+
+def sample_status(rec: dict[str, Any]) -> str:
+    """One of ``error``, ``truncated``, ``correct``, ``wrong`` (``truncated`` wins over the
+    verdict; the verdict is still in ``correct``)."""
+    if rec.get("error"):
+        return "error"
+    if rec.get("truncated"):
+        return "truncated"
+    if rec.get("correct") is True or (rec.get("correct") is None and (rec.get("score") or 0) >= 1.0):
+        return "correct"
+    return "wrong"
+
+
+def _sqlite_ro(path: Path) -> sqlite3.Connection:
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True, timeout=10)
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return con
+    except sqlite3.Error:
+        # a read-only folder holding a WAL database: read it as immutable
+        return sqlite3.connect(uri.replace("mode=ro", "immutable=1"), uri=True, timeout=10)
+
+
+def _x_of(level: dict[str, Any]) -> tuple[str, float | None]:
+    if level.get("rate") is not None:
+        return "rate", level.get("rate")
+    return "concurrency", level.get("concurrency")
+
+
+# --------------------------------------------------------------------------------------
+@dataclass
+class RunFolder:
+    """One run folder, read. ``report`` is report.json (eval) or summary.json (perf) with its
+    config redacted; ``config`` is the redacted run config."""
+
+    path: Path
+    kind: str
+    report: dict[str, Any]
+    config: dict[str, Any]
+    _samples: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _requests: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model(self) -> str:
+        return str(self.report.get("model") or self.config.get("model") or "?")
+
+    @property
+    def backend(self) -> str:
+        return str(self.report.get("backend") or self.config.get("backend") or "")
+
+    @property
+    def url(self) -> str:
+        return redact_text(str(self.report.get("url") or self.config.get("base_url") or self.config.get("url") or ""))
+
+    @property
+    def created(self) -> str:
+        return str(self.report.get("created") or "")
+
+    # -- eval ------------------------------------------------------------------------
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return list(self.report.get("results") or [])
+
+    @property
+    def benchmarks(self) -> list[dict[str, Any]]:
+        return list(self.report.get("benchmarks") or [])
+
+    def samples(self) -> list[dict[str, Any]]:
+        """Per-sample eval records (latest per key); empty for perf runs."""
+        if self._samples is None:
+            self._samples = read_samples(self.path / "samples.jsonl") if self.kind == "eval" else []
+        return self._samples
+
+    # -- perf ------------------------------------------------------------------------
+    @property
+    def levels(self) -> list[dict[str, Any]]:
+        """summary.json ``runs``: one entry per concurrency level / request rate."""
+        return [lv for lv in (self.report.get("runs") or []) if isinstance(lv, dict)]
+
+    def axis(self) -> str:
+        """``"rate"`` when any level is open-loop, else ``"concurrency"``."""
+        return "rate" if any(lv.get("rate") is not None for lv in self.levels) else "concurrency"
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Per-request perf records from perf.sqlite (read-only), each with ``level`` = the
+        index of its level in :attr:`levels`; ``itl_json`` decoded into ``itl_s``."""
+        if self._requests is None:
+            self._requests = self._read_requests() if self.kind == "perf" else []
+        return self._requests
+
+    def _read_requests(self) -> list[dict[str, Any]]:
+        db = self.path / "perf.sqlite"
+        if not db.exists():
+            return []
+        try:
+            con = _sqlite_ro(db)
+        except sqlite3.Error as exc:
+            raise DataError(f"cannot open {db}: {exc}") from None
+        try:
+            con.row_factory = sqlite3.Row
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "requests" not in tables:
+                return []
+            level_of: dict[Any, int] = {}
+            if "runs" in tables:
+                db_runs = [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY run_id")]
+                levels = self.levels
+                if len(db_runs) == len(levels):
+                    level_of = {r["run_id"]: i for i, r in enumerate(db_runs)}
+                else:
+                    for r in db_runs:
+                        for i, lv in enumerate(levels):
+                            if (lv.get("concurrency"), lv.get("rate")) == (r.get("concurrency"), r.get("rate")):
+                                level_of[r["run_id"]] = i
+                                break
+            out = []
+            for row in con.execute("SELECT * FROM requests ORDER BY run_id, idx"):
+                rec = dict(row)
+                rec["level"] = level_of.get(rec.get("run_id"))
+                itl = rec.pop("itl_json", None)
+                try:
+                    rec["itl_s"] = orjson.loads(itl) if itl else []
+                except orjson.JSONDecodeError:
+                    rec["itl_s"] = []
+                if "success" in rec and rec["success"] is not None:
+                    rec["success"] = bool(rec["success"])
+                if isinstance(rec.get("error"), str):
+                    rec["error"] = redact_text(rec["error"])
+                out.append(rec)
+            return out
+        except sqlite3.Error as exc:
+            raise DataError(f"cannot read {db}: {exc}", "the file may be damaged; re-run the perf test") from None
+        finally:
+            con.close()
+
+
+def load_run(run_dir: str | os.PathLike) -> RunFolder:
+    """Read one run folder; a missing or unreadable folder is one clear DataError."""
+    path = Path(run_dir)
+    if not path.exists():
+        raise DataError(f"run folder {str(path)!r} does not exist", "pass a folder written by lmgauge eval or perf")
+    if not path.is_dir():
+        raise DataError(f"{str(path)!r} is not a folder", "pass the run folder, not a file inside it")
+    summary, report = path / "summary.json", path / "report.json"
+    if summary.exists():
+        data = _read_json(summary)
+        kind = "perf"
+    elif report.exists():
+        data = _read_json(report)
+        kind = str(data.get("kind") or "eval") if isinstance(data, dict) else "eval"
+    else:
+        raise DataError(f"{str(path)!r} is not an lmgauge run folder: it has no report.json (eval) or summary.json (perf)",
+                        "pass a folder written by lmgauge eval or lmgauge perf")
+    if not isinstance(data, dict):
+        raise DataError(f"{summary if kind == 'perf' else report} does not hold a JSON object")
+    if kind not in ("eval", "perf"):
+        raise DataError(f"{path}: unknown run kind {kind!r}", "expected eval or perf")
+    config = data.get("config") if isinstance(data.get("config"), dict) else None
+    if not config:
+        config = _read_yaml(path / "config.yaml")
+    config = redact(config)
+    data = redact_strings({k: (REDACTED if is_secret_key(str(k)) and v else v) for k, v in data.items()})
+    data["config"] = config
+    return RunFolder(path=path, kind=kind, report=data, config=config)
+
+
+def run_labels(runs: list[RunFolder]) -> list[str]:
+    """Short, distinct labels: the model; plus the backend when models repeat; plus the
+    folder name when that is still ambiguous (two server builds, same model)."""
+    labels = [r.model for r in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{r.model} · {r.backend}" if r.backend else r.model for r in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} · {r.name}" for lab, r in zip(labels, runs)]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
+    return labels
