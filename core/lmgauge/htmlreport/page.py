@@ -51,7 +51,10 @@ def _num(v: Any, digits: int = 3) -> str:
 
 
 def _pct(v: Any) -> str:
-    return "-" if v is None else f"{100 * float(v):.1f}%"
+    if v is None:
+        return "-"
+    v = float(v)
+    return "<0.1%" if 0 < v < 0.001 else f"{100 * v:.1f}%"
 
 
 def _get(d: Any, *keys: str) -> Any:

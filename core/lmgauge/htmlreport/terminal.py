@@ -89,8 +89,9 @@ def eval_tables(runs: list[RunFolder], labels: list[str]) -> str:
         for h in run.benchmarks:
             who = f"{label}: " if len(runs) > 1 else ""
             if h.get("truncated") or h.get("errors"):
+                n_err = h.get("errors", 0)
                 notes.append(f"note: {who}{h.get('benchmark')}: {h.get('truncated', 0)} truncated, "
-                             f"{h.get('errors', 0)} errors of {h.get('samples', '?')} samples")
+                             f"{n_err} error{'' if n_err == 1 else 's'} of {h.get('samples', '?')} samples")
             for w in h.get("warnings") or []:
                 notes.append(f"note: {who}{h.get('benchmark')}: {w}")
     if notes:

@@ -1,0 +1,34 @@
+"""``lmgauge report DIR [DIR ...] [-o FILE]``: one self-contained HTML page and the terminal
+tables for one or several run folders (eval and/or perf, side by side)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="DIR [DIR ...]")
+@click.option("-o", "--output", default=None, metavar="FILE",
+              help="HTML file to write (default: DIR/report.html for one folder, ./lmgauge-report.html for several).")
+@click.option("--tables/--no-tables", default=True, help="Print the terminal tables (default: on).")
+def report(run_dirs: tuple[str, ...], output: str | None, tables: bool) -> None:
+    """One HTML report (and terminal tables) for one or more run folders.
+
+    \b
+    lmgauge report runs/eval-A                       rewrite runs/eval-A/report.html
+    lmgauge report runs/eval-A runs/eval-B -o ab.html two models side by side
+    lmgauge report runs/perf-vllm runs/perf-sglang   two backends, charts overlaid
+
+    The page works offline (file://): no CDN, inline CSS/JS/SVG.
+    """
+    from . import load_runs, write_html_report
+    from .terminal import render_terminal
+
+    runs = load_runs(list(run_dirs))
+    if output is None:
+        output = str(Path(run_dirs[0]) / "report.html") if len(run_dirs) == 1 else "lmgauge-report.html"
+    path = write_html_report(list(run_dirs), output)
+    if tables:
+        click.echo(render_terminal(runs))
+    click.echo(f"html report: {path}")

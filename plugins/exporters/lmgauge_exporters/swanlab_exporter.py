@@ -1,0 +1,164 @@
+"""``--export swanlab`` (extra ``lmgauge-exporters[swanlab]``): one SwanLab experiment per run.
+
+- eval: every score row as ``<benchmark>/<metric>`` (OVERALL) or ``<benchmark>/<subset>/<metric>``,
+  with ``.../ci_low``/``ci_high``, plus per-benchmark ``truncated_rate`` and ``errors``;
+- perf: one step per concurrency level (or request rate), in sweep order: ``concurrency``,
+  ``rate``, ``rps``, ``output_tok_s``, ``total_tok_s``, ``success_rate`` and
+  ``ttft|tpot|itl|latency/{mean,p50,p90,p99}``;
+- the experiment config is the run config with secrets removed, plus model/backend/url.
+
+Modes (``--swanlab-mode``, or ``LMGAUGE_SWANLAB_MODE``): ``cloud`` (upload; API key from
+``SWANLAB_API_KEY``), ``local`` (files plus the local dashboard, which needs
+``swanlab[dashboard]``) and ``offline`` (files only, upload later with ``swanlab sync DIR``).
+Files go to ``--export-path`` (a folder) or ``DIR/swanlog``. Nothing of the machine is sent:
+no command line, environment, hardware, git or terminal capture.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lmgauge import hookimpl
+from lmgauge.errors import ConfigError, LmgaugeError
+from lmgauge.export import SWANLAB_MODES, export_target, read_run, redact
+from lmgauge.interfaces import Exporter
+
+PCTS = ("mean", "p50", "p90", "p99")
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return None if isinstance(v, float) and math.isnan(v) else float(v)
+
+
+def eval_metrics(run) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for r in run.results:
+        score = _num(r.get("score"))
+        if score is None:
+            continue
+        base = f"{r.get('benchmark')}/{r.get('metric')}" if r.get("subset") == "OVERALL" else \
+            f"{r.get('benchmark')}/{r.get('subset')}/{r.get('metric')}"
+        out[base] = score
+        for k in ("ci_low", "ci_high"):
+            if _num(r.get(k)) is not None:
+                out[f"{base}/{k}"] = float(r[k])
+    for b in run.benchmarks:
+        for k in ("truncated_rate", "errors", "truncated", "graded"):
+            if _num(b.get(k)) is not None:
+                out[f"{b.get('benchmark')}/health/{k}"] = float(b[k])
+    return out
+
+
+def perf_steps(run) -> list[dict[str, float]]:
+    steps = []
+    for lv in run.levels:
+        m: dict[str, float] = {}
+        for src, dst in (("concurrency", "concurrency"), ("rate", "rate"), ("request_throughput", "rps"),
+                         ("output_token_throughput", "output_tok_s"), ("total_token_throughput", "total_tok_s"),
+                         ("requests", "requests"), ("failed", "failed")):
+            if _num(lv.get(src)) is not None:
+                m[dst] = float(lv[src])
+        if _num(lv.get("requests")) and _num(lv.get("succeeded")) is not None:
+            m["success_rate"] = float(lv["succeeded"]) / float(lv["requests"])
+        for metric in ("ttft", "tpot", "itl", "latency"):
+            stats = lv.get(f"{metric}_s") if isinstance(lv.get(f"{metric}_s"), dict) else {}
+            for p in PCTS:
+                if _num(stats.get(p)) is not None:
+                    m[f"{metric}/{p}"] = float(stats[p])
+        steps.append(m)
+    return steps
+
+
+def _settings(swanlab: Any) -> Any:
+    """SwanLab settings that collect nothing about the machine (command line, env, hardware,
+    git, pip freeze, terminal output) and never prompt; None when this SwanLab version has
+    no such settings (the command line is still hidden, see export())."""
+    try:
+        return swanlab.Settings(
+            interactive=False,
+            probe=swanlab.Settings.Probe(runtime=False, requirements=False, monitor=False, hardware=False,
+                                         git=False, conda=False),
+            terminal=swanlab.Settings.Terminal(proxy_type="none"))
+    except Exception:  # noqa: BLE001 - older/newer SwanLab: fall back to defaults
+        return None
+
+
+class SwanLabExporter(Exporter):
+    name = "swanlab"
+    description = "SwanLab experiment: eval scores, or one step per perf level (cloud|local|offline)"
+
+    def export(self, run_dir: str, options: dict[str, Any]) -> str:
+        mode = options.get("swanlab_mode") or os.environ.get("LMGAUGE_SWANLAB_MODE") or "cloud"
+        if mode not in SWANLAB_MODES:
+            raise ConfigError(f"unknown SwanLab mode {mode!r}", f"use --swanlab-mode {'|'.join(SWANLAB_MODES)}")
+        try:
+            import swanlab
+        except ImportError:
+            raise LmgaugeError("the swanlab exporter needs the swanlab package, which is not installed",
+                               "pip install 'lmgauge-exporters[swanlab]'") from None
+        api_key = os.environ.get("SWANLAB_API_KEY", "").strip()
+        if mode == "cloud" and not api_key:
+            raise LmgaugeError("SwanLab cloud mode needs an API key and SWANLAB_API_KEY is not set",
+                               "export SWANLAB_API_KEY=..., or use --swanlab-mode offline and `swanlab sync` later")
+        run = read_run(run_dir)
+        project = options.get("swanlab_project") or os.environ.get("LMGAUGE_SWANLAB_PROJECT") or f"lmgauge-{run.kind}"
+        experiment = options.get("swanlab_experiment") or f"{run.model.rsplit('/', 1)[-1]}-{run.name}"
+        log_dir = export_target(run_dir, options, suffixes=(), default_file="swanlog", file_in_folder="swanlog",
+                                key="swanlab_path")
+        config = redact({"lmgauge": {"kind": run.kind, "model": run.model, "backend": run.backend, "url": run.url,
+                                     "created": run.created, "run_folder": run.name}, **run.config})
+        if run.kind == "eval":
+            steps = [eval_metrics(run)]
+        else:
+            steps = perf_steps(run)
+        out = io.StringIO()
+        argv = sys.argv
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            # the command line may hold --api-key: SwanLab must not see it
+            sys.argv = ["lmgauge"]
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                if mode == "cloud":
+                    swanlab.login(api_key=api_key, save=False)
+                kwargs: dict[str, Any] = dict(project=project, name=experiment, config=config,
+                                              mode="online" if mode == "cloud" else mode, log_dir=str(log_dir),
+                                              description=f"lmgauge {run.kind} run {run.name}")
+                settings = _settings(swanlab)
+                if settings is not None:
+                    kwargs["settings"] = settings
+                if hasattr(swanlab, "has_run") and swanlab.has_run():
+                    kwargs["reinit"] = True
+                swanlab.init(**kwargs)
+                try:
+                    for step, metrics in enumerate(steps):
+                        if metrics:
+                            swanlab.log(metrics, step=step)
+                finally:
+                    swanlab.finish()
+        except LmgaugeError:
+            raise
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - SwanLab errors become one line
+            text = " ".join(str(exc).split())[:300] or exc.__class__.__name__
+            raise LmgaugeError(f"SwanLab failed ({mode} mode): {exc.__class__.__name__}: {text}",
+                               "check SWANLAB_API_KEY and the network, or use --swanlab-mode offline") from None
+        finally:
+            sys.argv = argv
+        where = f"project {project}, experiment {experiment}"
+        if mode == "cloud":
+            return f"cloud: {where}"
+        hint = "`swanlab sync` it to upload" if mode == "offline" else "`swanlab watch` it (needs swanlab[dashboard])"
+        return f"{mode}: {where}, {len(steps)} step{'s' if len(steps) != 1 else ''} in {Path(log_dir)} ({hint})"
+
+
+@hookimpl
+def register_exporters(register):
+    register(SwanLabExporter)
