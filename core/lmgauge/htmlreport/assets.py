@@ -50,7 +50,7 @@ svg .cg{stroke:#eef2f7;stroke-width:1}
 svg .ca{stroke:#9ca3af;stroke-width:1}
 svg .cib{fill:#e5e7eb}
 .bestbox{background:var(--card);border:1px solid #bbf7d0;border-left:4px solid var(--ok);border-radius:6px;padding:8px 12px;margin:10px 0}
-.bestbox b{display:inline-block;min-width:210px}
+.bestbox b{display:inline-block;min-width:250px}
 ul.notes{margin:6px 0;padding-left:20px}
 details.cfg summary{cursor:pointer;color:var(--acc)}
 pre{white-space:pre-wrap;word-break:break-word;margin:0;font:12.5px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}

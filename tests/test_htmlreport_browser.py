@@ -1,0 +1,203 @@
+"""The HTML report in headless Chromium (DevTools protocol over a pipe, tests/fixtures/browser.py):
+tables present, filters and search change the visible rows, injected markup stays text and
+never runs, perf charts drawn, several runs side by side, a 728×5 run with 20k-character
+responses stays usable. Screenshots land in each test's tmp folder.
+
+Skipped with a reason when no Chromium is installed (apt-get install chromium)."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from fixtures.browser import Browser, chromium_path
+from fixtures.runfolders import EVIL_QUESTION, EVIL_REASONING, EVIL_RESPONSE, make_eval_run, make_perf_run
+
+from lmgauge.htmlreport import write_html_report
+from lmgauge.htmlreport.rundata import sample_status
+
+pytestmark = pytest.mark.skipif(chromium_path() is None,
+                                reason="chromium is not installed (apt-get install chromium): browser tests skipped")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with Browser(timeout=60) as b:
+        yield b
+
+
+def open_report(browser, dirs, out):
+    write_html_report([str(d) for d in dirs], str(out))
+    before = len(browser.events)
+    page = browser.open(out.resolve().as_uri())
+    page.events_from = before
+    return page
+
+
+def js_errors(browser, page) -> list:
+    return [e for e in browser.events[page.events_from:]
+            if e.get("method") in ("Runtime.exceptionThrown",)
+            or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")]
+
+
+def visible(page) -> int:
+    return page.count("#samples .sample")
+
+
+def set_status(page, status):
+    page.click(f'#f-status button[data-status="{status}"]')
+    page.wait_for(f'document.querySelector(\'#f-status button[data-status="{status}"]\').classList.contains("on")')
+
+
+def search(page, text, expect_count_text):
+    page.type("#f-search", text)
+    page.wait_for(f"document.getElementById('sample-count').textContent.indexOf({expect_count_text!r}) >= 0", timeout=5)
+
+
+def test_eval_report_filters_search_and_escaping(browser, tmp_path):
+    e = make_eval_run(tmp_path / "eval-run", benchmarks={"math_500": 6, "gpqa_diamond": 4}, repeats=2, seed=5)
+    page = open_report(browser, [e["dir"]], tmp_path / "report.html")
+    recs = e["records"]
+    status = Counter(sample_status(r) for r in recs)
+    assert len(recs) == 20 and status["error"] == 1 and status["truncated"] == 1
+
+    # tables
+    assert page.count("table.scores tbody tr") == len(e["report"]["results"])
+    assert page.count("table.scores tr.overall") == 2
+    assert page.count("table.health tbody tr") == 2
+    overall = next(r for r in e["report"]["results"] if r["benchmark"] == "math_500" and r["subset"] == "OVERALL")
+    row = page.text("table.scores tbody tr.overall")
+    assert f"{overall['score']:.4f}" in row and f"[{overall['ci_low']:.3f}, {overall['ci_high']:.3f}]" in row
+    assert page.count("#glance .card") == 2
+
+    # all samples fit on one page: 20
+    assert visible(page) == 20
+    assert page.text("#sample-count").startswith("samples 1–20 of 20")
+    for st in ("correct", "wrong", "truncated", "error"):
+        assert page.text(f'#f-status button[data-status="{st}"] .n') == str(status[st])
+        set_status(page, st)
+        assert visible(page) == status[st], st
+        assert page.count(f"#samples .sample.s-{st}") == status[st]
+    set_status(page, "error")
+    assert "HTTP 500 from server" in page.text("#samples .sample .errline")
+
+    # benchmark filter combined with a status
+    set_status(page, "all")
+    page.select("#f-bench", "gpqa_diamond")
+    page.wait_for("document.getElementById('sample-count').textContent.indexOf('of 8') >= 0")
+    assert visible(page) == 8
+    assert page.eval("[...document.querySelectorAll('#samples .sample')].every(e => e.dataset.benchmark === 'gpqa_diamond')")
+    set_status(page, "correct")
+    assert visible(page) == sum(1 for r in recs if r["benchmark"] == "gpqa_diamond" and sample_status(r) == "correct")
+    set_status(page, "all")
+    page.select("#f-bench", "")
+
+    # search: a sample id (2 repeats), then text only inside one response
+    search(page, "test/math_500/0003.json", "of 2 ")
+    assert visible(page) == 2
+    search(page, "window.__pwned='img'", "of 2 ")  # the evil response: repeat 0 of both benchmarks' first question
+    assert visible(page) == 2
+    search(page, "math_500 #5", "of 2 ")
+    assert visible(page) == 2
+    search(page, "no such text anywhere", "no samples match")
+    assert visible(page) == 0
+    search(page, "compute 1+1", "of 4 ")  # the evil question, case-insensitive, both benchmarks × 2 repeats
+
+    # untrusted text rendered as text, never run
+    assert page.eval("window.__pwned") is None
+    assert page.count("#samples img, #samples script, #samples svg, #samples b") == 0
+    questions = page.eval("[...document.querySelectorAll('#samples pre.question')].map(e => e.textContent)")
+    assert questions and set(questions) == {EVIL_QUESTION}
+    responses = page.eval("[...document.querySelectorAll('#samples pre.response')].map(e => e.textContent)")
+    assert EVIL_RESPONSE in responses
+    # reasoning collapsed until clicked
+    assert page.eval("document.querySelector('#samples details.reasoning').open") is False
+    page.click("#samples details.reasoning summary")
+    page.wait_for("document.querySelector('#samples details.reasoning').open")
+    assert page.eval("document.querySelector('#samples details.reasoning pre').textContent") == EVIL_REASONING
+    assert page.eval("window.__pwned") is None
+
+    # nothing fetched from anywhere, no JS errors
+    assert page.eval("performance.getEntriesByType('resource').length") == 0
+    assert js_errors(browser, page) == []
+    page.type("#f-search", "")
+    page.wait_for("document.getElementById('sample-count').textContent.indexOf('of 20') >= 0")
+    shot = page.screenshot(tmp_path / "eval-report.png", full_height=2200)
+    assert shot.stat().st_size > 20_000
+
+
+def test_perf_report_charts_table_best(browser, tmp_path):
+    p = make_perf_run(tmp_path / "perf-run", levels=[1, 10, 50, 100], requests=10)
+    page = open_report(browser, [p["dir"]], tmp_path / "report.html")
+    charts = ["output_token_throughput", "request_throughput", "ttft_s", "tpot_s", "latency_s"]
+    for key in charts:
+        assert page.count(f'.chartbox[data-chart="{key}"] svg.chart') == 1, key
+    # one line per series; one marker per level and series (p50/p90/p99 for latencies)
+    assert page.count('.chartbox[data-chart="request_throughput"] svg path') == 1
+    assert page.count('.chartbox[data-chart="request_throughput"] svg circle') == 4
+    assert page.count('.chartbox[data-chart="ttft_s"] svg path') == 3
+    assert page.count('.chartbox[data-chart="ttft_s"] svg circle') == 12
+    ticks = page.eval("[...document.querySelectorAll('.chartbox[data-chart=ttft_s] text.ck')].map(e => e.textContent)")
+    assert {"1", "10", "50", "100"} <= set(ticks)
+    assert "log scale" in page.text('.chartbox[data-chart="ttft_s"] svg')
+    assert page.count("table.perf tbody tr") == 4
+    first = page.eval("[...document.querySelectorAll('table.perf tbody tr')[0].cells].map(c => c.textContent)")
+    lv = p["summary"]["runs"][0]
+    assert first[0] == "1" and first[2] == f"{lv['request_throughput']:,.2f}"
+    best = page.text(".bestbox")
+    top = max(p["summary"]["runs"], key=lambda r: r["request_throughput"])
+    fast = min(p["summary"]["runs"], key=lambda r: r["latency_s"]["mean"])
+    assert f"Highest RPSconcurrency {top['concurrency']} (" in best
+    assert f"Lowest latency (mean)concurrency {fast['concurrency']} (" in best
+    assert page.count("table.perf tbody tr.best") >= 2
+    assert "try higher concurrency" in best
+    assert page.count("#samples") == 0 and js_errors(browser, page) == []
+    page.screenshot(tmp_path / "perf-report.png", full_height=1800)
+
+
+def test_side_by_side_runs(browser, tmp_path):
+    a = make_eval_run(tmp_path / "eval-A", model="model-A", seed=1, accuracy=0.8)
+    b = make_eval_run(tmp_path / "eval-B", model="model-B", seed=2, accuracy=0.3)
+    pa = make_perf_run(tmp_path / "perf-vllm", backend="vllm", seed=3)
+    pb = make_perf_run(tmp_path / "perf-sglang", backend="sglang", seed=4, speed=1.6)
+    page = open_report(browser, [a["dir"], b["dir"], pa["dir"], pb["dir"]], tmp_path / "compare.html")
+    head = page.text("table.scores thead")
+    assert "model-A" in head and "model-B" in head and "Δ" in head
+    assert page.count("table.scores tbody tr") == len(a["report"]["results"])
+    legend = page.text('.chartbox[data-chart="ttft_s"] .legend')
+    assert "gpt-oss-20b · vllm p50" in legend and "gpt-oss-20b · sglang p99" in legend
+    assert page.count('.chartbox[data-chart="ttft_s"] svg path') == 4
+    assert page.count("table.perf tbody tr") == 6 and page.count(".bestbox") == 2
+    assert page.text("#sample-count").endswith(f"of {len(a['records']) + len(b['records'])} · page 1/2")
+    page.select("#f-run", "1")
+    page.wait_for(f"document.getElementById('sample-count').textContent.indexOf('of {len(b['records'])} ') >= 0")
+    assert visible(page) == len(b["records"])
+    assert page.eval("[...document.querySelectorAll('#samples .sample .sh .mut')].every(e => !e.textContent.includes('model-A'))")
+    assert js_errors(browser, page) == []
+    page.screenshot(tmp_path / "compare.png", full_height=2600)
+
+
+def test_large_run_stays_usable(browser, tmp_path):
+    """728 questions × 5 repeats, 20,000-character responses: embedded once, paged."""
+    e = make_eval_run(tmp_path / "big", benchmarks={"math_500": 500, "gpqa_diamond": 198, "aime24": 30},
+                      repeats=5, response_chars=20_000, seed=9)
+    assert len(e["records"]) == 3640
+    t0 = time.monotonic()
+    out = tmp_path / "big.html"
+    write_html_report([str(e["dir"])], str(out))
+    assert time.monotonic() - t0 < 20
+    assert out.stat().st_size > 70_000_000
+    t0 = time.monotonic()
+    page = browser.open(out.resolve().as_uri())
+    assert time.monotonic() - t0 < 30
+    assert visible(page) == 25
+    assert page.text("#sample-count") == "samples 1–25 of 3640 · page 1/146"
+    page.click("#pg-next")
+    page.wait_for("document.getElementById('sample-count').textContent.indexOf('samples 26–50') === 0")
+    assert visible(page) == 25
+    t0 = time.monotonic()
+    search(page, "test/aime24/0007.json", "of 5 ")
+    assert time.monotonic() - t0 < 10 and visible(page) == 5
+    assert len(page.eval("document.querySelector('#samples pre.response').textContent")) > 19_000
+    page.screenshot(tmp_path / "big.png", full_height=1400)
