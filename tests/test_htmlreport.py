@@ -151,3 +151,15 @@ def test_sample_status():
     assert sample_status({"correct": True}) == "correct"
     assert sample_status({"correct": False}) == "wrong"
     assert sample_status({"correct": None, "score": 1.0}) == "correct"
+
+
+def test_open_loop_rates_get_their_own_axis(tmp_path):
+    closed = make_perf_run(tmp_path / "closed", levels=[1, 8, 32])
+    opened = make_perf_run(tmp_path / "open", rates=[0.5, 1.0, 2.0, 4.0], backend="sglang")
+    html = Path(write_html_report([str(closed["dir"]), str(opened["dir"])], str(tmp_path / "r.html"))).read_text()
+    assert "request rate (req/s)" in html and "concurrency (log scale)" in html
+    assert html.count('data-chart="ttft_s"') == 2  # one chart set per axis kind
+    text = render_terminal([str(opened["dir"])])
+    rows = [line for line in text.splitlines() if line.startswith("|")][1:]
+    assert [r.split("|")[2].strip() for r in rows] == ["0.5", "1", "2", "4"]
+    assert "rate 4 req/s" in text or "rate 0.5 req/s" in text
