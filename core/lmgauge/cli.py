@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import LmgaugeError, PluginError
+from .export import export_click_options
 
 OPTIONAL_COMMANDS = {"perf": "lmgauge.perf.cli", "report": "lmgauge.htmlreport.cli"}
 BACKEND_COMMANDS = ("eval", "perf")
@@ -108,9 +109,8 @@ def cli() -> None:
 @click.option("--retries", type=int, default=None, help="Retries per request on 429/5xx/connection errors/timeouts. Default 5.")
 @click.option("--timeout", type=float, default=None, help="Per-request read timeout in seconds. Default 3600.")
 @click.option("--grading-workers", "grading_workers", type=int, default=None, help="Grading processes (default: CPU count, at most 4).")
-@click.option("--export", default=None, metavar="NAMES", help="Exporters to run at the end, comma-separated (json,sqlite,swanlab).")
-@click.option("--export-path", "export_path", default=None, help="Where exporters write (e.g. a shared SQLite file).")
 @click.option("--progress/--no-progress", default=None, help="Show the progress line (default: on).")
+@export_click_options
 def eval_command(**kwargs: Any) -> None:
     """Score a model on benchmarks through a backend.
 
@@ -144,10 +144,10 @@ def eval_command(**kwargs: Any) -> None:
                    f"Continue with: lmgauge eval --resume {out}", err=True)
         sys.exit(130)
     print_report(report, out)
-    finish_run(str(out), config.export, config.export_path)
+    finish_run(str(out), config.to_dict())
 
 
-def finish_run(run_dir: str, export: list[str] | None, export_path: str | None) -> None:
+def finish_run(run_dir: str, settings: dict[str, Any]) -> None:
     """Write DIR/report.html and run the exporters; failures are one line each, the run's
     own files stay."""
     try:
@@ -160,14 +160,11 @@ def finish_run(run_dir: str, export: list[str] | None, export_path: str | None) 
             click.echo(f"html report: {path}")
         except LmgaugeError as exc:
             click.echo(f"lmgauge: warning: HTML report not written: {exc.line()}", err=True)
-    if export:
-        try:
-            from .export import run_exporters
-        except ImportError:
-            raise LmgaugeError("exporting is not available in this installation",
-                               "pip install lmgauge-exporters") from None
-        for line in run_exporters(export, run_dir, {"export_path": export_path}):
-            click.echo(line)
+    from .export import export_settings, run_exporters
+
+    names, options = export_settings(settings)
+    for line in run_exporters(names, run_dir, options):
+        click.echo(line, err=line.startswith("lmgauge: warning"))
 
 
 # --------------------------------------------------------------------------------------

@@ -2,36 +2,13 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 
-SECRET_KEY = re.compile(r"(api[_-]?key|authorization|token|secret|password|cookie)", re.I)
-REDACTED = "***"
-
-
-def redact(value: Any) -> Any:
-    """Copy of ``value`` with every secret-looking key's value replaced by ``***``
-    (keys like api_key, Authorization, HF_TOKEN, *_secret; also ``Bearer`` strings)."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "", [], {}):
-                out[k] = REDACTED
-            else:
-                out[k] = redact(v)
-        return out
-    if isinstance(value, (list, tuple)):
-        items = [redact(v) for v in value]
-        # header lists like ["Authorization=Bearer x"]
-        return [REDACTED if isinstance(v, str) and SECRET_KEY.search(v.split("=", 1)[0])
-                and "=" in v else v for v in items]
-    if isinstance(value, str) and value.lower().startswith("bearer "):
-        return REDACTED
-    return value
+from .redaction import REDACTED, redact  # noqa: F401  (re-exported)
 
 
 def resolve_api_key(value: str | None) -> str | None:
@@ -92,6 +69,8 @@ class EvalConfig:
     grading_workers: int | None = None
     export: list[str] = field(default_factory=list)
     export_path: str | None = None
+    swanlab_mode: str | None = None
+    swanlab_project: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
 

@@ -19,7 +19,7 @@ RUN_DEFINING = ("model", "backend", "benchmark", "repeats", "limit", "collection
 
 
 def merge_settings(explicit: dict[str, Any]) -> EvalConfig:
-    explicit = {k: v for k, v in explicit.items() if v is not None}
+    explicit = {k: v for k, v in explicit.items() if v is not None and v != () and v != [] and v != {}}
     settings: dict[str, Any] = {}
     config_file = explicit.pop("config", None)
     resume = explicit.get("resume")
@@ -38,11 +38,6 @@ def merge_settings(explicit: dict[str, Any]) -> EvalConfig:
                                   "drop the flag, or start a new run with --output")
     elif config_file:
         settings.update(load_yaml(config_file))
-    for key in ("benchmark", "metric", "export"):
-        if key in explicit and explicit[key] in ((), []):
-            explicit.pop(key)
-    if explicit.get("dataset_path") == {}:
-        explicit.pop("dataset_path")
     settings.update(explicit)
     settings["api_key"] = resolve_api_key(settings.get("api_key"))
     return EvalConfig.from_dict(settings, source=config_file or "settings")
