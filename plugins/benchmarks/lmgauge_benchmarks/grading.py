@@ -63,7 +63,7 @@ def last_boxed(text: str) -> str | None:
             if content is not None:
                 found = content
         else:
-            found = m.group(2)
+            found = m.group(2).rstrip(".,;:")
     return found.strip() if found is not None else None
 
 
