@@ -64,6 +64,7 @@ class Backend:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     options: ClassVar[list] = []  # click.Option objects, values land in config.options
+    process_local: ClassVar[bool] = False  # holds the model in this process: no perf --workers
 
     def __init__(self, config: BackendConfig):
         self.config = config

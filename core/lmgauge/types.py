@@ -41,6 +41,7 @@ class GenerationParams:
     n: int = 1
     stop: list[str] | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+    stream: bool = True  # perf only: --no-stream sends one non-streaming request
 
 
 @dataclass
@@ -111,3 +112,4 @@ class PerfRecord:
     success: bool = False
     error: str | None = None
     output_text: str = ""
+    chunk_texts: list[str] = field(default_factory=list)  # text of each chunk (not stored)

@@ -49,6 +49,7 @@ def _sampling_key(p: GenerationParams) -> tuple:
 class TransformersBackend(Backend):
     name = "transformers"
     description = "in-process Hugging Face transformers (CUDA or CPU); --model smollm2 is embedded"
+    process_local = True
     options = [
         click.Option(["--device"], "device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available, else cpu)."),
         click.Option(["--batch-size"], "batch_size", type=int, default=None, help="Requests generated together in eval (default 8)."),

@@ -1,0 +1,186 @@
+"""Per-request perf metrics and their aggregation over a run.
+
+Definitions (all from ``time.perf_counter()`` stamps taken as bytes arrive):
+
+- TTFT: first chunk carrying content or reasoning text − send time. TTFC (time to first
+  content): first chunk of visible content − send time (differs from TTFT for reasoning models).
+- Latency: end of stream − send time. Queue delay: send time − scheduled time.
+- ITL: gaps between successive content chunks; a chunk carrying k tokens contributes k gaps of
+  (gap / k), so ITL is per token. TPOT: (latency − TTFT) / (output tokens − 1).
+- Tokens per chunk: the server's usage total spread over chunks by the tokenizer's count of
+  each chunk's text (1 per chunk when usage equals the number of chunks).
+- Throughputs divide by the run's wall time (first scheduled request to last response end).
+- Goodput: requests per second that succeeded and met every ``--slo``.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Callable, Iterable, Sequence
+
+from ..types import PerfRecord
+
+PERCENTILES = (10, 25, 50, 66, 75, 80, 90, 95, 98, 99)
+SLO_KEYS = {"ttft": "ttft_s", "tpot": "tpot_s", "itl": "itl_s", "latency": "latency_s", "e2el": "latency_s",
+            "ttfc": "ttfc_s"}
+
+
+def stats(values: Sequence[float]) -> dict[str, float | None]:
+    """mean, std, min, max and percentiles 10…99 (linear interpolation, like numpy)."""
+    vals = sorted(v for v in values if v is not None and not math.isnan(v))
+    n = len(vals)
+    out: dict[str, float | None] = {"count": n}
+    if n == 0:
+        out.update({"mean": None, "std": None, "min": None, "max": None})
+        out.update({f"p{p}": None for p in PERCENTILES})
+        return out
+    mean = sum(vals) / n
+    out["mean"] = mean
+    out["std"] = math.sqrt(sum((v - mean) ** 2 for v in vals) / n)
+    out["min"], out["max"] = vals[0], vals[-1]
+    for p in PERCENTILES:
+        rank = p / 100 * (n - 1)
+        lo = int(math.floor(rank))
+        hi = min(lo + 1, n - 1)
+        out[f"p{p}"] = vals[lo] + (vals[hi] - vals[lo]) * (rank - lo)
+    return out
+
+
+def chunk_tokens(rec: PerfRecord, count: Callable[[str], int] | None) -> list[int]:
+    """Tokens carried by each content chunk (see module doc)."""
+    c = len(rec.chunk_times)
+    if rec.chunk_tokens and len(rec.chunk_tokens) == c:
+        return list(rec.chunk_tokens)
+    total = rec.completion_tokens or c
+    if total == c:
+        return [1] * c
+    if count is not None and rec.chunk_texts and len(rec.chunk_texts) == c:
+        counts = [max(0, count(t)) for t in rec.chunk_texts]
+        s = sum(counts)
+        if s == total:
+            return counts
+        if s > 0:  # scale to the server's total, keeping integers that add up
+            scaled = [x * total / s for x in counts]
+            ints = [int(x) for x in scaled]
+            for i in sorted(range(c), key=lambda i: -(scaled[i] - ints[i]))[: total - sum(ints)]:
+                ints[i] += 1
+            return ints
+    base, extra = divmod(total, c) if c else (0, 0)
+    return [base + (1 if i < extra else 0) for i in range(c)]
+
+
+def request_metrics(rec: PerfRecord, count: Callable[[str], int] | None = None) -> dict[str, Any]:
+    m: dict[str, Any] = {"success": rec.success, "error": rec.error,
+                         "queue_delay_s": max(0.0, rec.sent - rec.scheduled) if rec.scheduled else 0.0,
+                         "latency_s": rec.end - rec.sent if rec.end else None,
+                         "ttft_s": rec.first_token - rec.sent if rec.first_token is not None else None,
+                         "ttfc_s": rec.first_content - rec.sent if rec.first_content is not None else None,
+                         "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
+                         "usage_source": rec.usage_source, "itl_s": [], "tpot_s": None}
+    if not rec.success:
+        return m
+    toks = chunk_tokens(rec, count)
+    itl = []
+    for i in range(1, len(rec.chunk_times)):
+        gap = rec.chunk_times[i] - rec.chunk_times[i - 1]
+        k = toks[i] if i < len(toks) else 1
+        if k <= 0:
+            continue
+        itl.extend([gap / k] * k)
+    m["itl_s"] = itl
+    out = rec.completion_tokens or 0
+    if out > 1 and m["ttft_s"] is not None:
+        m["tpot_s"] = (m["latency_s"] - m["ttft_s"]) / (out - 1)
+    return m
+
+
+def _failure_reason(err: str) -> str:
+    err = err or "unknown"
+    head = err.split(":", 1)[0] if err.startswith(("HTTP", "connection error", "read timeout")) else err
+    if err.startswith("HTTP"):
+        head = err[:8].strip()
+    return head[:80]
+
+
+def parse_slo(text: str | None) -> dict[str, float]:
+    """``ttft=500ms,tpot=50ms,latency=2s`` → seconds per metric key."""
+    from ..errors import ConfigError
+
+    out: dict[str, float] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        key, sep, value = part.strip().partition("=")
+        key = key.strip().lower()
+        if not sep or key not in SLO_KEYS:
+            raise ConfigError(f"--slo: cannot read {part.strip()!r}",
+                              f"use KEY=VALUE with KEY in {', '.join(sorted(SLO_KEYS))}, e.g. ttft=500ms,tpot=50ms")
+        v = value.strip().lower()
+        try:
+            if v.endswith("ms"):
+                seconds = float(v[:-2]) / 1000
+            elif v.endswith("s"):
+                seconds = float(v[:-1])
+            else:
+                seconds = float(v) / 1000  # bare numbers are milliseconds, like vLLM's --goodput
+        except ValueError:
+            raise ConfigError(f"--slo: {value.strip()!r} is not a duration", "e.g. 500ms or 0.5s") from None
+        if seconds <= 0:
+            raise ConfigError(f"--slo: {key} must be positive")
+        out[SLO_KEYS[key]] = seconds
+    return out
+
+
+def meets_slo(m: dict[str, Any], slo: dict[str, float]) -> bool:
+    if not m["success"]:
+        return False
+    for key, limit in slo.items():
+        if key == "itl_s":
+            vals = m["itl_s"]
+            if vals and max(vals) > limit:
+                return False
+            continue
+        v = m.get(key)
+        if v is None or v > limit:
+            return False
+    return True
+
+
+def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, wall_s: float,
+              concurrency: int | None, rate: float | None, slo: dict[str, float],
+              cpu_s: float | None = None) -> dict[str, Any]:
+    records = list(records)
+    ok = [m for m in metrics if m["success"]]
+    n, n_ok = len(metrics), len(ok)
+    out_tokens = sum(m["completion_tokens"] or 0 for m in ok)
+    in_tokens = sum(m["prompt_tokens"] or 0 for m in ok)
+    wall = wall_s if wall_s > 0 else float("nan")
+    sends = sorted(r.sent for r in records if r.sent)
+    achieved = (len(sends) - 1) / (sends[-1] - sends[0]) if len(sends) > 1 and sends[-1] > sends[0] else None
+    sources = Counter(m["usage_source"] for m in ok)
+    run = {
+        "concurrency": concurrency, "rate": rate, "requests": n, "succeeded": n_ok, "failed": n - n_ok,
+        "success_rate": n_ok / n if n else 0.0, "duration_s": wall_s,
+        "request_throughput": n_ok / wall, "output_token_throughput": out_tokens / wall,
+        "total_token_throughput": (in_tokens + out_tokens) / wall,
+        "input_tokens_total": in_tokens, "output_tokens_total": out_tokens,
+        "avg_input_tokens": in_tokens / n_ok if n_ok else None,
+        "avg_output_tokens": out_tokens / n_ok if n_ok else None,
+        "target_rate": rate, "achieved_rate": achieved,
+        "ttft_s": stats([m["ttft_s"] for m in ok]), "ttfc_s": stats([m["ttfc_s"] for m in ok]),
+        "itl_s": stats([x for m in ok for x in m["itl_s"]]), "tpot_s": stats([m["tpot_s"] for m in ok]),
+        "latency_s": stats([m["latency_s"] for m in ok]),
+        "queue_delay_s": stats([m["queue_delay_s"] for m in metrics]),
+        "input_tokens": stats([m["prompt_tokens"] for m in ok if m["prompt_tokens"] is not None]),
+        "output_tokens": stats([m["completion_tokens"] for m in ok]),
+        "output_token_rate_per_request": stats([(m["completion_tokens"] or 0) / m["latency_s"] for m in ok if m["latency_s"]]),
+        "failures": dict(Counter(_failure_reason(m["error"]) for m in metrics if not m["success"])),
+        "usage_source": dict(sources),
+        "client_cpu_s": cpu_s, "client_cpu_share": (cpu_s / wall_s) if cpu_s is not None and wall_s > 0 else None,
+    }
+    if slo:
+        good = sum(1 for m in metrics if meets_slo(m, slo))
+        run["slo"] = {k: v for k, v in slo.items()}
+        run["goodput"] = good / wall
+        run["slo_attainment"] = good / n if n else 0.0
+    return run

@@ -1,0 +1,154 @@
+"""Perf outputs: DIR/perf.sqlite (a row per request and per run, written after each run),
+DIR/summary.json, the terminal tables, the best configuration and recommendations."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..types import PerfRecord
+from .metrics import PERCENTILES
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY, concurrency INTEGER, rate REAL, requests INTEGER, succeeded INTEGER,
+    failed INTEGER, duration_s REAL, request_throughput REAL, output_token_throughput REAL,
+    total_token_throughput REAL, summary_json TEXT);
+CREATE TABLE IF NOT EXISTS requests (
+    run_id INTEGER, idx INTEGER, scheduled_s REAL, sent_s REAL, ttft_s REAL, ttfc_s REAL, latency_s REAL,
+    prompt_tokens INTEGER, completion_tokens INTEGER, usage_source TEXT, itl_json TEXT, success INTEGER,
+    error TEXT, queue_delay_s REAL, tpot_s REAL, chunks INTEGER);
+"""
+
+
+class PerfStore:
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(path)
+        self.db.executescript(SCHEMA)
+
+    def add_run(self, run_id: int, run: dict[str, Any], records: list[PerfRecord], metrics: list[dict[str, Any]],
+                origin: float) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            self.db.execute("DELETE FROM requests WHERE run_id = ?", (run_id,))
+            self.db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            (run_id, run["concurrency"], run["rate"], run["requests"], run["succeeded"], run["failed"],
+                             run["duration_s"], run["request_throughput"], run["output_token_throughput"],
+                             run["total_token_throughput"], orjson.dumps(run).decode()))
+            self.db.executemany(
+                "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, r.index, r.scheduled - origin if r.scheduled else None, r.sent - origin if r.sent else None,
+                  m["ttft_s"], m["ttfc_s"], m["latency_s"], m["prompt_tokens"], m["completion_tokens"], m["usage_source"],
+                  orjson.dumps(m["itl_s"]).decode(), 1 if m["success"] else 0, m["error"], m["queue_delay_s"],
+                  m["tpot_s"], len(r.chunk_times)) for r, m in zip(records, metrics)])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def best_and_advice(runs: list[dict[str, Any]], in_process: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Best configuration and advice. ``in_process``: the model runs in the client process, so
+    client CPU is model compute and says nothing about the load generator."""
+    ok = [r for r in runs if r["succeeded"]]
+    label = lambda r: (f"rate {r['rate']:g} req/s" if r["rate"] is not None else f"concurrency {r['concurrency']}")  # noqa: E731
+    best: dict[str, Any] = {}
+    advice: list[str] = []
+    if not ok:
+        return best, ["No request succeeded: check the failures above."]
+    top = max(ok, key=lambda r: r["request_throughput"])
+    fast = min(ok, key=lambda r: r["latency_s"]["mean"] or float("inf"))
+    best["highest_rps"] = {"run": label(top), "value": top["request_throughput"]}
+    best["lowest_latency"] = {"run": label(fast), "value": fast["latency_s"]["mean"]}
+    if any("goodput" in r for r in ok):
+        good = max(ok, key=lambda r: r.get("goodput", 0.0))
+        best["best_goodput"] = {"run": label(good), "value": good.get("goodput")}
+    closed = sorted((r for r in ok if r["rate"] is None and r["concurrency"]), key=lambda r: r["concurrency"])
+    if len(closed) >= 2:
+        last, prev = closed[-1], closed[-2]
+        gain = last["request_throughput"] / prev["request_throughput"] if prev["request_throughput"] else 0
+        if top is last and gain > 1.1:
+            advice.append(f"Not saturated yet: throughput still grew {gain:.2f}x from concurrency {prev['concurrency']} "
+                          f"to {last['concurrency']}; try higher concurrency.")
+        elif gain < 1.05:
+            advice.append(f"Saturated: concurrency {last['concurrency']} gives no more throughput than "
+                          f"{prev['concurrency']} ({gain:.2f}x) but higher latency; serve near concurrency {top['concurrency']}.")
+    elif len(closed) == 1:
+        advice.append("Only one concurrency level: sweep several (e.g. --concurrency 1 8 32 64) to find the knee.")
+    for r in ok:
+        if r["failed"]:
+            advice.append(f"{label(r)}: {r['failed']} of {r['requests']} requests failed ({', '.join(f'{k} ×{v}' for k, v in r['failures'].items())}).")
+        if r["rate"] is not None and r.get("achieved_rate") and r["achieved_rate"] < 0.9 * r["rate"]:
+            advice.append(f"{label(r)}: the client sent only {r['achieved_rate']:.2f} req/s; use --workers to drive more load.")
+        if not in_process and (r.get("client_cpu_share") or 0) > 0.8:
+            advice.append(f"{label(r)}: the client used {r['client_cpu_share']:.0%} of a core and may be the bottleneck; "
+                          "add --workers.")
+        if r["usage_source"].get("tokenizer") or r["usage_source"].get("chunks"):
+            src = "the tokenizer" if r["usage_source"].get("tokenizer") else "one token per chunk (no tokenizer)"
+            advice.append(f"{label(r)}: the server sent no token usage; output tokens were counted with {src}.")
+    return best, list(dict.fromkeys(advice))
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    fmt = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([sep, fmt(header), sep.replace("-", "="), *[fmt(r) for r in rows], sep])
+
+
+def percentile_table(run: dict[str, Any]) -> str:
+    header = ["Percentile", "TTFT (s)", "ITL (s)", "TPOT (s)", "Latency (s)", "Input tokens", "Output tokens", "Output (tok/s)"]
+    rows = []
+    for p in PERCENTILES:
+        k = f"p{p}"
+        rows.append([f"{p}%", _fmt(run["ttft_s"][k], 4), _fmt(run["itl_s"][k], 4), _fmt(run["tpot_s"][k], 4),
+                     _fmt(run["latency_s"][k], 4), _fmt(run["input_tokens"][k], 0), _fmt(run["output_tokens"][k], 0),
+                     _fmt(run["output_token_rate_per_request"][k], 2)])
+    rows.append(["mean", _fmt(run["ttft_s"]["mean"], 4), _fmt(run["itl_s"]["mean"], 4), _fmt(run["tpot_s"]["mean"], 4),
+                 _fmt(run["latency_s"]["mean"], 4), _fmt(run["input_tokens"]["mean"], 1), _fmt(run["output_tokens"]["mean"], 1),
+                 _fmt(run["output_token_rate_per_request"]["mean"], 2)])
+    label = f"rate {run['rate']:g} req/s" if run["rate"] is not None else f"concurrency {run['concurrency']}"
+    head = (f"{label}: {run['succeeded']}/{run['requests']} ok in {run['duration_s']:.2f} s | "
+            f"{run['request_throughput']:.2f} req/s | {run['output_token_throughput']:.1f} output tok/s")
+    if run.get("goodput") is not None:
+        head += f" | goodput {run['goodput']:.2f} req/s ({run['slo_attainment']:.0%} within SLO)"
+    return head + "\n" + _table(header, rows)
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    runs = summary["runs"]
+    open_loop = any(r["rate"] is not None for r in runs)
+    header = ["Rate" if open_loop else "Conc.", "RPS", "Avg Lat.(s)", "P99 Lat.(s)", "Gen. toks/s", "Avg TTFT(s)",
+              "P99 TTFT(s)", "Avg TPOT(s)", "P99 TPOT(s)", "Success"]
+    rows = []
+    for r in runs:
+        rows.append([_fmt(r["rate"], 2) if open_loop else str(r["concurrency"]), _fmt(r["request_throughput"], 2),
+                     _fmt(r["latency_s"]["mean"]), _fmt(r["latency_s"]["p99"]), _fmt(r["output_token_throughput"], 2),
+                     _fmt(r["ttft_s"]["mean"]), _fmt(r["ttft_s"]["p99"]), _fmt(r["tpot_s"]["mean"]),
+                     _fmt(r["tpot_s"]["p99"]), f"{100 * r['success_rate']:.1f}%"])
+    lines = [f"Performance summary: {summary['model']} ({summary.get('url') or summary.get('backend')})",
+             _table(header, rows), "Best configuration:"]
+    names = {"highest_rps": "Highest RPS", "lowest_latency": "Lowest latency", "best_goodput": "Best goodput"}
+    for key, b in summary.get("best", {}).items():
+        unit = "req/s" if key != "lowest_latency" else "s mean latency"
+        lines.append(f"  {names[key]:<15} {b['run']} ({b['value']:.3f} {unit})")
+    if summary.get("recommendations"):
+        lines.append("Recommendations:")
+        lines += [f"  • {a}" for a in summary["recommendations"]]
+    return "\n".join(lines)
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    tmp.replace(path)

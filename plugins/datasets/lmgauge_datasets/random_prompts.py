@@ -1,0 +1,88 @@
+"""``--dataset random``: prompts of exactly the requested number of tokens.
+
+Each prompt is ``--prefix-length`` shared tokens followed by L random tokens, L drawn
+uniformly from ``[--min-prompt-length, --max-prompt-length]`` (seeded). Tokens are drawn from
+"whole word" vocabulary entries (a leading space plus 2–12 letters, each re-encoding to itself),
+so the decoded text re-tokenizes to the same count; every prompt is re-tokenized and corrected
+until its length is exact, and a prompt that cannot be made exact is an error, not a silent
+approximation. Lengths count the user text, not the chat template the server adds.
+"""
+from __future__ import annotations
+
+import random
+import re
+from typing import Iterator
+
+from lmgauge import hookimpl
+from lmgauge.errors import ConfigError
+from lmgauge.types import GenerationRequest
+
+from .base import TextDataset, make_request
+
+WORD = re.compile(r"^ [A-Za-z]{2,12}$")
+
+
+def word_tokens(tok, limit: int = 4000) -> list[int]:
+    """Token ids that decode to ' word' and re-encode to exactly themselves."""
+    special = tok.special_ids()
+    out = []
+    for tid in range(min(tok.vocab_size, 120_000)):
+        if tid in special:
+            continue
+        try:
+            text = tok.decode([tid])
+        except Exception:  # noqa: BLE001 - holes in some vocabularies
+            continue
+        if WORD.match(text) and tok.encode(text) == [tid]:
+            out.append(tid)
+            if len(out) >= limit:
+                break
+    if len(out) < 50:
+        raise ConfigError(f"tokenizer {tok.name} has too few plain word tokens to build random prompts",
+                          "use another --tokenizer (e.g. cl100k_base)")
+    return out
+
+
+def exact_text(tok, rng: random.Random, words: list[int], length: int, prefix: str = "") -> str:
+    """Text of exactly ``length`` tokens after ``prefix`` (whose tokens are counted apart)."""
+    base = len(tok.encode(prefix)) if prefix else 0
+    ids = [rng.choice(words) for _ in range(length)]
+    for _ in range(20):
+        text = prefix + tok.decode(ids)
+        got = len(tok.encode(text)) - base
+        if got == length:
+            return text
+        if got > length:
+            ids = ids[: max(0, len(ids) - (got - length))]
+        else:
+            ids += [rng.choice(words) for _ in range(length - got)]
+    raise ConfigError(f"could not build a prompt of exactly {length} tokens with tokenizer {tok.name}",
+                      "try another --tokenizer")
+
+
+class RandomDataset(TextDataset):
+    name = "random"
+    description = "random prompts of exact token length (--min/--max-prompt-length, --prefix-length, --tokenizer)"
+
+    def requests(self, count: int) -> Iterator[GenerationRequest]:
+        o = self.options
+        tok = o.get("tokenizer")
+        if tok is None:
+            raise ConfigError("--dataset random needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+        lo = int(o.get("min_prompt_length") or 0)
+        hi = int(o.get("max_prompt_length") or 0)
+        if lo <= 0 or hi <= 0:
+            raise ConfigError("--dataset random needs --min-prompt-length and --max-prompt-length (tokens)",
+                              "e.g. --min-prompt-length 1024 --max-prompt-length 1024")
+        if lo > hi:
+            raise ConfigError(f"--min-prompt-length {lo} is larger than --max-prompt-length {hi}")
+        rng = random.Random(o.get("seed", 0))
+        words = word_tokens(tok)
+        prefix = exact_text(tok, rng, words, int(o.get("prefix_length") or 0)) if o.get("prefix_length") else ""
+        for i in range(count):
+            yield make_request(exact_text(tok, rng, words, rng.randint(lo, hi), prefix), o, i)
+
+
+@hookimpl
+def register_perf_datasets(register):
+    register(RandomDataset)

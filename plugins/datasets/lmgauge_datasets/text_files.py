@@ -1,0 +1,64 @@
+"""``--dataset line_by_line`` (one prompt per non-empty line of a text file) and
+``--dataset custom`` (JSONL rows with ``prompt`` text or chat ``messages``)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lmgauge import hookimpl
+from lmgauge.errors import ConfigError, DataError
+
+from .base import TextDataset
+
+
+def _path(options, name: str) -> Path:
+    path = options.get("dataset_path")
+    if not path:
+        raise ConfigError(f"--dataset {name} needs --dataset-path FILE")
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"--dataset-path {path}: no such file", "check the path")
+    return p
+
+
+class LineByLine(TextDataset):
+    name = "line_by_line"
+    description = "one prompt per line of --dataset-path"
+
+    def prompts(self):
+        lines = [l.strip() for l in _path(self.options, self.name).read_text(encoding="utf-8").splitlines()]
+        lines = [l for l in lines if l]
+        if not lines:
+            raise DataError(f"--dataset-path {self.options['dataset_path']} has no non-empty lines")
+        return [(l, None) for l in lines]
+
+
+class Custom(TextDataset):
+    name = "custom"
+    description = "JSONL rows with `prompt` or `messages` (--dataset-path)"
+
+    def prompts(self):
+        p = _path(self.options, self.name)
+        out = []
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise DataError(f"{p}: line {n} is not valid JSON", "one JSON object per line") from None
+            if isinstance(row, dict) and isinstance(row.get("messages"), list):
+                out.append((None, row["messages"]))
+            elif isinstance(row, dict) and isinstance(row.get("prompt"), str):
+                out.append((row["prompt"], None))
+            else:
+                raise DataError(f"{p}: line {n} has neither `prompt` (text) nor `messages` (list)")
+        if not out:
+            raise DataError(f"{p}: no rows")
+        return out
+
+
+@hookimpl
+def register_perf_datasets(register):
+    register(LineByLine)
+    register(Custom)
