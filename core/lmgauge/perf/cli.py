@@ -160,11 +160,8 @@ def run_perf(kw: dict[str, Any]) -> Path:
     from ..config import redact, resolve_api_key
     from ..interfaces import BackendConfig
     from ..plugins import get_manager
-    from ..tokenizers import from_hf, load_tokenizer
-    from .loadgen import cpu_seconds, run_load, run_workers
-    from .metrics import aggregate, parse_slo, request_metrics
-    from .requests import make_request
-    from .output import PerfStore, best_and_advice, percentile_table, summary_table, write_summary
+    from ..tokenizers import load_tokenizer
+    from .metrics import parse_slo
 
     validate(kw)
     levels = plan_levels(kw)
@@ -189,17 +186,32 @@ def run_perf(kw: dict[str, Any]) -> Path:
     saved = redact({k: v for k, v in kw.items() if k != "api_key"})
     (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
+    tok_spec = kw.get("tokenizer")
+    tok = load_tokenizer(tok_spec) if tok_spec else None
     backend = backend_cls(bconf)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(backend.start())
-    tok = None
-    tok_spec = kw.get("tokenizer")
-    if tok_spec:
-        tok = load_tokenizer(tok_spec)
-    elif getattr(backend, "tokenizer", None) is not None and hasattr(backend.tokenizer, "encode"):
-        tok = from_hf(backend.tokenizer, kw["model"])
-    elif kw.get("dataset") == "random" and not kw.get("prompt"):
+    try:
+        loop.run_until_complete(backend.start())
+        return _sweep(kw, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, out, saved, api, workers, dataset_cls)
+    finally:
+        try:
+            loop.run_until_complete(backend.close())
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+
+
+def _sweep(kw, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, out, saved, api, workers, dataset_cls) -> Path:
+    from ..tokenizers import from_hf, load_tokenizer
+    from .loadgen import cpu_seconds, run_load, run_workers
+    from .metrics import aggregate, request_metrics
+    from .output import PerfStore, best_and_advice, percentile_table, summary_table, write_summary
+    from .requests import make_request
+
+    if tok is None and hasattr(getattr(backend, "tokenizer", None), "encode"):
+        tok = from_hf(backend.tokenizer, kw["model"])  # an in-process backend's own tokenizer
+    if tok is None and kw.get("dataset") == "random" and not kw.get("prompt"):
         tok_spec = "cl100k_base"
         tok = load_tokenizer(tok_spec)
         click.echo("note: --dataset random without --tokenizer: prompt lengths are cl100k_base tokens", err=True)
@@ -266,12 +278,6 @@ def run_perf(kw: dict[str, Any]) -> Path:
                 break
     finally:
         store.close()
-        try:
-            if workers == 1:
-                loop.run_until_complete(backend.close())
-        finally:
-            loop.close()
-            asyncio.set_event_loop(None)
     click.echo(summary_table(summary))
     click.echo(f"run folder: {out}")
     if interrupted:
