@@ -44,6 +44,17 @@ def main() -> None:
     def sse(obj) -> bytes:
         return chunk_bytes(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
 
+    cache: dict = {}
+
+    def chunk_for(key: str, step: int) -> bytes:
+        """The SSE bytes of one chunk, encoded once (keeps the server cheap under load)."""
+        if (key, step) not in cache:
+            piece = " tok" * step
+            choice = {"index": 0, "text": piece, "finish_reason": None} if key == "text" else \
+                {"index": 0, "delta": {key: piece}, "finish_reason": None}
+            cache[key, step] = sse({"choices": [choice]})
+        return cache[key, step]
+
     class Proto(asyncio.Protocol):
         def connection_made(self, transport):
             self.t = transport
@@ -110,12 +121,7 @@ def main() -> None:
             k = 0
             while sent < n_tokens and fault != "empty":
                 step = min(args.tokens_per_chunk, n_tokens - sent)
-                piece = " tok" * step
-                if chat:
-                    key = "reasoning_content" if sent < args.reasoning else "content"
-                    choice = {"index": 0, "delta": {key: piece}, "finish_reason": None}
-                else:
-                    choice = {"index": 0, "text": piece, "finish_reason": None}
+                key = ("reasoning_content" if sent < args.reasoning else "content") if chat else "text"
                 if fault == "malformed" and k == 2:
                     self.t.write(sse(b'{"choices": [{"delta": '))
                     return
@@ -124,7 +130,7 @@ def main() -> None:
                     return
                 if fault == "stall" and k == 2:
                     await asyncio.sleep(3600)
-                self.t.write(sse({"choices": [choice]}))
+                self.t.write(chunk_for(key, step))
                 now = perf()
                 first = first if first is not None else now
                 last = now
@@ -139,7 +145,7 @@ def main() -> None:
                 return
             self.t.write(sse(b"[DONE]") + b"0\r\n\r\n")
             if log is not None:
-                log.write(json.dumps({"start": t0, "first": first, "last": last, "tokens": sent}) + "\n")
+                log.write(json.dumps({"start": t0, "first": first, "last": last, "tokens": sent, "prompt": text[:60]}) + "\n")
 
     async def serve():
         loop = asyncio.get_running_loop()
