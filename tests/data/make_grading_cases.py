@@ -121,6 +121,41 @@ c("The correct statement is about Avogadro.", "A", False, None, "no explicit cho
 c("</think>ANSWER: D", "D", True, "D", "unpaired close tag")
 c("C", "C", True, "C", "bare letter")
 
+# --- more thinking-tag shapes
+m(r"\boxed{5} <think>let me think again, and then the output stopped", "5", False, None, "a box before an unclosed <think> is not an answer")
+m(r"<think>a</think> So \boxed{6}. <think>second thoughts \boxed{5}", "6", True, "6", "thinking reopened after the answer and never closed")
+m("<think>\nLet me compute 2+3 = \\boxed{5}.\n</think>\n\n**Final Answer**\n\\[\n\\boxed{5}\n\\]", "5", True, "5", "R1 style final answer block")
+m(r"<think>\boxed{5}</think>", "5", False, None, "nothing after the thinking")
+m(r"\boxed{5} then \boxed{}", "5", True, "5", "an empty box is skipped")
+m(r"\boxed{\begin{pmatrix} 1 \\ 2 \\}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False, None, "line break before the closing brace is not an escaped brace")
+# --- prose after "the answer is"
+m("The answer is not 5.", "5", False, None, "prose is not an answer")
+m("The answer is 5 apples.", "5", False, None, "prose with a number is not extracted")
+m("Final answer: $x = 3$", "3", True, "x = 3", "final answer line with dollars")
+# --- more equivalences and near misses
+m(r"\boxed{2\sqrt{2}}", "\\sqrt{8}", True, None, "simplified radical")
+m(r"\boxed{[1,2]}", "(1,2)", False, None, "closed interval is not the open one")
+m(r"\boxed{5m}", "5", True, None, "math-verify reads a glued trailing m as a unit (5 metres)")
+m(r"\boxed{f \circ g}", "fg", False, None, "composition is not a product")
+m(r"\boxed{\frac{\sqrt{3}}{2}}", "\\dfrac{\\sqrt3}{2}", True, None, "dfrac in the gold")
+m(r"\boxed{\left[ -1, \dfrac{1}{2} \right)}", "[-1,\\frac{1}{2})", True, None, "left/right with dfrac inside an interval")
+m(r"\boxed{(0, -3)}", "(0,-3)", True, None, "point with spaces")
+m(r"\boxed{90^\circ}", "90^\\circ", True, "90^\\circ", "degrees on both sides")
+m(r"\boxed{2^{100}}", "2^{100}", True, None, "big power, exact")
+m(r"\boxed{9^{9^{9^8}}}", "9^{9^{9^9}}", False, None, "a tower math-verify cannot evaluate in time")
+# --- more integers
+i(r"\boxed{\frac{50}{2}}", "25", True, None, "a fraction equal to the integer")
+i(r"\boxed{25.5}", "25", False, None, "not an integer")
+i(r"\boxed{0}", "000", True, "0", "zero padded zero")
+# --- more GPQA styles
+c("Reasoning...\nANSWER: (C)", "C", True, "C", "letter in parentheses")
+c("Reasoning...\nANSWER: B) 4 eV", "B", True, "B", "letter with its option text")
+c("Reasoning...\nAnswer: a mass of 5 kg is the key quantity.", "A", False, None, "the article a is not a letter")
+c("Reasoning...\nThe final answer is $\\boxed{B}$", "B", True, "B", "boxed letter in dollars")
+c("Final Answer: **b**", "B", True, "B", "bold lower-case letter")
+c("<think>\nThe answer is (A).\n</think>\nThe answer is (D).", "D", True, "D", "think then stated choice")
+c("<think>I pick ANSWER: B and then the output was cut", "B", False, None, "unclosed think has no answer")
+
 with open("tests/data/grading_cases.jsonl", "w") as fh:
     for x in C:
         fh.write(json.dumps(x, ensure_ascii=False) + "\n")
