@@ -1,0 +1,9 @@
+"""Registers ``aime24`` (see aime.py)."""
+from lmgauge import hookimpl
+
+from .aime import Aime24
+
+
+@hookimpl
+def register_benchmarks(register):
+    register(Aime24())

@@ -1,0 +1,9 @@
+"""Registers ``aime25`` (see aime.py)."""
+from lmgauge import hookimpl
+
+from .aime import Aime25
+
+
+@hookimpl
+def register_benchmarks(register):
+    register(Aime25())
