@@ -191,9 +191,23 @@ def normalize_math(s: str) -> str:
     return s
 
 
-def _as_number(s: str) -> Fraction | None:
-    if _NUMBER.fullmatch(s):
-        return Fraction(s)
+_RATIO = re.compile(r"([+-]?)(?:\\frac\{([+-]?\d+)\}\{([+-]?\d+)\}|\\frac(\d)(\d)|(\d+)/(\d+))")
+
+
+def _as_number(s: str) -> tuple[Fraction, bool] | None:
+    """``(value, exact)`` of a normalized answer that is a plain number or a fraction of
+    integers (``-\\frac{3}{4}``, ``\\frac34``, ``3/4``); ``exact`` is False for decimals."""
+    try:
+        if _NUMBER.fullmatch(s):
+            return Fraction(s), "." not in s
+        m = _RATIO.fullmatch(s)
+        if m:
+            sign, a, b, c, d, e, f = m.groups()
+            num, den = (a, b) if a is not None else (c, d) if c is not None else (e, f)
+            value = Fraction(int(num), int(den))
+            return (-value if sign == "-" else value), True
+    except (ValueError, ZeroDivisionError):
+        return None
     return None
 
 # ---------------------------------------------------------------------------- math-verify
@@ -229,7 +243,8 @@ def _verify(pred: str, gold: str, timeout: int | None) -> tuple[bool, str | None
 
 
 def math_equal(pred: str, gold: str, timeout_s: int = TIMEOUT_S) -> tuple[bool, str | None]:
-    """``(equal, detail)``: the normalized fast path, exact comparison of plain numbers, then
+    """``(equal, detail)``: the normalized fast path, exact comparison when both sides are plain
+    numbers or fractions of integers, then
     math-verify (gold parsed first, each step limited to ``timeout_s`` seconds; a timeout gives
     ``(False, "math-verify timeout")``). Results are cached per process."""
     a, b = normalize_math(pred), normalize_math(gold)
@@ -237,9 +252,9 @@ def math_equal(pred: str, gold: str, timeout_s: int = TIMEOUT_S) -> tuple[bool, 
         return True, None
     x, y = _as_number(a), _as_number(b)
     if x is not None and y is not None:
-        if x == y:
+        if x[0] == y[0]:
             return True, None
-        if x.denominator == 1 and y.denominator == 1:  # two different integers
+        if x[1] and y[1]:  # two different rationals, no decimals (math-verify rounds those)
             return False, None
     return _verify(pred, gold, _timeout_arg(timeout_s))
 
