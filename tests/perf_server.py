@@ -1,27 +1,52 @@
 """A streaming OpenAI-compatible server with known timings, for perf tests and benchmarks.
 
-``python bench/stream_server.py [--ttft 0.05] [--itl 0.01] [--tokens 128] [--tokens-per-chunk 1]
-[--no-usage] [--log FILE] [--reasoning N]`` prints ``PORT <n>``.
+``python tests/perf_server.py [--ttft 0.05] [--itl 0.01] [--tokens 128] [--tokens-per-chunk 1]
+[--no-usage] [--reasoning N] [--log FILE] [--crlf] [--split] [--cpu K]`` prints ``PORT <n>``.
 
 Built on a raw asyncio Protocol (HTTP/1.1 keep-alive, chunked SSE) so that it costs far less
-CPU than the client under test. Each request: sleep ``--ttft``, then ``--tokens`` tokens in
-chunks of ``--tokens-per-chunk``, one chunk every ``--itl`` seconds (``--reasoning N`` sends the
-first N tokens as ``reasoning_content``), then a usage chunk (unless ``--no-usage``) and
-``[DONE]``. With ``--log`` it appends, per request, the ``time.perf_counter()`` at which it wrote
-the first chunk and the last one: the truth the client's TTFT is compared to.
+CPU than the client under test; with no delays the whole response is one precomputed write.
 
-Faults, chosen by a marker in the prompt: ``FAULT:500`` (HTTP 500), ``FAULT:reset`` (close the
-connection mid-stream), ``FAULT:stall`` (stop sending), ``FAULT:malformed`` (a broken data
-line), ``FAULT:nodone`` (end without ``[DONE]``), ``FAULT:empty`` (no content chunks).
+Each request: sleep ``--ttft``, then ``max_tokens`` (else ``--tokens``) tokens, ``" tok"`` each
+(one cl100k token), in chunks of ``--tokens-per-chunk``, chunk k written at
+``start + ttft + k * itl`` (``--reasoning N`` sends the first N tokens as ``reasoning_content``),
+then a usage chunk (unless ``--no-usage``), then ``[DONE]``. ``--crlf`` separates events with
+``\\r\\n\\r\\n``; ``--split`` writes every event in two pieces 2 ms apart (cut mid-JSON), to test
+the client's buffering. ``--cpu K`` pins the server to core K.
+
+With ``--log`` it appends one JSON line per request: ``start`` (request parsed), ``first`` and
+``last`` (``time.perf_counter()`` right after writing the first and last content chunk — the
+truth the client's TTFT is compared to; the clock is CLOCK_MONOTONIC, shared by processes),
+``tokens``, ``prompt`` (first 200 characters), ``body`` (the request without messages/prompt)
+and ``auth`` (whether an Authorization header came).
+
+Faults, chosen by a marker in the prompt text: ``FAULT:500`` (HTTP 500), ``FAULT:reset``
+(close the connection after two chunks), ``FAULT:stall`` (stop sending after two chunks),
+``FAULT:malformed`` (a broken data line), ``FAULT:nodone`` (end without ``[DONE]``),
+``FAULT:empty`` (no content chunks), ``FAULT:errchunk`` (an ``{"error": ...}`` event mid-stream),
+``FAULT:json`` (answer with a non-streaming JSON body although a stream was asked for).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import re
 import time
 
+try:
+    import orjson
+
+    dumps = orjson.dumps
+    loads = orjson.loads
+except ImportError:  # pragma: no cover - the server also runs under a plain python
+    def dumps(obj) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    loads = json.loads
+
 perf = time.perf_counter
+FAULT = re.compile(r"FAULT:([a-z0-9]+)")
 
 
 def main() -> None:
@@ -34,126 +59,186 @@ def main() -> None:
     ap.add_argument("--no-usage", action="store_true")
     ap.add_argument("--model", default="perf-model")
     ap.add_argument("--log", default=None)
+    ap.add_argument("--crlf", action="store_true")
+    ap.add_argument("--split", action="store_true")
+    ap.add_argument("--cpu", type=int, default=None)
+    ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
     log = open(args.log, "a", buffering=1) if args.log else None
-    models = json.dumps({"data": [{"id": args.model}]}).encode()
+    models = dumps({"object": "list", "data": [{"id": args.model, "object": "model"}]})
+    sep = b"\r\n\r\n" if args.crlf else b"\n\n"
+    delays = bool(args.ttft or args.itl or args.split)
 
-    def chunk_bytes(payload: bytes) -> bytes:
+    def chunked(payload: bytes) -> bytes:
         return b"%x\r\n%s\r\n" % (len(payload), payload)
 
-    def sse(obj) -> bytes:
-        return chunk_bytes(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
+    def event(obj) -> bytes:
+        return b"data: " + (obj if isinstance(obj, bytes) else dumps(obj)) + sep
 
-    cache: dict = {}
+    def response(status: str, body: bytes, ctype: bytes = b"application/json") -> bytes:
+        return b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+            status.encode(), ctype, len(body), body)
 
-    def chunk_for(key: str, step: int) -> bytes:
-        """The SSE bytes of one chunk, encoded once (keeps the server cheap under load)."""
-        if (key, step) not in cache:
-            piece = " tok" * step
-            choice = {"index": 0, "text": piece, "finish_reason": None} if key == "text" else \
-                {"index": 0, "delta": {key: piece}, "finish_reason": None}
-            cache[key, step] = sse({"choices": [choice]})
-        return cache[key, step]
+    STREAM_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    END = chunked(event(b"[DONE]")) + b"0\r\n\r\n"
+
+    def pieces(n_tokens: int, chat: bool) -> list[bytes]:
+        """The content events of one response (each a complete SSE event, unframed)."""
+        out, sent = [], 0
+        while sent < n_tokens:
+            step = min(args.tokens_per_chunk, n_tokens - sent)
+            text = " tok" * step
+            if chat:
+                key = "reasoning_content" if sent < args.reasoning else "content"
+                choice = {"index": 0, "delta": {key: text}, "finish_reason": None}
+            else:
+                choice = {"index": 0, "text": text, "finish_reason": None}
+            if sent + step >= n_tokens:
+                choice["finish_reason"] = "length"
+            out.append(event({"id": "c", "object": "chat.completion.chunk", "model": args.model, "choices": [choice]}))
+            sent += step
+        return out
+
+    def usage_event(n_tokens: int) -> bytes:
+        return event({"id": "c", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens,
+                                                            "total_tokens": 10 + n_tokens}})
+
+    fast_cache: dict[tuple[int, bool], bytes] = {}
+
+    def fast_response(n_tokens: int, chat: bool) -> bytes:
+        key = (n_tokens, chat)
+        data = fast_cache.get(key)
+        if data is None:
+            body = b"".join(pieces(n_tokens, chat)) + (b"" if args.no_usage else usage_event(n_tokens))
+            data = fast_cache[key] = STREAM_HEAD + chunked(body) + END
+        return data
 
     class Proto(asyncio.Protocol):
         def connection_made(self, transport):
             self.t = transport
             self.buf = b""
             self.busy = False
+            self.headers = b""
 
         def data_received(self, data):
-            self.buf += data
+            self.buf = self.buf + data if self.buf else data
             self.pump()
 
+        def connection_lost(self, exc):
+            self.busy = True  # stop pumping
+
         def pump(self):
-            if self.busy:
-                return
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buf[:end].decode("latin-1")
-            length = 0
-            for line in head.split("\r\n")[1:]:
-                k, _, v = line.partition(":")
-                if k.strip().lower() == "content-length":
-                    length = int(v)
-            if len(self.buf) < end + 4 + length:
-                return
-            body = self.buf[end + 4:end + 4 + length]
-            self.buf = self.buf[end + 4 + length:]
-            if head.startswith("GET"):
-                self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(models), models))
-                return self.pump()
-            self.busy = True
-            asyncio.ensure_future(self.serve(json.loads(body)))
+            while not self.busy:
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = self.buf[:end]
+                length = 0
+                i = head.lower().find(b"content-length:")
+                if i >= 0:
+                    j = head.find(b"\r\n", i)
+                    length = int(head[i + 15:j if j > 0 else None])
+                if len(self.buf) < end + 4 + length:
+                    return
+                body = self.buf[end + 4:end + 4 + length]
+                self.buf = self.buf[end + 4 + length:]
+                if head.startswith(b"GET"):
+                    self.t.write(response("200 OK", models))
+                    continue
+                req = loads(body)
+                if not delays and log is None and b"FAULT:" not in body and req.get("stream"):
+                    self.t.write(fast_response(int(req.get("max_tokens") or args.tokens), "messages" in req))
+                    continue
+                self.busy = True
+                self.headers = head
+                asyncio.ensure_future(self.serve(req))
 
         async def serve(self, req):
             try:
-                await self.stream(req)
+                await self.respond(req)
             finally:
-                self.busy = False
                 if not self.t.is_closing():
+                    self.busy = False
                     self.pump()
 
-        async def stream(self, req):
-            text = json.dumps(req.get("messages") or req.get("prompt"))
-            fault = text.split("FAULT:", 1)[1][:9].strip('"\\ ]}') if "FAULT:" in text else None
+        async def respond(self, req):
+            t0 = perf()
             chat = "messages" in req
+            text = json.dumps(req.get("messages") if chat else req.get("prompt"))
+            m = FAULT.search(text)
+            fault = m.group(1) if m else None
             n_tokens = int(req.get("max_tokens") or args.tokens)
+            record = {"start": t0, "first": None, "last": None, "tokens": 0, "prompt": text[:200],
+                      "body": {k: v for k, v in req.items() if k not in ("messages", "prompt")},
+                      "auth": b"\r\nauthorization:" in self.headers.lower()}
             if fault == "500":
-                body = b'{"error": {"message": "boom"}}'
-                self.t.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                self.t.write(response("500 Internal Server Error", b'{"error": {"message": "boom"}}'))
                 return
-            if not req.get("stream"):
-                await asyncio.sleep(args.ttft + args.itl * max(0, n_tokens // args.tokens_per_chunk - 1))
+            if fault == "json" or not req.get("stream"):
+                await asyncio.sleep(args.ttft + args.itl * max(0, -(-n_tokens // args.tokens_per_chunk) - 1))
                 content = " tok" * n_tokens
                 msg = {"message": {"role": "assistant", "content": content}} if chat else {"text": content}
-                body = json.dumps({"choices": [{"index": 0, **msg, "finish_reason": "length"}],
-                                   "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens}}).encode()
-                self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                self.t.write(response("200 OK", dumps({"choices": [{"index": 0, **msg, "finish_reason": "length"}],
+                                                       "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens}})))
+                record["first"] = record["last"] = perf()
+                record["tokens"] = n_tokens
+                self._log(record)
                 return
-            self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-            t0 = perf()
-            if args.ttft:
-                await asyncio.sleep(max(0.0, t0 + args.ttft - perf()))
-            first = last = None
-            sent = 0
-            k = 0
-            while sent < n_tokens and fault != "empty":
-                step = min(args.tokens_per_chunk, n_tokens - sent)
-                key = ("reasoning_content" if sent < args.reasoning else "content") if chat else "text"
-                if fault == "malformed" and k == 2:
-                    self.t.write(sse(b'{"choices": [{"delta": '))
+            self.t.write(STREAM_HEAD)
+            events = [] if fault == "empty" else pieces(n_tokens, chat)
+            for k, ev in enumerate(events):
+                due = t0 + args.ttft + args.itl * k
+                if due > perf():
+                    await asyncio.sleep(due - perf())
+                if self.t.is_closing():  # the client went away
                     return
-                if fault == "reset" and k == 2:
-                    self.t.close()
+                if k == 2 and fault == "malformed":
+                    self.t.write(chunked(b'data: {"choices": [{"delta": ' + sep))
+                    break
+                if k == 2 and fault == "reset":
+                    self.t.abort()
                     return
-                if fault == "stall" and k == 2:
+                if k == 2 and fault == "stall":
                     await asyncio.sleep(3600)
-                self.t.write(chunk_for(key, step))
+                if k == 2 and fault == "errchunk":
+                    self.t.write(chunked(event({"error": {"message": "out of memory", "code": 500}})))
+                    break
+                if args.split:
+                    cut = len(ev) // 2
+                    self.t.write(chunked(ev[:cut]))
+                    await asyncio.sleep(0.002)
+                    self.t.write(chunked(ev[cut:]))
+                else:
+                    self.t.write(chunked(ev))
                 now = perf()
-                first = first if first is not None else now
-                last = now
-                sent += step
-                k += 1
-                if args.itl and sent < n_tokens:
-                    await asyncio.sleep(max(0.0, t0 + args.ttft + args.itl * k - perf()))
+                if record["first"] is None:
+                    record["first"] = now
+                record["last"] = now
+                record["tokens"] = min(n_tokens, (k + 1) * args.tokens_per_chunk)
             if not args.no_usage:
-                self.t.write(sse({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": sent}}))
+                self.t.write(chunked(usage_event(record["tokens"])))
             if fault == "nodone":
                 self.t.write(b"0\r\n\r\n")
-                return
-            self.t.write(sse(b"[DONE]") + b"0\r\n\r\n")
+            else:
+                self.t.write(END)
+            self._log(record)
+
+        def _log(self, record):
             if log is not None:
-                log.write(json.dumps({"start": t0, "first": first, "last": last, "tokens": sent, "prompt": text[:60]}) + "\n")
+                log.write(json.dumps(record) + "\n")
 
     async def serve():
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(Proto, "127.0.0.1", 0, backlog=4096)
+        server = await loop.create_server(Proto, "127.0.0.1", args.port, backlog=4096)
         print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
         await server.serve_forever()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def stream_server():
     procs = []
 
     def start(*args: str) -> str:
-        p = subprocess.Popen([sys.executable, str(REPO / "bench" / "stream_server.py"), *args],
+        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), *args],
                              stdout=subprocess.PIPE, text=True)
         procs.append(p)
         port = int(p.stdout.readline().split()[1])

@@ -1,98 +1,76 @@
 """The load generator.
 
-- Closed loop (``--concurrency N``): N workers each send the next request as soon as their
-  previous one ends; a request's scheduled time is the moment a worker takes it.
-- Open loop (``--rate R``): arrival times are drawn up front (seeded) from a Poisson process,
-  or a gamma process with shape ``--burstiness`` (1 = Poisson, < 1 burstier); each request is
-  scheduled at its arrival time whether or not earlier ones finished (``--concurrency`` then
-  caps requests in flight; waiting for a slot shows as queue delay).
-- ``--duration S`` stops scheduling new requests after S seconds.
-- ``--workers N`` runs the same load split over N processes (requests dealt round-robin,
-  concurrency and rate divided), started together behind a barrier; their records are merged.
-  ``perf_counter`` is CLOCK_MONOTONIC on Linux, shared by all processes, so stamps compare.
-
-Records land in a caller-owned list as they finish, so Ctrl-C keeps what was measured.
+- Closed loop (``--concurrency N``): N client loops each send the next request as soon as their
+  previous one ends; a request's scheduled time is the moment a loop takes it.
+- Open loop (``--rate R``): arrival times come from a seeded Poisson process, or a gamma
+  process with shape ``--burstiness`` (1 = Poisson, < 1 burstier, > 1 more regular); each
+  request is scheduled at its arrival time whether or not earlier ones finished (one
+  ``--concurrency`` value then caps requests in flight: waiting for a slot is queue delay).
+- ``--duration S`` stops scheduling new requests S seconds after the start; requests in flight
+  finish.
+- ``--workers N`` runs the same load in N processes: request i (and, open loop, its arrival
+  time) goes to process i mod N, closed-loop concurrency is divided, every process rebuilds the
+  same seeded request list and takes its share, and all start at one agreed
+  ``perf_counter`` instant (CLOCK_MONOTONIC on Linux: one clock for all processes). Merged
+  records are exactly those of a one-process run: same indices, same schedule.
+- Ctrl-C stops scheduling, abandons requests in flight (they are not counted) and returns what
+  finished; with workers the parent tells the processes to stop and collects their records.
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing as mp
 import os
 import random
+import signal
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
 
 from ..interfaces import Backend, BackendConfig
 from ..types import GenerationRequest, PerfRecord
 
+PREBUILD = 20_000  # requests built before the clock starts (the rest lazily)
+
+
+def arrivals(rate: float, burstiness: float = 1.0, seed: int = 0) -> Iterator[float]:
+    """Arrival offsets (seconds from the start) of an open-loop run: gamma-distributed gaps
+    with shape ``burstiness`` and mean ``1/rate`` (shape 1 = exponential = Poisson)."""
+    rng = random.Random(seed)
+    theta = 1.0 / (rate * burstiness)
+    t = 0.0
+    while True:
+        t += rng.gammavariate(burstiness, theta)
+        yield t
+
 
 def arrival_times(count: int, rate: float, burstiness: float = 1.0, seed: int = 0) -> list[float]:
-    rng = random.Random(seed)
-    t, out = 0.0, []
-    theta = 1.0 / (rate * burstiness)
-    for _ in range(count):
-        t += rng.gammavariate(burstiness, theta)
-        out.append(t)
-    return out
+    return list(itertools.islice(arrivals(rate, burstiness, seed), count))
 
 
-async def run_load(backend: Backend, requests: list[GenerationRequest], out: list[PerfRecord], *,
-                   concurrency: int | None, rate: float | None, burstiness: float = 1.0,
-                   duration: float | None = None, seed: int = 0, first_index: int = 0,
-                   on_done=None) -> float:
-    """Send ``requests``; append finished records to ``out``; return the wall time."""
-    perf = time.perf_counter
-    start = perf()
-    deadline = start + duration if duration else None
+@dataclass
+class Load:
+    """One level of a sweep, as the load generator sees it (picklable)."""
 
-    async def one(i: int, req: GenerationRequest, scheduled: float) -> None:
-        rec = PerfRecord(index=first_index + i, scheduled=scheduled)
-        try:
-            await backend.stream(req, rec)
-        except asyncio.CancelledError:
-            rec.end = rec.end or perf()
-            rec.error = rec.error or "cancelled (interrupted)"
-            out.append(rec)
-            raise
-        except Exception as exc:  # noqa: BLE001 - a backend bug must not end the run
-            rec.end = rec.end or perf()
-            rec.error = f"client error: {exc.__class__.__name__}: {exc}"[:200]
-        out.append(rec)
-        if on_done is not None:
-            on_done(rec)
+    count: int                       # requests (upper bound when duration is set)
+    concurrency: int | None = None   # closed loop, or the in-flight cap of an open loop
+    rate: float | None = None        # open loop when set
+    burstiness: float = 1.0
+    duration: float | None = None
+    seed: int = 0
+    shard: int = 0                   # this process takes requests i with i % shards == shard
+    shards: int = 1
 
-    if rate is None:
-        it = iter(enumerate(requests))
 
-        async def worker() -> None:
-            for i, req in it:
-                now = perf()
-                if deadline is not None and now >= deadline:
-                    return
-                await one(i, req, now)
-
-        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency or 1, len(requests))))))
-    else:
-        sem = asyncio.Semaphore(concurrency) if concurrency else None
-        tasks = []
-        for i, (req, at) in enumerate(zip(requests, arrival_times(len(requests), rate, burstiness, seed))):
-            scheduled = start + at
-            if deadline is not None and scheduled >= deadline:
-                break
-            delay = scheduled - perf()
-            if delay > 0:
-                await asyncio.sleep(delay)
-
-            async def gated(i=i, req=req, scheduled=scheduled) -> None:
-                if sem is None:
-                    await one(i, req, scheduled)
-                else:
-                    async with sem:
-                        await one(i, req, scheduled)
-
-            tasks.append(asyncio.ensure_future(gated()))
-        await asyncio.gather(*tasks)
-    return perf() - start
+@dataclass
+class LoadResult:
+    records: list[PerfRecord] = field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    interrupted: bool = False
+    abandoned: int = 0               # requests in flight when interrupted (not counted)
+    started: float = 0.0             # perf_counter() at the start of the level
 
 
 def cpu_seconds() -> float:
@@ -100,70 +78,264 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-# -- several client processes --------------------------------------------------------------
-def _worker_main(backend_name: str, config: BackendConfig, token_counter_spec: str | None, requests, kwargs,
-                 barrier, results) -> None:
-    from ..plugins import get_manager
+def schedule(load: Load, requests: Iterable[GenerationRequest]) -> Iterator[tuple[int, GenerationRequest, float | None]]:
+    """(global index, request, arrival offset or None) for this process's share."""
+    times: Iterable[float | None] = arrivals(load.rate, load.burstiness, load.seed) if load.rate else itertools.repeat(None)
+    items = zip(range(load.count), requests, times)
+    if load.shards > 1:
+        items = (x for x in items if x[0] % load.shards == load.shard)
+    return items
 
-    async def go():
-        backend = get_manager().get("backends", backend_name)(config)
-        await backend.start()
-        if token_counter_spec and hasattr(backend, "token_counter"):
-            from ..tokenizers import load_tokenizer
 
-            backend.token_counter = load_tokenizer(token_counter_spec).count
-        barrier.wait()
-        out: list[PerfRecord] = []
-        cpu0 = cpu_seconds()
+def prebuilt(items: Iterator[Any], n: int = PREBUILD) -> Iterator[Any]:
+    """Build the first ``n`` items now (before the clock starts), the rest on demand."""
+    head = list(itertools.islice(items, n))
+    return itertools.chain(head, items)
+
+
+async def run_load(backend: Backend, items: Iterable[tuple[int, GenerationRequest, float | None]], load: Load,
+                   result: LoadResult, *, start_at: float | None = None,
+                   on_done: Callable[[PerfRecord], None] | None = None) -> LoadResult:
+    """Send the scheduled requests; finished records land in ``result.records`` as they end.
+    Cancelling the task running this (Ctrl-C) returns what finished."""
+    perf = time.perf_counter
+    if start_at is not None and start_at > perf():
+        await asyncio.sleep(start_at - perf())
+    start = result.started = perf()
+    deadline = start + load.duration if load.duration else None
+    out = result.records
+    inflight: set[asyncio.Task] = set()
+    active: set[int] = set()  # indices of requests in flight
+    cpu0 = cpu_seconds()
+
+    async def one(i: int, req: GenerationRequest, scheduled: float) -> None:
+        rec = PerfRecord(index=i, scheduled=scheduled)
+        rec._request = req  # type: ignore[attr-defined]  # for prompt-token counting afterwards
+        active.add(i)
         try:
-            wall = await run_load(backend, requests, out, **kwargs)
-        finally:
-            await backend.close()
-        return out, wall, cpu_seconds() - cpu0
+            await backend.stream(req, rec)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a backend bug must not end the run
+            rec.end = rec.end or perf()
+            rec.error = f"client error: {exc.__class__.__name__}: {exc}"[:200]
+        active.discard(i)
+        out.append(rec)
+        if on_done is not None:
+            on_done(rec)
+
+    it = iter(items)
+
+    async def closed_loop_client() -> None:
+        for i, req, _ in it:
+            now = perf()
+            if deadline is not None and now >= deadline:
+                return
+            await one(i, req, now)
+
+    async def open_loop() -> None:
+        sem = asyncio.Semaphore(load.concurrency) if load.concurrency else None
+
+        async def gated(i: int, req: GenerationRequest, scheduled: float) -> None:
+            if sem is None:
+                await one(i, req, scheduled)
+            else:
+                async with sem:
+                    await one(i, req, scheduled)
+
+        for i, req, at in it:
+            scheduled = start + at
+            if deadline is not None and scheduled >= deadline:
+                break
+            delay = scheduled - perf()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.ensure_future(gated(i, req, scheduled))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        while inflight:
+            await asyncio.gather(*list(inflight))
 
     try:
-        out, wall, cpu = asyncio.run(go())
-        results.put(("ok", out, wall, cpu))
+        if load.rate:
+            await open_loop()
+        else:
+            n_clients = max(1, min(load.concurrency or 1, load.count))
+            clients = [asyncio.ensure_future(closed_loop_client()) for _ in range(n_clients)]
+            inflight.update(clients)
+            await asyncio.gather(*clients)
+    except asyncio.CancelledError:
+        result.interrupted = True
+        pending = [t for t in inflight if not t.done()]
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        result.abandoned = len(active)
+    result.wall_s = perf() - start
+    result.cpu_s = cpu_seconds() - cpu0
+    return result
+
+
+def count_prompt_tokens(records: list[PerfRecord], count: Callable[[str], int] | None) -> None:
+    """Fill ``prompt_tokens`` the server did not report (after the run, off the clock)."""
+    for rec in records:
+        req = rec.__dict__.pop("_request", None)
+        if rec.prompt_tokens is None and count is not None and req is not None and rec.success:
+            if req.messages is not None:
+                text = "\n".join(str(m.get("content", "")) for m in req.messages)
+            else:
+                text = req.prompt or ""
+            rec.prompt_tokens = count(text)
+
+
+def run_in_loop(loop: asyncio.AbstractEventLoop, coro_factory: Callable[[LoadResult], Any]) -> LoadResult:
+    """Run one level in ``loop``; the first Ctrl-C cancels it gracefully (what finished is
+    kept), a second one interrupts at once."""
+    result = LoadResult()
+    task = loop.create_task(coro_factory(result))
+    hits = {"n": 0}
+
+    def on_sigint() -> None:
+        hits["n"] += 1
+        if hits["n"] == 1:
+            task.cancel()
+        else:
+            raise KeyboardInterrupt
+
+    installed = False
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        installed = True
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+        pass
+    try:
+        loop.run_until_complete(task)
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+    return result
+
+
+# -- several client processes --------------------------------------------------------------
+@dataclass
+class WorkerJob:
+    """What a client process needs to rebuild its share of the load (picklable)."""
+
+    backend: str
+    config: BackendConfig
+    load: Load
+    source: Any               # lmgauge.perf.cli.RequestSource
+    tokenizer_spec: str | None
+
+
+def _worker_main(job: WorkerJob, ready, start_at, stop, results) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        from ..plugins import get_manager
+        from ..tokenizers import load_tokenizer
+
+        tok = load_tokenizer(job.tokenizer_spec) if job.tokenizer_spec else None
+        items = prebuilt(schedule(job.load, job.source.requests(tok, job.load.count)))
+
+        async def go() -> LoadResult:
+            backend = get_manager().get("backends", job.backend)(job.config)
+            await backend.start()
+            if tok is not None and hasattr(backend, "token_counter"):
+                backend.token_counter = tok.count
+            try:
+                ready.wait()  # every process is ready: the parent now sets start_at
+                ready.wait()
+                result = LoadResult()
+                main = asyncio.ensure_future(run_load(backend, items, job.load, result, start_at=start_at.value))
+
+                async def watch() -> None:
+                    while not main.done():
+                        if stop.is_set():
+                            main.cancel()
+                            return
+                        await asyncio.sleep(0.05)
+
+                watcher = asyncio.ensure_future(watch())
+                await asyncio.gather(main, return_exceptions=True)
+                watcher.cancel()
+                return result
+            finally:
+                await backend.close()
+
+        result = asyncio.run(go())
+        count_prompt_tokens(result.records, tok.count if tok is not None else None)
+        results.put(("ok", job.load.shard, result))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
-        results.put(("error", f"{exc.__class__.__name__}: {exc}", 0.0, 0.0))
+        try:
+            ready.abort()
+        except Exception:  # noqa: BLE001
+            pass
+        line = getattr(exc, "line", None)
+        results.put(("error", job.load.shard, line() if callable(line) else f"{exc.__class__.__name__}: {exc}"))
 
 
-def run_workers(n: int, backend_name: str, config: BackendConfig, token_counter_spec: str | None,
-                requests: list[GenerationRequest], out: list[PerfRecord], *, concurrency: int | None,
-                rate: float | None, burstiness: float, duration: float | None, seed: int) -> tuple[float, float]:
-    """Split the load over ``n`` processes; return (wall time, client CPU seconds)."""
+def run_workers(n: int, backend_name: str, config: BackendConfig, tokenizer_spec: str | None, source: Any,
+                load: Load) -> LoadResult:
+    """Split ``load`` over ``n`` processes; merge their records (sorted by index). Wall time is
+    the longest process's; CPU is the sum over processes."""
+    from dataclasses import replace
+
     from ..errors import LmgaugeError
 
     ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(n + 1)
+    ready = ctx.Barrier(n + 1)
+    start_at = ctx.Value("d", 0.0)
+    stop = ctx.Event()
     results = ctx.Queue()
     procs = []
     for k in range(n):
-        share_c = None if concurrency is None else max(1, concurrency // n + (1 if k < concurrency % n else 0))
-        kwargs: dict[str, Any] = {"concurrency": share_c, "rate": rate / n if rate else None, "burstiness": burstiness,
-                                  "duration": duration, "seed": seed + k, "first_index": 0}
-        subset = requests[k::n]
-        p = ctx.Process(target=_worker_main, args=(backend_name, config, token_counter_spec, subset, kwargs, barrier, results),
-                        daemon=True)
+        conc = None if load.concurrency is None else max(1, load.concurrency // n + (1 if k < load.concurrency % n else 0))
+        job = WorkerJob(backend_name, config, replace(load, concurrency=conc, shard=k, shards=n), source, tokenizer_spec)
+        p = ctx.Process(target=_worker_main, args=(job, ready, start_at, stop, results), daemon=True)
         p.start()
-        procs.append((p, k))
+        procs.append(p)
+    merged = LoadResult()
+    got: dict[int, Any] = {}
     try:
-        barrier.wait(timeout=120)
-    except Exception:  # noqa: BLE001
-        for p, _ in procs:
-            p.kill()
-        raise LmgaugeError("perf worker processes did not start", "try --workers 1 to see the error") from None
-    t0 = time.perf_counter()
-    walls, cpu = [], 0.0
-    for _ in procs:
-        status, payload, wall, c = results.get()
+        try:
+            ready.wait(timeout=300)
+        except Exception:  # noqa: BLE001 - broken barrier: a process failed to start
+            for _ in range(n):
+                try:
+                    status, shard, payload = results.get(timeout=10)
+                except Exception:  # noqa: BLE001
+                    break
+                if status == "error":
+                    raise LmgaugeError(f"a perf worker process failed: {payload}") from None
+            raise LmgaugeError("perf worker processes did not start", "try --workers 1 to see the error") from None
+        start_at.value = time.perf_counter() + 0.05
+        ready.wait(timeout=60)
+        try:
+            while len(got) < n:
+                status, shard, payload = results.get()
+                got[shard] = (status, payload)
+        except KeyboardInterrupt:
+            stop.set()
+            merged.interrupted = True
+            while len(got) < n:
+                try:
+                    status, shard, payload = results.get(timeout=60)
+                except Exception:  # noqa: BLE001
+                    break
+                got[shard] = (status, payload)
+    finally:
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+    for status, payload in got.values():
         if status != "ok":
             raise LmgaugeError(f"a perf worker process failed: {payload}")
-        out.extend(payload)
-        walls.append(wall)
-        cpu += c
-    for p, _ in procs:
-        p.join(10)
-    for i, rec in enumerate(sorted(out, key=lambda r: r.scheduled)):
-        rec.index = i
-    return max(walls) if walls else time.perf_counter() - t0, cpu
+        merged.records.extend(payload.records)
+        merged.wall_s = max(merged.wall_s, payload.wall_s)
+        merged.cpu_s += payload.cpu_s
+        merged.interrupted = merged.interrupted or payload.interrupted
+        merged.abandoned += payload.abandoned
+        merged.started = min(merged.started or payload.started, payload.started)
+    merged.records.sort(key=lambda r: r.index)
+    return merged

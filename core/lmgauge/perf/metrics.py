@@ -89,17 +89,31 @@ def request_metrics(rec: PerfRecord, count: Callable[[str], int] | None = None) 
         itl.extend([gap / k] * k)
     m["itl_s"] = itl
     out = rec.completion_tokens or 0
-    if out > 1 and m["ttft_s"] is not None:
+    # one chunk carrying everything (--no-stream, or a server that does not stream) says
+    # nothing about the pace of generation: no TPOT then
+    if out > 1 and m["ttft_s"] is not None and len(rec.chunk_times) > 1:
         m["tpot_s"] = (m["latency_s"] - m["ttft_s"]) / (out - 1)
     return m
 
 
-def _failure_reason(err: str) -> str:
+def failure_reason(err: str | None) -> str:
+    """The group a failure is counted under: ``HTTP 500``, ``connection error
+    (ServerDisconnectedError)``, ``read timeout``, ``truncated stream``, ``error event: ...``."""
     err = err or "unknown"
-    head = err.split(":", 1)[0] if err.startswith(("HTTP", "connection error", "read timeout")) else err
-    if err.startswith("HTTP"):
-        head = err[:8].strip()
-    return head[:80]
+    kind, _, detail = err.partition(":")
+    detail = detail.strip()
+    if kind.startswith("HTTP"):
+        return kind.strip()
+    if kind == "connection error":
+        first = detail.split(" ", 1)[0]
+        if first and first[0].isupper() and first.isidentifier():
+            return f"{kind} ({first})"
+        if detail.startswith("response cut off"):
+            return f"{kind} (response cut off)"
+        return kind
+    if kind in ("error event", "client error", "bad request"):
+        return err[:80]
+    return kind[:80]
 
 
 def parse_slo(text: str | None) -> dict[str, float]:
@@ -157,6 +171,9 @@ def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, w
     wall = wall_s if wall_s > 0 else float("nan")
     sends = sorted(r.sent for r in records if r.sent)
     achieved = (len(sends) - 1) / (sends[-1] - sends[0]) if len(sends) > 1 and sends[-1] > sends[0] else None
+    sched = sorted(r.scheduled for r in records if r.scheduled)
+    scheduled_rate = ((len(sched) - 1) / (sched[-1] - sched[0]) if rate is not None and len(sched) > 1
+                      and sched[-1] > sched[0] else None)
     sources = Counter(m["usage_source"] for m in ok)
     run = {
         "concurrency": concurrency, "rate": rate, "requests": n, "succeeded": n_ok, "failed": n - n_ok,
@@ -166,7 +183,7 @@ def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, w
         "input_tokens_total": in_tokens, "output_tokens_total": out_tokens,
         "avg_input_tokens": in_tokens / n_ok if n_ok else None,
         "avg_output_tokens": out_tokens / n_ok if n_ok else None,
-        "target_rate": rate, "achieved_rate": achieved,
+        "target_rate": rate, "scheduled_rate": scheduled_rate, "achieved_rate": achieved,
         "ttft_s": stats([m["ttft_s"] for m in ok]), "ttfc_s": stats([m["ttfc_s"] for m in ok]),
         "itl_s": stats([x for m in ok for x in m["itl_s"]]), "tpot_s": stats([m["tpot_s"] for m in ok]),
         "latency_s": stats([m["latency_s"] for m in ok]),
@@ -174,7 +191,9 @@ def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, w
         "input_tokens": stats([m["prompt_tokens"] for m in ok if m["prompt_tokens"] is not None]),
         "output_tokens": stats([m["completion_tokens"] for m in ok]),
         "output_token_rate_per_request": stats([(m["completion_tokens"] or 0) / m["latency_s"] for m in ok if m["latency_s"]]),
-        "failures": dict(Counter(_failure_reason(m["error"]) for m in metrics if not m["success"])),
+        "total_token_rate_per_request": stats([((m["prompt_tokens"] or 0) + (m["completion_tokens"] or 0)) / m["latency_s"]
+                                               for m in ok if m["latency_s"]]),
+        "failures": dict(Counter(failure_reason(m["error"]) for m in metrics if not m["success"])),
         "usage_source": dict(sources),
         "client_cpu_s": cpu_s, "client_cpu_share": (cpu_s / wall_s) if cpu_s is not None and wall_s > 0 else None,
     }

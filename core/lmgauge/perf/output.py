@@ -80,8 +80,13 @@ def best_and_advice(runs: list[dict[str, Any]], in_process: bool = False) -> tup
     for r in ok:
         if r["failed"]:
             advice.append(f"{label(r)}: {r['failed']} of {r['requests']} requests failed ({', '.join(f'{k} ×{v}' for k, v in r['failures'].items())}).")
-        if r["rate"] is not None and r.get("achieved_rate") and r["achieved_rate"] < 0.9 * r["rate"]:
-            advice.append(f"{label(r)}: the client sent only {r['achieved_rate']:.2f} req/s; use --workers to drive more load.")
+        lag = (r.get("queue_delay_s") or {}).get("p90")
+        if r["rate"] is not None and not r["concurrency"] and lag is not None and lag > 0.010:
+            advice.append(f"{label(r)}: requests left {1000 * lag:.0f} ms after their scheduled time (p90): the client "
+                          f"fell behind the schedule (sent {r.get('achieved_rate') or 0:.2f} req/s); use --workers to drive more load.")
+        elif r["rate"] is not None and r["concurrency"] and lag is not None and lag > 0.010:
+            advice.append(f"{label(r)}: requests waited {1000 * lag:.0f} ms (p90) for one of the {r['concurrency']} slots "
+                          "(--concurrency caps requests in flight): the server cannot keep up with this rate.")
         if not in_process and (r.get("client_cpu_share") or 0) > 0.8:
             advice.append(f"{label(r)}: the client used {r['client_cpu_share']:.0%} of a core and may be the bottleneck; "
                           "add --workers.")
@@ -107,22 +112,41 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def percentile_table(run: dict[str, Any]) -> str:
-    header = ["Percentile", "TTFT (s)", "ITL (s)", "TPOT (s)", "Latency (s)", "Input tokens", "Output tokens", "Output (tok/s)"]
+    header = ["Percentile", "TTFT (s)", "ITL (s)", "TPOT (s)", "Latency (s)", "Input tokens", "Output tokens",
+              "Output (tok/s)", "Total (tok/s)"]
+    total = run.get("total_token_rate_per_request") or {}
     rows = []
     for p in PERCENTILES:
         k = f"p{p}"
         rows.append([f"{p}%", _fmt(run["ttft_s"][k], 4), _fmt(run["itl_s"][k], 4), _fmt(run["tpot_s"][k], 4),
                      _fmt(run["latency_s"][k], 4), _fmt(run["input_tokens"][k], 0), _fmt(run["output_tokens"][k], 0),
-                     _fmt(run["output_token_rate_per_request"][k], 2)])
+                     _fmt(run["output_token_rate_per_request"][k], 2), _fmt(total.get(k), 2)])
     rows.append(["mean", _fmt(run["ttft_s"]["mean"], 4), _fmt(run["itl_s"]["mean"], 4), _fmt(run["tpot_s"]["mean"], 4),
                  _fmt(run["latency_s"]["mean"], 4), _fmt(run["input_tokens"]["mean"], 1), _fmt(run["output_tokens"]["mean"], 1),
-                 _fmt(run["output_token_rate_per_request"]["mean"], 2)])
+                 _fmt(run["output_token_rate_per_request"]["mean"], 2), _fmt(total.get("mean"), 2)])
     label = f"rate {run['rate']:g} req/s" if run["rate"] is not None else f"concurrency {run['concurrency']}"
     head = (f"{label}: {run['succeeded']}/{run['requests']} ok in {run['duration_s']:.2f} s | "
             f"{run['request_throughput']:.2f} req/s | {run['output_token_throughput']:.1f} output tok/s")
     if run.get("goodput") is not None:
         head += f" | goodput {run['goodput']:.2f} req/s ({run['slo_attainment']:.0%} within SLO)"
-    return head + "\n" + _table(header, rows)
+    notes = []
+    if run["failed"]:
+        notes.append("failures: " + ", ".join(f"{k} ×{v}" for k, v in run["failures"].items()))
+    src = run.get("usage_source") or {}
+    if src.get("tokenizer"):
+        notes.append(f"output tokens of {src['tokenizer']} requests counted with the tokenizer "
+                     f"{run.get('tokenizer') or ''} (the server sent no usage)".replace("  ", " "))
+    if src.get("chunks"):
+        notes.append(f"output tokens of {src['chunks']} requests counted as one per chunk (no usage, no tokenizer)")
+    if run["rate"] is not None:
+        q = run["queue_delay_s"]
+        notes.append(f"rate: target {run['rate']:g}, scheduled {_fmt(run.get('scheduled_rate'), 2)}, sent "
+                     f"{_fmt(run.get('achieved_rate'), 2)} req/s; queue delay p50 {_fmt(q['p50'], 4)} s p99 {_fmt(q['p99'], 4)} s")
+    if run.get("client_cpu_share") is not None:
+        notes.append(f"client CPU: {run['client_cpu_share']:.0%} of one core")
+    if run.get("interrupted"):
+        notes.append(f"interrupted: {run.get('abandoned_in_flight', 0)} requests in flight were abandoned (not counted)")
+    return "\n".join([head, *notes, _table(header, rows)])
 
 
 def summary_table(summary: dict[str, Any]) -> str:

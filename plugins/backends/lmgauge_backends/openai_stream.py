@@ -1,17 +1,24 @@
 """The perf hot path: one streaming request, timestamped where its bytes arrive.
 
-``stream_request`` posts with ``stream: true`` and ``stream_options.include_usage``, then reads
-the raw body with ``iter_any()`` (each read returns whatever the socket delivered) and takes
-``time.perf_counter()`` once per read, before parsing. SSE events are split on blank lines with
-``bytes.find`` (no per-byte work); each ``data:`` payload is parsed by orjson.
+``stream_request(backend, request, record)`` posts with ``stream: true`` and
+``stream_options.include_usage`` (the payload comes from ``backend.payload``), then reads the raw
+body with ``readany()`` (each read returns whatever the socket delivered) and takes
+``time.perf_counter()`` once per read, before any parsing. Lines are split with ``bytes.find``
+on the read buffer (no per-byte work, no copies beyond one slice per line); the ``data:``
+payload of each event is parsed by orjson. Events split across reads, ``\\r\\n`` line ends and
+multi-line ``data:`` fields are handled as the SSE spec says.
 
-A chunk counts for TTFT when it carries content or reasoning text; ``first_content`` is the
-first chunk with visible content. Token counts come from the server's ``usage``; without it
-(llama.cpp ignores include_usage) the backend's tokenizer counts the text afterwards
-(``usage_source = "tokenizer"``), or, with no tokenizer, one token per chunk (``"chunks"``).
+A chunk counts for TTFT (``record.first_token``) when it carries content or reasoning text;
+``record.first_content`` is the first chunk with visible content. Token counts come from the
+server's ``usage``; without it (llama.cpp ignores ``include_usage``) the backend's tokenizer
+counts the text (``usage_source = "tokenizer"``), or, with no tokenizer, one token per chunk
+(``"chunks"``). When the server sends usage with every chunk (vLLM's continuous usage stats),
+the per-chunk token counts are taken from it.
 
-Every failure ends in ``record.error`` with a reason, never an exception: HTTP status, connection
-errors, read timeouts (stall), malformed SSE/JSON, a stream that ends without ``[DONE]``.
+Every failure ends in ``record.error`` as ``"<kind>: <detail>"``, never an exception: HTTP
+status, connect/read timeouts (stalls), connection errors and resets, malformed SSE/JSON, an
+error event inside the stream, a stream that ends without ``[DONE]``, a response without text.
+Error text is passed through secret redaction.
 """
 from __future__ import annotations
 
@@ -20,106 +27,165 @@ import time
 
 import orjson
 
+from lmgauge.redaction import redact_text
 from lmgauge.types import GenerationRequest, PerfRecord
 
 perf_counter = time.perf_counter
 
 
-def _reason_text(body: bytes) -> str:
-    from .openai_backend import _error_text
+class _StreamError(Exception):
+    pass
 
-    return _error_text(body)
+
+def _body_reason(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+        err = data.get("error", data) if isinstance(data, dict) else data
+        if isinstance(err, dict):
+            err = err.get("message") or err.get("detail") or err
+        text = str(err)
+    except Exception:  # noqa: BLE001 - any body is fine to quote
+        text = body[:400].decode("utf-8", "replace")
+    return " ".join(text.split())[:160]
+
+
+class _Parser:
+    """State of one SSE stream: fills the record as events arrive."""
+
+    __slots__ = ("record", "chat", "done", "usage", "data", "usage_per_chunk", "chunk_usage")
+
+    def __init__(self, record: PerfRecord, chat: bool):
+        self.record = record
+        self.chat = chat
+        self.done = False
+        self.usage = None
+        self.data: list[bytes] = []       # data lines of the event being read
+        self.usage_per_chunk = True       # every content chunk carried usage so far
+        self.chunk_usage: list[int] = []  # cumulative completion_tokens at each content chunk
+
+    def feed(self, buf: bytes, now: float) -> int:
+        """Handle every complete line in ``buf``; return how many bytes were used."""
+        start = 0
+        find = buf.find
+        while True:
+            nl = find(b"\n", start)
+            if nl < 0:
+                return start
+            end = nl - 1 if nl > start and buf[nl - 1] == 13 else nl  # strip \r
+            if end == start:  # blank line: dispatch the event
+                if self.data:
+                    self.event(self.data[0] if len(self.data) == 1 else b"\n".join(self.data), now)
+                    self.data = []
+            elif buf.startswith(b"data:", start):
+                self.data.append(buf[start + 5:end])
+            # comments (":"), event:, id:, retry: lines carry nothing for us
+            start = nl + 1
+
+    def finish(self, now: float) -> None:
+        """End of body: an event not followed by a blank line still counts."""
+        if self.data:
+            self.event(b"\n".join(self.data), now)
+            self.data = []
+
+    def event(self, data: bytes, now: float) -> None:
+        data = data.strip()
+        if data == b"[DONE]":
+            self.done = True
+            return
+        if not data:
+            return
+        obj = orjson.loads(data)
+        if not isinstance(obj, dict):
+            raise _StreamError("malformed SSE: an event is not a JSON object")
+        err = obj.get("error")
+        if err:
+            raise _StreamError(f"error event: {_body_reason(orjson.dumps(obj))}")
+        usage = obj.get("usage")
+        if usage:
+            self.usage = usage
+        rec = self.record
+        for ch in obj.get("choices") or ():
+            if self.chat:
+                delta = ch.get("delta") or ch.get("message") or {}
+                text = delta.get("content")
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            else:
+                text = ch.get("text")
+                reasoning = None
+            if text or reasoning:
+                rec.chunk_times.append(now)
+                rec.chunk_texts.append(reasoning + text if (reasoning and text) else (text or reasoning))
+                if rec.first_token is None:
+                    rec.first_token = now
+                if text and rec.first_content is None:
+                    rec.first_content = now
+                if self.usage_per_chunk:
+                    ct = usage.get("completion_tokens") if usage else None
+                    if ct is None:
+                        self.usage_per_chunk = False
+                    else:
+                        self.chunk_usage.append(int(ct))
 
 
 async def stream_request(backend, request: GenerationRequest, record: PerfRecord) -> None:
+    """Send one request and fill ``record`` in place (see the module doc). Never raises for
+    a failed request (``asyncio.CancelledError`` passes through)."""
     import aiohttp
 
     stream = request.params.stream
-    payload = orjson.dumps(backend.payload(request, stream=stream))
     chat = backend.api == "chat"
-    texts = record.chunk_texts
-    times = record.chunk_times
-    done = False
-    usage = None
+    try:
+        payload = orjson.dumps(backend.payload(request, stream=stream))
+    except Exception as exc:  # noqa: BLE001 - e.g. chat messages sent to the completions API
+        record.sent = record.end = perf_counter()
+        record.error = f"bad request: {getattr(exc, 'message', None) or exc}"[:200]
+        return
+    parser = _Parser(record, chat)
     record.sent = perf_counter()
     try:
         async with backend.session.post(backend.url, data=payload, headers=backend.headers) as resp:
             if resp.status >= 400:
                 body = await resp.read()
                 record.end = perf_counter()
-                record.error = f"HTTP {resp.status}: {_reason_text(body)}"
+                record.error = redact_text(f"HTTP {resp.status}: {_body_reason(body)}")
                 return
-            if not stream:
+            ctype = resp.headers.get("Content-Type", "")
+            if not stream or not ctype.startswith("text/event-stream"):
                 body = await resp.read()
-                now = record.end = perf_counter()
-                data = orjson.loads(body)
-                choice = (data.get("choices") or [{}])[0]
-                text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
-                reasoning = (choice.get("message") or {}).get("reasoning_content") if chat else None
-                if text or reasoning:
-                    times.append(now)
-                    texts.append((reasoning or "") + (text or ""))
-                    record.first_token = now
-                    record.first_content = now if text else None
-                usage = data.get("usage")
-                done = True
+                record.end = now = perf_counter()
+                _whole_response(record, parser, body, now, chat, stream)
             else:
+                read = resp.content.readany
                 buf = b""
-                content = resp.content
                 while True:
-                    chunk = await content.readany()
+                    chunk = await read()
                     if not chunk:
                         break
                     now = perf_counter()
                     buf = buf + chunk if buf else chunk
-                    start = 0
-                    while True:
-                        idx = buf.find(b"\n\n", start)
-                        sep = 2
-                        if idx < 0:
-                            idx = buf.find(b"\r\n\r\n", start)
-                            sep = 4
-                            if idx < 0:
-                                break
-                        event = buf[start:idx]
-                        start = idx + sep
-                        for line in event.splitlines():
-                            if not line.startswith(b"data:"):
-                                continue  # comments, event:, id:
-                            data = line[5:].strip()
-                            if data == b"[DONE]":
-                                done = True
-                                continue
-                            obj = orjson.loads(data)
-                            if obj.get("error"):
-                                raise _StreamError(f"server error in stream: {str(obj['error'])[:160]}")
-                            if obj.get("usage"):
-                                usage = obj["usage"]
-                            for ch in obj.get("choices") or ():
-                                if chat:
-                                    delta = ch.get("delta") or {}
-                                    text = delta.get("content")
-                                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                                else:
-                                    text = ch.get("text")
-                                    reasoning = None
-                                if text or reasoning:
-                                    times.append(now)
-                                    texts.append((reasoning or "") + (text or ""))
-                                    if record.first_token is None:
-                                        record.first_token = now
-                                    if text and record.first_content is None:
-                                        record.first_content = now
-                    if start:
-                        buf = buf[start:]
-                record.end = perf_counter()
-    except asyncio.TimeoutError:
+                    used = parser.feed(buf, now)
+                    if used:
+                        buf = buf[used:]
+                record.end = now = perf_counter()
+                if buf:
+                    parser.feed(buf + b"\n", now)
+                parser.finish(now)
+    except asyncio.CancelledError:
+        raise
+    except (asyncio.TimeoutError, TimeoutError) as exc:
         record.end = perf_counter()
-        record.error = f"read timeout: no data for {backend.config.read_timeout:g} s"
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            record.error = f"connect timeout: no connection within {backend.config.connect_timeout:g} s"
+        else:
+            record.error = f"read timeout: no data for {backend.config.read_timeout:g} s"
         return
-    except aiohttp.ClientError as exc:
+    except aiohttp.ClientPayloadError as exc:
         record.end = perf_counter()
-        record.error = f"connection error: {exc.__class__.__name__}"
+        record.error = redact_text(f"connection error: response cut off ({_short(exc)})")
+        return
+    except (aiohttp.ClientError, OSError) as exc:
+        record.end = perf_counter()
+        record.error = redact_text(f"connection error: {exc.__class__.__name__} {_short(exc)}".strip())
         return
     except orjson.JSONDecodeError:
         record.end = perf_counter()
@@ -127,33 +193,66 @@ async def stream_request(backend, request: GenerationRequest, record: PerfRecord
         return
     except _StreamError as exc:
         record.end = perf_counter()
-        record.error = str(exc)
+        record.error = redact_text(str(exc))[:200]
         return
-    except (AttributeError, TypeError):
+    except (AttributeError, TypeError, ValueError):
         record.end = perf_counter()
         record.error = "malformed SSE: unexpected JSON shape"
         return
-    if not done:
+    _complete(backend, record, parser, stream)
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:120]
+
+
+def _whole_response(record: PerfRecord, parser: _Parser, body: bytes, now: float, chat: bool, stream: bool) -> None:
+    """A non-streaming response (``--no-stream``, or a server that ignored ``stream``)."""
+    data = orjson.loads(body)
+    if not isinstance(data, dict):
+        raise _StreamError("malformed response: not a JSON object")
+    if data.get("error"):
+        raise _StreamError(f"error response: {_body_reason(body)}")
+    choice = (data.get("choices") or [{}])[0]
+    if chat:
+        msg = choice.get("message") or {}
+        text = msg.get("content")
+        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+    else:
+        text, reasoning = choice.get("text"), None
+    if text or reasoning:
+        record.chunk_times.append(now)
+        record.chunk_texts.append((reasoning or "") + (text or ""))
+        record.first_token = now
+        record.first_content = now if text else None
+    parser.usage = data.get("usage")
+    parser.usage_per_chunk = False
+    parser.done = True  # a complete JSON body is a complete response
+
+
+def _complete(backend, record: PerfRecord, parser: _Parser, stream: bool) -> None:
+    if not parser.done:
         record.error = "truncated stream: ended without [DONE]"
         return
-    if not times:
-        record.error = "empty response: no content chunks"
+    if not record.chunk_times:
+        record.error = "empty response: no content or reasoning text"
         return
-    record.output_text = "".join(texts)
+    record.output_text = "".join(record.chunk_texts)
+    usage = parser.usage
     if usage and usage.get("completion_tokens") is not None:
         record.completion_tokens = int(usage["completion_tokens"])
-        record.prompt_tokens = usage.get("prompt_tokens")
+        pt = usage.get("prompt_tokens")
+        record.prompt_tokens = int(pt) if pt is not None else None
         record.usage_source = "server"
+        cu = parser.chunk_usage
+        if parser.usage_per_chunk and len(cu) == len(record.chunk_times) and cu[-1] == record.completion_tokens:
+            record.chunk_tokens = [cu[0]] + [cu[i] - cu[i - 1] for i in range(1, len(cu))]
     else:
         counted = backend.count_tokens(record.output_text)
         if counted is not None:
             record.completion_tokens = counted
             record.usage_source = "tokenizer"
         else:
-            record.completion_tokens = len(times)
+            record.completion_tokens = len(record.chunk_times)
             record.usage_source = "chunks"
     record.success = True
-
-
-class _StreamError(Exception):
-    pass

@@ -20,10 +20,19 @@ from lmgauge.types import GenerationRequest
 from .base import TextDataset, make_request
 
 WORD = re.compile(r"^ [A-Za-z]{2,12}$")
+_WORDS: dict[tuple, list[int]] = {}
 
 
 def word_tokens(tok, limit: int = 4000) -> list[int]:
-    """Token ids that decode to ' word' and re-encode to exactly themselves."""
+    """Token ids that decode to ' word' and re-encode to exactly themselves (cached per
+    tokenizer: a sweep builds prompts for every level)."""
+    key = (tok.name, tok.kind, tok.vocab_size, limit)
+    if key not in _WORDS:
+        _WORDS[key] = _word_tokens(tok, limit)
+    return _WORDS[key]
+
+
+def _word_tokens(tok, limit: int) -> list[int]:
     special = tok.special_ids()
     out = []
     for tid in range(min(tok.vocab_size, 120_000)):
