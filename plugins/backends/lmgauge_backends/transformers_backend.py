@@ -81,7 +81,8 @@ class TransformersBackend(Backend):
         super().__init__(config)
         self.supports_n = True
         self.source = resolve_model(config.model)
-        self.batch_size = int(config.options.get("batch_size") or DEFAULT_BATCH_SIZE)
+        bs = config.options.get("batch_size")
+        self.batch_size = DEFAULT_BATCH_SIZE if bs is None else int(bs)
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be ≥ 1, got {self.batch_size}")
         self.model: Any = None
@@ -93,6 +94,7 @@ class TransformersBackend(Backend):
         self._worker: threading.Thread | None = None
         self._warned: set[str] = set()
         self._rng = random.Random()
+        self.batch_sizes: list[int] = []  # rows of each model.generate call (requests, not × n)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -276,6 +278,7 @@ class TransformersBackend(Backend):
                 batch = self._tokenize(batch)
                 if not batch:
                     continue
+                self.batch_sizes.append(len(batch))
                 if batch[0].kind == "generate":
                     results = self._generate_batch(batch)
                     for job, comps in zip(batch, results):
