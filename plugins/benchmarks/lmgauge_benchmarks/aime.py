@@ -21,7 +21,7 @@ from lmgauge.interfaces import Benchmark
 from lmgauge.types import Completion, Sample, Score
 
 from .grading import grade_integer
-from .loading import HubSource, field, optional, read_rows, rows_from_hub
+from .loading import HubSource, field, optional, read_rows, row_where, rows_from_hub
 from .math_500 import math_prompt
 
 SUFFIX = re.compile(r"\s*Please reason step by step, and put your final answer within \\boxed\{\}\.?\s*$")
@@ -45,7 +45,7 @@ class Aime(Benchmark):
         half = (len(rows) + 1) // 2
         out, counters = [], {"I": 0, "II": 0}
         for i, row in enumerate(rows):
-            where = f"row {i + 1}"
+            where = row_where(self.name, path, i, f"(hub {self.hub.repo_id})")
             problem = strip_instruction(str(field(row, "problem", "question", "prompt", bench=self.name, where=where)))
             answer = str(field(row, "answer", bench=self.name, where=where)).strip()
             part, number = self._contest(row, i, half)

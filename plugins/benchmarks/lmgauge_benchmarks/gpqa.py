@@ -19,7 +19,7 @@ from lmgauge.interfaces import Benchmark
 from lmgauge.types import Completion, Sample, Score
 
 from .grading import grade_choice
-from .loading import HubSource, field, optional, read_rows, rows_from_hub
+from .loading import HubSource, field, optional, read_rows, row_where, rows_from_hub
 
 LETTERS = "ABCD"
 PROMPT = ("Answer the following multiple choice question. The last line of your response should be of "
@@ -56,7 +56,7 @@ class GPQADiamond(Benchmark):
         out = []
         seen: set[str] = set()
         for i, row in enumerate(rows):
-            where = f"row {i + 1}"
+            where = row_where(self.name, path, i, f"(hub {HUB.repo_id})")
             question = str(field(row, "Question", bench=self.name, where=where)).strip()
             correct = str(field(row, "Correct Answer", bench=self.name, where=where)).strip()
             wrong = [str(field(row, f"Incorrect Answer {k}", bench=self.name, where=where)).strip() for k in (1, 2, 3)]

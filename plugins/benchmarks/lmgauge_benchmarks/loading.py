@@ -238,15 +238,22 @@ def _hub_error(bench: str, source: HubSource, exc: Exception, have_token: bool, 
     return DataError(f"{bench}: downloading the hub dataset {repo} failed ({kind}{': ' + first if first else ''})", hint)
 
 
+def row_where(bench: str, path: str | None, index: int, default_source: str = "the default source") -> str:
+    """How an error names row ``index`` (0-based) of a benchmark's data."""
+    return f"{_where(path, bench) if path else bench + ' ' + default_source}, row {index + 1}"
+
+
 def field(row: dict[str, Any], *names: str, bench: str = "", where: str = "") -> Any:
     """The first present, non-empty field of ``names`` (matched case-insensitively, surrounding
-    spaces ignored), or a one-line :class:`DataError` listing the columns found."""
+    spaces ignored), or a one-line :class:`DataError` listing the columns found. ``where``
+    names the row (see :func:`row_where`); ``bench`` prefixes the message when ``where`` is
+    not given."""
     lower = {str(k).strip().lower(): v for k, v in row.items()}
     for n in names:
         v = lower.get(n.lower())
         if v is not None and not (isinstance(v, str) and not v.strip()) and v == v:  # v == v: not NaN
             return v
-    raise DataError(f"{bench}: {where or 'a row'} has none of the fields {', '.join(names)}",
+    raise DataError(f"{where or (bench + ': a row')} has none of the fields {', '.join(names)}",
                     f"columns found: {', '.join(map(str, row)) or 'none'}")
 
 

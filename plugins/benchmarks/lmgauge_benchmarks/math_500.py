@@ -16,7 +16,7 @@ from lmgauge.interfaces import Benchmark
 from lmgauge.types import Completion, Sample, Score
 
 from .grading import grade_math
-from .loading import field, optional, read_rows
+from .loading import field, optional, read_rows, row_where
 
 MATH_PROMPT = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 
@@ -38,7 +38,7 @@ class Math500(Benchmark):
         rows = read_rows(path or bundled_path(), self.name if path else "")
         out = []
         for i, row in enumerate(rows):
-            where = f"row {i + 1}"
+            where = row_where(self.name, path, i, "(bundled)")
             problem = str(field(row, "problem", "question", bench=self.name, where=where))
             answer = str(field(row, "answer", bench=self.name, where=where)).strip()
             subsets = []
