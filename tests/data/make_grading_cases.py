@@ -156,6 +156,6 @@ c("Final Answer: **b**", "B", True, "B", "bold lower-case letter")
 c("<think>\nThe answer is (A).\n</think>\nThe answer is (D).", "D", True, "D", "think then stated choice")
 c("<think>I pick ANSWER: B and then the output was cut", "B", False, None, "unclosed think has no answer")
 
-with open("tests/data/grading_cases.jsonl", "w") as fh:
+with open(__import__("pathlib").Path(__file__).with_name("grading_cases.jsonl"), "w") as fh:
     for x in C:
         fh.write(json.dumps(x, ensure_ascii=False) + "\n")
