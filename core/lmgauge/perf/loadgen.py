@@ -101,7 +101,8 @@ async def run_load(backend: Backend, items: Iterable[tuple[int, GenerationReques
     perf = time.perf_counter
     if start_at is not None and start_at > perf():
         await asyncio.sleep(start_at - perf())
-    start = result.started = perf()
+    # worker processes anchor their schedule to the agreed instant, so shards line up exactly
+    start = result.started = start_at if start_at is not None else perf()
     deadline = start + load.duration if load.duration else None
     out = result.records
     inflight: set[asyncio.Task] = set()
