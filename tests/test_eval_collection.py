@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SHARED, run_cli
 
-PLUGINS = {"LMGAUGE_PLUGINS": "math_500,gpqa_diamond,aime,openai"}
+PLUGINS = {"LMGAUGE_PLUGINS": "math_500,gpqa_diamond,aime24,openai"}
 
 
 def write_gpqa_csv(path, n=198):
@@ -37,7 +37,7 @@ def test_r1_collection_728_questions_one_command(tmp_path, eval_server):
                     f"  - {{name: aime24, weight: 30, dataset_path: {aime}}}\n")
     from lmgauge.plugins import PluginManager
 
-    pm = PluginManager(only=["math_500", "gpqa_diamond", "aime"])
+    pm = PluginManager(only=["math_500", "gpqa_diamond", "aime24"])
     samples = {b: pm.get("benchmarks", b).load(p) for b, p in
                (("math_500", None), ("gpqa_diamond", str(gpqa)), ("aime24", str(aime)))}
     answers, right = {}, {}
