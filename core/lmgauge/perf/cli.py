@@ -322,6 +322,7 @@ def _sweep(kw, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, ou
             run = aggregate(records, metrics, wall_s=result.wall_s, concurrency=lv.concurrency, rate=lv.rate, slo=slo,
                             cpu_s=result.cpu_s)
             run["workers"] = workers
+            run["clock_origin"] = result.started  # perf_counter() at the level's start: sqlite *_s columns count from it
             run["tokenizer"] = summary["tokenizer"]
             if result.interrupted:
                 run["interrupted"] = True
