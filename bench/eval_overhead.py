@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def bench_runner(repeats: int) -> dict:
+def bench_runner(repeats: int, benchmark: str = "math_500", dataset_path: str | None = None) -> dict:
     import lmgauge
     from lmgauge.plugins import PluginManager
 
@@ -31,16 +31,19 @@ def bench_runner(repeats: int) -> dict:
     port = int(proc.stdout.readline().split()[1])
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            pm = PluginManager(only=["math_500", "openai"])
+            pm = PluginManager(only=[benchmark, "openai"])
             t0 = time.perf_counter()
             report = lmgauge.evaluate(pm=pm, base_url=f"http://127.0.0.1:{port}/v1", model="bench-model",
-                                      benchmark=["math_500"], repeats=repeats, seed=0, concurrency=256,
-                                      output=os.path.join(tmp, "run"), grading_workers=2)
+                                      benchmark=[benchmark], repeats=repeats, seed=0, concurrency=256,
+                                      output=os.path.join(tmp, "run"), grading_workers=2,
+                                      dataset_path={benchmark: dataset_path} if dataset_path else {})
             elapsed = time.perf_counter() - t0
             samples = sum(b["samples"] for b in report.data["benchmarks"])
+            phase = report.data["request_phase_s"]
     finally:
         proc.kill()
-    return {"requests": samples, "elapsed_s": elapsed, "requests_per_s": samples / elapsed}
+    return {"requests": samples, "elapsed_s": elapsed, "requests_per_s": samples / elapsed,
+            "phase_s": phase, "phase_requests_per_s": samples / phase}
 
 
 def bench_grading(count: int) -> dict:
@@ -79,9 +82,16 @@ def main() -> None:
     print(f"grading: {g['samples']} MATH-style samples in {g['elapsed_s']:.2f} s = {g['samples_per_s']:.0f} samples/s "
           f"(2 worker processes; {g['correct']:.0f} graded correct)")
     r = bench_runner(args.repeats)
-    print(f"runner: {r['requests']} requests at concurrency 256 in {r['elapsed_s']:.2f} s = "
-          f"{r['requests_per_s']:.0f} requests/s end to end ({1000 / r['requests_per_s']:.2f} ms per request, "
-          "including grading and journal)")
+    print(f"runner, MATH-500 x{args.repeats} (math-verify grading of every answer): {r['requests']} requests at "
+          f"concurrency 256: {r['phase_requests_per_s']:.0f} requests/s over the request phase "
+          f"({r['phase_s']:.2f} s), {r['requests_per_s']:.0f} requests/s including start-up ({r['elapsed_s']:.2f} s)")
+    aime = Path(__file__).resolve().parents[2] / "shared" / "data" / "aime24.jsonl"
+    if aime.exists():
+        r = bench_runner(64, "aime24", str(aime))
+        print(f"runner, AIME24 x64 (integer grading, near-free): {r['requests']} requests at concurrency 256: "
+              f"{r['phase_requests_per_s']:.0f} requests/s over the request phase ({r['phase_s']:.2f} s; "
+              f"{1000 / r['phase_requests_per_s']:.2f} ms per request incl. journal), "
+              f"{r['requests_per_s']:.0f} requests/s including start-up")
 
 
 if __name__ == "__main__":

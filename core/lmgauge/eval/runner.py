@@ -201,6 +201,7 @@ class EvalRun:
                 todo.append((s, missing))
         total = len(self.plan.samples) * c.repeats
         interrupted = False
+        self.request_phase_s = 0.0
         if todo:
             backend_cls = self.pm.get("backends", c.backend)
             backend = backend_cls(BackendConfig(
@@ -235,8 +236,10 @@ class EvalRun:
                         await self._unit(backend, grader, s, reps)
 
                 workers = [asyncio.ensure_future(worker()) for _ in range(min(c.concurrency, len(units)))]
+                phase_start = time.perf_counter()
                 try:
                     await asyncio.gather(*workers)
+                    self.request_phase_s = time.perf_counter() - phase_start
                 except BaseException:
                     for w in workers:
                         w.cancel()
@@ -272,6 +275,7 @@ class EvalRun:
         data = {"kind": "eval", "model": c.model, "backend": c.backend,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "elapsed_s": round(float(prev.get("elapsed_s") or 0.0) + time.time() - started, 3),
+                "request_phase_s": round(getattr(self, "request_phase_s", 0.0), 3),
                 "complete": complete and not any(s["missing"] for s in summaries),
                 "repeats": c.repeats, "config": c.to_dict(),
                 "results": results, "benchmarks": summaries}
