@@ -13,7 +13,8 @@ then a usage chunk (unless ``--no-usage``), then ``[DONE]``. ``--crlf`` separate
 ``\\r\\n\\r\\n``; ``--split`` writes every event in two pieces 2 ms apart (cut mid-JSON), to test
 the client's buffering. ``--cpu K`` pins the server to core K.
 
-With ``--log`` it appends one JSON line per request: ``start`` (request parsed), ``first`` and
+With ``--log`` it appends one JSON line per request: ``start`` (request bytes received; the
+TTFT sleep counts from here), ``first`` and
 ``last`` (``time.perf_counter()`` right after writing the first and last content chunk — the
 truth the client's TTFT is compared to; the clock is CLOCK_MONOTONIC, shared by processes),
 ``tokens``, ``prompt`` (first 200 characters), ``body`` (the request without messages/prompt)
@@ -123,6 +124,7 @@ def main() -> None:
             self.headers = b""
 
         def data_received(self, data):
+            self.received = perf()  # the request's arrival: the server's clock starts here
             self.buf = self.buf + data if self.buf else data
             self.pump()
 
@@ -153,18 +155,17 @@ def main() -> None:
                     continue
                 self.busy = True
                 self.headers = head
-                asyncio.ensure_future(self.serve(req))
+                asyncio.ensure_future(self.serve(req, self.received))
 
-        async def serve(self, req):
+        async def serve(self, req, t0):
             try:
-                await self.respond(req)
+                await self.respond(req, t0)
             finally:
                 if not self.t.is_closing():
                     self.busy = False
                     self.pump()
 
-        async def respond(self, req):
-            t0 = perf()
+        async def respond(self, req, t0):
             chat = "messages" in req
             text = json.dumps(req.get("messages") if chat else req.get("prompt"))
             m = FAULT.search(text)
