@@ -20,6 +20,7 @@ import orjson
 
 from ..config import EvalConfig
 from ..errors import BackendError, ConfigError, LmgaugeError
+from ..files import atomic_write
 from ..interfaces import Backend, BackendConfig, Benchmark, Metric
 from ..plugins import PluginManager
 from ..types import Completion, GenerationParams, GenerationRequest, Sample
@@ -281,9 +282,7 @@ class EvalRun:
                 "results": results, "benchmarks": summaries}
         if self.plan.collection is not None:
             data["collection"] = self.plan.collection.to_dict()
-        tmp = rp.with_suffix(".json.tmp")
-        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        tmp.replace(rp)
+        atomic_write(rp, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         return Report(data)
 
 

@@ -7,11 +7,10 @@ and SVG charts; works offline from file://) and terminal tables.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import DataError, LmgaugeError
+from ..files import atomic_write
 from .rundata import RunFolder, load_run, redact, run_labels
 
 __all__ = ["write_html_report", "render_html", "render_terminal", "load_run", "load_runs", "redact",
@@ -51,19 +50,7 @@ def write_html_report(run_dirs: list[str], out_path: str) -> str:
     if out.exists() and out.is_dir():
         raise LmgaugeError(f"cannot write the report to {str(out)!r}: it is a folder", "give a file name, e.g. -o report.html")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=str(out.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(out, text)
     except OSError as exc:
         raise LmgaugeError(f"cannot write the report to {str(out)!r}: {exc.strerror or exc}",
                            "choose a writable path with -o") from None

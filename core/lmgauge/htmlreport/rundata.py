@@ -50,23 +50,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    """The eval journal: latest record per (benchmark, sample_id, repeat), first-seen order;
-    torn or blank lines (a crash mid-write) are skipped."""
-    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
-    if not path.exists():
-        return []
-    with path.open("rb") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = orjson.loads(line)
-                key = (str(rec["benchmark"]), str(rec["sample_id"]), int(rec["repeat"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
-            latest[key] = rec
-    return list(latest.values())
+    """The eval journal: latest record per (benchmark, sample_id, repeat), first-seen order."""
+    from ..eval.journal import read_records
+
+    return read_records(path)
 
 
 def sample_status(rec: dict[str, Any]) -> str:

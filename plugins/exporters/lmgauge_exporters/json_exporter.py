@@ -11,7 +11,9 @@ from lmgauge import __version__, hookimpl
 from lmgauge.export import export_target, read_run
 from lmgauge.interfaces import Exporter
 
-from . import atomic_write_bytes, now_iso
+from lmgauge.files import atomic_write
+
+from . import now_iso
 
 SCHEMA = "lmgauge-export"
 SCHEMA_VERSION = 1
@@ -43,7 +45,7 @@ class JsonExporter(Exporter):
                                file_in_folder=f"{Path(run_dir).resolve().name}.json", key="json_path")
         doc = build_document(run_dir)
         data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
-        atomic_write_bytes(target, data)
+        atomic_write(target, data)
         n = len(doc["samples"]) or len(doc["requests"])
         what = "samples" if doc["run"]["kind"] == "eval" else "requests"
         return f"wrote {target} ({n} {what})"
