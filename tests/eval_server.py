@@ -56,6 +56,8 @@ def build_app(script: dict, log_path: str | None) -> web.Application:
         if log:
             log.write(json.dumps({"user": user[:80], "n": n, "seed": body.get("seed"), "attempt": attempt,
                                   "auth": "authorization" in {k.lower() for k in request.headers},
+                                  "x_team": request.headers.get("X-Team"),
+                                  "x_api_key": "X-Api-Key" in request.headers,
                                   "max_tokens": body.get("max_tokens"), "keys": sorted(body)}) + "\n")
         faults = script.get("faults", {}).get(user, [])
         if attempt < len(faults):

@@ -22,7 +22,9 @@ and ``auth`` (whether an Authorization header came).
 
 Faults, chosen by a marker in the prompt text: ``FAULT:500`` (HTTP 500), ``FAULT:reset``
 (close the connection after two chunks), ``FAULT:stall`` (stop sending after two chunks),
-``FAULT:malformed`` (a broken data line), ``FAULT:nodone`` (end without ``[DONE]``),
+``FAULT:malformed`` (a broken data line), ``FAULT:cut`` (end the body cleanly after two
+chunks: no finish_reason, no ``[DONE]``), ``FAULT:nodone`` (a complete stream without ``[DONE]``,
+as ``transformers serve`` sends),
 ``FAULT:empty`` (no content chunks), ``FAULT:errchunk`` (an ``{"error": ...}`` event mid-stream),
 ``FAULT:json`` (answer with a non-streaming JSON body although a stream was asked for).
 """
@@ -203,6 +205,10 @@ def main() -> None:
                     return
                 if k == 2 and fault == "stall":
                     await asyncio.sleep(3600)
+                if k == 2 and fault == "cut":
+                    self.t.write(b"0\r\n\r\n")
+                    self._log(record)
+                    return
                 if k == 2 and fault == "errchunk":
                     self.t.write(chunked(event({"error": {"message": "out of memory", "code": 500}})))
                     break

@@ -159,6 +159,25 @@ def test_repeats_without_server_n_and_truncation_warning(math_samples, eval_serv
     assert "truncated" in proc.stdout
 
 
+def test_extra_headers_reach_the_server_and_secret_ones_are_not_written(math_samples, eval_server, tmp_path):
+    answers, _ = styled_answers(math_samples[:2])
+    server = eval_server({"model": "m", "answers": answers})
+    out = tmp_path / "run"
+    proc = run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", "math_500", "--limit", "2",
+                   "--header", "X-Team=eval", "--header", "X-Api-Key=sk-HEADERSECRET-42", "--output", str(out),
+                   env=PLUGINS, check=True)
+    log = server.log()
+    assert log and all(e["x_team"] == "eval" and e["x_api_key"] for e in log)
+    assert "HEADERSECRET" not in proc.stdout + proc.stderr
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert b"HEADERSECRET" not in f.read_bytes(), f
+    assert "X-Team=eval" in (out / "config.yaml").read_text()  # not a secret: kept
+    bad = run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", "math_500", "--limit", "1",
+                  "--header", "no-equals-sign", "--output", str(tmp_path / "bad"), env=PLUGINS)
+    assert_one_line_error(bad, "--header expects KEY=VALUE")
+
+
 def test_api_key_never_written(math_samples, eval_server, tmp_path):
     answers, _ = styled_answers(math_samples[:2])
     server = eval_server({"model": "m", "answers": answers})

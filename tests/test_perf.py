@@ -92,19 +92,23 @@ def test_faults_are_counted_and_the_run_finishes(stream_server, tmp_path):
     url = stream_server("--tokens", "6", "--itl", "0.005")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(["fine 1", "FAULT:500", "FAULT:reset", "FAULT:stall", "FAULT:malformed",
-                                  "FAULT:nodone", "FAULT:empty", "fine 2"]) + "\n")
+                                  "FAULT:cut", "FAULT:empty", "FAULT:nodone", "fine 2"]) + "\n")
     out = tmp_path / "run"
     run_cli("perf", "--url", url, "--model", "perf-model", "--dataset", "line_by_line", "--dataset-path", str(prompts),
-            "--number", "8", "--concurrency", "8", "--read-timeout", "1", "--output", str(out), env=ENV, check=True,
+            "--number", "9", "--concurrency", "9", "--read-timeout", "1", "--output", str(out), env=ENV, check=True,
             timeout=60)
-    r = summary(out)["runs"][0]
-    assert (r["succeeded"], r["failed"]) == (2, 6)
+    s = summary(out)
+    r = s["runs"][0]
+    assert (r["succeeded"], r["failed"]) == (2, 7)
     db = sqlite3.connect(out / "perf.sqlite")
     errors = sorted(e for (e,) in db.execute("select error from requests where success = 0"))
     joined = " | ".join(errors)
-    for needle in ("HTTP 500", "connection error", "read timeout", "malformed SSE", "without [DONE]", "no content"):
+    for needle in ("HTTP 500", "connection error", "read timeout", "malformed SSE", "before a finish_reason", "no content",
+                   "without data: [DONE]"):
         assert needle in joined, joined
-    assert sum(r["failures"].values()) == 6
+    assert sum(r["failures"].values()) == 7
+    assert r["failures"]["truncated stream"] == 1 and r["failures"]["no [DONE]"] == 1
+    assert any("--no-require-done" in a for a in s["recommendations"])
     assert r["failures"]["HTTP 500"] == 1 and r["failures"]["read timeout"] == 1
     assert 1.0 <= r["duration_s"] < 5  # the stalled request ended at --read-timeout
 
@@ -112,12 +116,14 @@ def test_faults_are_counted_and_the_run_finishes(stream_server, tmp_path):
 def test_more_faults_and_json_answers(stream_server, tmp_path):
     url = stream_server("--tokens", "6")
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("FAULT:errchunk\nFAULT:json\nplain\n")
+    prompts.write_text("FAULT:errchunk\nFAULT:json\nplain\nFAULT:nodone\n")  # --no-require-done below
     out = tmp_path / "run"
     run_cli("perf", "--url", url, "--model", "perf-model", "--dataset", "line_by_line", "--dataset-path", str(prompts),
-            "--number", "3", "--concurrency", "3", "--output", str(out), env=ENV, check=True)
+            "--number", "4", "--concurrency", "4", "--no-require-done", "--output", str(out), env=ENV, check=True)
     r = summary(out)["runs"][0]
-    assert (r["succeeded"], r["failed"]) == (2, 1)  # a JSON body for a stream request still counts
+    # a JSON body for a stream request still counts; with --no-require-done so does a stream
+    # that ends after its finish_reason without [DONE] (transformers serve)
+    assert (r["succeeded"], r["failed"]) == (3, 1)
     assert list(r["failures"]) == ["error event: out of memory"]
     assert r["output_tokens"]["min"] == r["output_tokens"]["max"] == 6
 

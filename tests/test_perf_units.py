@@ -147,7 +147,8 @@ def test_failure_reasons_group():
     assert failure_reason("connection error: response cut off (Response payload is not completed)") == \
         "connection error (response cut off)"
     assert failure_reason("read timeout: no data for 1 s") == "read timeout"
-    assert failure_reason("truncated stream: ended without [DONE]") == "truncated stream"
+    assert failure_reason("truncated stream: the body ended before a finish_reason and [DONE]") == "truncated stream"
+    assert failure_reason("no [DONE]: the stream ended after its finish_reason without data: [DONE]") == "no [DONE]"
     assert failure_reason(None) == "unknown"
 
 

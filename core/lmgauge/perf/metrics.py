@@ -98,7 +98,7 @@ def request_metrics(rec: PerfRecord, count: Callable[[str], int] | None = None) 
 
 def failure_reason(err: str | None) -> str:
     """The group a failure is counted under: ``HTTP 500``, ``connection error
-    (ServerDisconnectedError)``, ``read timeout``, ``truncated stream``, ``error event: ...``."""
+    (ServerDisconnectedError)``, ``read timeout``, ``truncated stream``, ``no [DONE]``, ``error event: ...``."""
     err = err or "unknown"
     kind, _, detail = err.partition(":")
     detail = detail.strip()

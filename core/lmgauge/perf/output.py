@@ -56,8 +56,12 @@ def best_and_advice(runs: list[dict[str, Any]], in_process: bool = False) -> tup
     label = lambda r: (f"rate {r['rate']:g} req/s" if r["rate"] is not None else f"concurrency {r['concurrency']}")  # noqa: E731
     best: dict[str, Any] = {}
     advice: list[str] = []
+    no_done = [r for r in runs if "no [DONE]" in (r.get("failures") or {})]
+    if no_done:
+        advice.append(f"{label(no_done[0])}: the server ended streams after their finish_reason without data: [DONE]; "
+                      "if it never sends [DONE] (transformers serve does not), rerun with --no-require-done.")
     if not ok:
-        return best, ["No request succeeded: check the failures above."]
+        return best, advice + ["No request succeeded: check the failures above."]
     top = max(ok, key=lambda r: r["request_throughput"])
     fast = min(ok, key=lambda r: r["latency_s"]["mean"] or float("inf"))
     best["highest_rps"] = {"run": label(top), "value": top["request_throughput"]}

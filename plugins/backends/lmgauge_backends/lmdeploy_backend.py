@@ -68,12 +68,12 @@ class LmdeployBackend(Backend):
     description = "in-process lmdeploy pipeline (TurboMind or PyTorch engine; needs CUDA)"
     process_local = True
     options = [
-        click.Option(["--engine"], "engine", type=click.Choice(sorted(ENGINES)), default=None,
+        click.Option(["--engine", "engine"], type=click.Choice(sorted(ENGINES)), default=None,
                      help="lmdeploy engine (default turbomind; lmdeploy falls back to pytorch for unsupported models)."),
-        click.Option(["--tp"], "tp", type=int, default=None, help="Tensor parallelism: number of GPUs (default 1)."),
-        click.Option(["--cache-max-entry-count"], "cache_max_entry_count", type=float, default=None,
+        click.Option(["--tp", "tp"], type=int, default=None, help="Tensor parallelism: number of GPUs (default 1)."),
+        click.Option(["--cache-max-entry-count", "cache_max_entry_count"], type=float, default=None,
                      help="Share of free GPU memory for the k/v cache (default lmdeploy's 0.8)."),
-        click.Option(["--backend-config"], "backend_config", default=None, metavar="JSON",
+        click.Option(["--backend-config", "backend_config"], default=None, metavar="JSON",
                      help="Other engine config fields, e.g. '{\"session_len\": 32768, \"max_batch_size\": 256}'."),
     ]
 

@@ -40,7 +40,9 @@ def split_url(url: str, api: str) -> tuple[str, str, str]:
     return base, base + ENDPOINTS[api], api
 
 
-def _error_text(body: bytes) -> str:
+def error_text(body: bytes, limit: int = 200) -> str:
+    """The message of an error body (OpenAI ``{"error": {"message": ...}}``, FastAPI
+    ``{"detail": ...}``, or the raw text), on one line, at most ``limit`` characters."""
     try:
         data = orjson.loads(body)
         err = data.get("error", data) if isinstance(data, dict) else data
@@ -48,19 +50,22 @@ def _error_text(body: bytes) -> str:
             err = err.get("message") or err.get("detail") or err
         text = str(err)
     except Exception:  # noqa: BLE001 - any body is fine to quote
-        text = body.decode("utf-8", "replace")
-    text = " ".join(text.split())
-    return text[:200]
+        text = body[:2 * limit].decode("utf-8", "replace")
+    return " ".join(text.split())[:limit]
 
 
 class OpenAIBackend(Backend):
     name = "openai"
     description = "OpenAI-compatible HTTP server (chat or completions API)"
     options = [
-        click.Option(["--header"], "headers", multiple=True, metavar="K=V",
+        click.Option(["--header", "headers"], multiple=True, metavar="K=V",
                      help="Extra HTTP header for every request (repeatable)."),
-        click.Option(["--tls-verify/--no-tls-verify"], "tls_verify", default=None,
+        click.Option(["--tls-verify/--no-tls-verify", "tls_verify"], default=None,
                      help="Verify the server's TLS certificate (default: verify)."),
+        click.Option(["--require-done/--no-require-done", "require_done"], default=True,
+                     help="Streams: count a stream that ends after its finish_reason without `data: [DONE]` "
+                          "as failed (default), or as complete (for servers that never send [DONE], "
+                          "e.g. transformers serve)."),
     ]
 
     def __init__(self, config: BackendConfig):
@@ -75,6 +80,7 @@ class OpenAIBackend(Backend):
             self.headers[key.strip()] = value.strip()
         if config.api_key:
             self.headers["Authorization"] = f"Bearer {config.api_key}"
+        self.require_done = config.options.get("require_done", True) is not False
         self.session: Any = None
         self.token_counter: Callable[[str], int] | None = None
         self._n_checked = False
@@ -118,7 +124,7 @@ class OpenAIBackend(Backend):
         if status == 404:
             return  # some servers have no /models; the first request will tell
         if status >= 400:
-            raise BackendError(f"GET {url} answered HTTP {status}: {_error_text(body)}",
+            raise BackendError(f"GET {url} answered HTTP {status}: {error_text(body)}",
                                "check --base-url / --url")
         try:
             served = [m.get("id") for m in orjson.loads(body).get("data", [])]
@@ -185,7 +191,7 @@ class OpenAIBackend(Backend):
                                retryable=True) from None
         if status >= 400:
             retryable = status in (408, 409, 425, 429) or status >= 500
-            raise BackendError(f"HTTP {status}: {_error_text(body)}", retryable=retryable,
+            raise BackendError(f"HTTP {status}: {error_text(body)}", retryable=retryable,
                                status=status)
         try:
             data = orjson.loads(body)

@@ -17,7 +17,11 @@ the per-chunk token counts are taken from it.
 
 Every failure ends in ``record.error`` as ``"<kind>: <detail>"``, never an exception: HTTP
 status, connect/read timeouts (stalls), connection errors and resets, malformed SSE/JSON, an
-error event inside the stream, a stream that ends without ``[DONE]``, a response without text.
+error event inside the stream, a stream that ends before it is complete, a response without text.
+A stream is complete at ``data: [DONE]``. A body that ends before any ``finish_reason`` is a
+``truncated stream``; one that ends after a ``finish_reason`` but without ``[DONE]`` is a
+``no [DONE]`` failure, unless ``--no-require-done`` accepts it (``transformers serve`` never
+sends ``[DONE]``).
 Error text is passed through secret redaction.
 """
 from __future__ import annotations
@@ -30,6 +34,8 @@ import orjson
 from lmgauge.redaction import redact_text
 from lmgauge.types import GenerationRequest, PerfRecord
 
+from .openai_backend import error_text
+
 perf_counter = time.perf_counter
 
 
@@ -37,27 +43,16 @@ class _StreamError(Exception):
     pass
 
 
-def _body_reason(body: bytes) -> str:
-    try:
-        data = orjson.loads(body)
-        err = data.get("error", data) if isinstance(data, dict) else data
-        if isinstance(err, dict):
-            err = err.get("message") or err.get("detail") or err
-        text = str(err)
-    except Exception:  # noqa: BLE001 - any body is fine to quote
-        text = body[:400].decode("utf-8", "replace")
-    return " ".join(text.split())[:160]
-
-
 class _Parser:
     """State of one SSE stream: fills the record as events arrive."""
 
-    __slots__ = ("record", "chat", "done", "usage", "data", "usage_per_chunk", "chunk_usage")
+    __slots__ = ("record", "chat", "done", "finished", "usage", "data", "usage_per_chunk", "chunk_usage")
 
     def __init__(self, record: PerfRecord, chat: bool):
         self.record = record
         self.chat = chat
-        self.done = False
+        self.done = False                 # [DONE] seen
+        self.finished = False             # a choice carried a finish_reason
         self.usage = None
         self.data: list[bytes] = []       # data lines of the event being read
         self.usage_per_chunk = True       # every content chunk carried usage so far
@@ -99,7 +94,7 @@ class _Parser:
             raise _StreamError("malformed SSE: an event is not a JSON object")
         err = obj.get("error")
         if err:
-            raise _StreamError(f"error event: {_body_reason(orjson.dumps(obj))}")
+            raise _StreamError(f"error event: {error_text(orjson.dumps(obj))}")
         usage = obj.get("usage")
         if usage:
             self.usage = usage
@@ -112,6 +107,8 @@ class _Parser:
             else:
                 text = ch.get("text")
                 reasoning = None
+            if ch.get("finish_reason"):
+                self.finished = True
             if text or reasoning:
                 rec.chunk_times.append(now)
                 rec.chunk_texts.append(reasoning + text if (reasoning and text) else (text or reasoning))
@@ -147,7 +144,7 @@ async def stream_request(backend, request: GenerationRequest, record: PerfRecord
             if resp.status >= 400:
                 body = await resp.read()
                 record.end = perf_counter()
-                record.error = redact_text(f"HTTP {resp.status}: {_body_reason(body)}")
+                record.error = redact_text(f"HTTP {resp.status}: {error_text(body)}")
                 return
             ctype = resp.headers.get("Content-Type", "")
             if not stream or not ctype.startswith("text/event-stream"):
@@ -212,7 +209,7 @@ def _whole_response(record: PerfRecord, parser: _Parser, body: bytes, now: float
     if not isinstance(data, dict):
         raise _StreamError("malformed response: not a JSON object")
     if data.get("error"):
-        raise _StreamError(f"error response: {_body_reason(body)}")
+        raise _StreamError(f"error response: {error_text(body)}")
     choice = (data.get("choices") or [{}])[0]
     if chat:
         msg = choice.get("message") or {}
@@ -232,8 +229,13 @@ def _whole_response(record: PerfRecord, parser: _Parser, body: bytes, now: float
 
 def _complete(backend, record: PerfRecord, parser: _Parser, stream: bool) -> None:
     if not parser.done:
-        record.error = "truncated stream: ended without [DONE]"
-        return
+        if not parser.finished:
+            record.error = "truncated stream: the body ended before a finish_reason and [DONE]"
+            return
+        if backend.require_done:
+            record.error = ("no [DONE]: the stream ended after its finish_reason without data: [DONE] "
+                            "(pass --no-require-done if this server never sends it)")
+            return
     if not record.chunk_times:
         record.error = "empty response: no content or reasoning text"
         return

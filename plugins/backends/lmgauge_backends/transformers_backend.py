@@ -69,11 +69,11 @@ class TransformersBackend(Backend):
     description = "in-process Hugging Face transformers (CUDA or CPU); --model smollm2 is embedded"
     process_local = True
     options = [
-        click.Option(["--device"], "device", default=None,
+        click.Option(["--device", "device"], default=None,
                      help="cpu, cuda, cuda:1 … (default: cuda if available, else cpu)."),
-        click.Option(["--batch-size"], "batch_size", type=int, default=None,
+        click.Option(["--batch-size", "batch_size"], type=int, default=None,
                      help=f"Requests generated together, in eval and in perf (default {DEFAULT_BATCH_SIZE})."),
-        click.Option(["--dtype"], "dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+        click.Option(["--dtype", "dtype"], type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
                      help="Weights dtype (default auto: bf16/fp16 on CUDA, fp32 on CPU)."),
     ]
 

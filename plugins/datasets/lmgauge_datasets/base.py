@@ -7,11 +7,26 @@ Options (a dict from ``lmgauge perf``): ``dataset_path``, ``tokenizer`` (a
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Iterator
 
+from lmgauge.errors import DataError
 from lmgauge.interfaces import PerfDataset
 from lmgauge.perf.requests import make_request
 from lmgauge.types import GenerationRequest
+
+
+def jsonl_rows(path: Path, name: str, hint: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line of a JSONL file; a line that is not
+    JSON is a DataError naming ``name`` (how the user wrote the path) and the line."""
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError:
+            raise DataError(f"{name}: line {n} is not valid JSON", hint) from None
 
 
 class TextDataset(PerfDataset):

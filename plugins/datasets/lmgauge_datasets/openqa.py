@@ -7,14 +7,13 @@ JSONL with a ``question`` field); ``--dataset-path hc3`` downloads it from the h
 """
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
 from lmgauge import hookimpl
 from lmgauge.errors import DataError
 
-from .base import TextDataset
+from .base import TextDataset, jsonl_rows
 
 
 def read_questions(path: str) -> list[str]:
@@ -22,13 +21,7 @@ def read_questions(path: str) -> list[str]:
     if not p.is_file():
         raise DataError(f"--dataset-path {path}: no such file", "pass the HC3 open_qa.jsonl file")
     out = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise DataError(f"{path}: line {n} is not valid JSON", "openqa reads JSONL with a `question` field") from None
+    for _, row in jsonl_rows(p, path, "openqa reads JSONL with a `question` field"):
         q = row.get("question") or row.get("prompt") if isinstance(row, dict) else None
         if q:
             out.append(str(q))

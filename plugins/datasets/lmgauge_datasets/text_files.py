@@ -2,13 +2,12 @@
 ``--dataset custom`` (JSONL rows with ``prompt`` text or chat ``messages``)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lmgauge import hookimpl
 from lmgauge.errors import ConfigError, DataError
 
-from .base import TextDataset
+from .base import TextDataset, jsonl_rows
 
 
 def _path(options, name: str) -> Path:
@@ -40,13 +39,7 @@ class Custom(TextDataset):
     def prompts(self):
         p = _path(self.options, self.name)
         out = []
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"{p}: line {n} is not valid JSON", "one JSON object per line") from None
+        for n, row in jsonl_rows(p, str(p), "one JSON object per line"):
             if isinstance(row, dict) and isinstance(row.get("messages"), list):
                 out.append((None, row["messages"]))
             elif isinstance(row, dict) and isinstance(row.get("prompt"), str):
