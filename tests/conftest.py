@@ -76,3 +76,24 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
     assert lines[0].startswith("lmgauge: error:"), lines[0]
     for n in needles:
         assert n.lower() in lines[0].lower(), f"{n!r} not in {lines[0]!r}"
+
+
+def child_pids(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

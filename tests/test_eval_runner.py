@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LMGAUGE, assert_one_line_error, run_cli
+from conftest import LMGAUGE, assert_one_line_error, child_pids, pid_alive, run_cli
 
 PLUGINS = {"LMGAUGE_PLUGINS": "math_500,openai"}
 
@@ -74,25 +74,6 @@ def test_math500_slice_exact_scores(math_samples, eval_server, tmp_path):
     assert (out / "config.yaml").exists()
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_kill_and_resume_gives_the_same_report(math_samples, eval_server, tmp_path):
     answers, _ = styled_answers(math_samples)
     server = eval_server({"model": "m", "answers": answers, "delay": 0.15})
@@ -111,14 +92,14 @@ def test_kill_and_resume_gives_the_same_report(math_samples, eval_server, tmp_pa
         if journal.exists() and len(journal.read_text().splitlines()) >= 8:
             break
         time.sleep(0.05)
-    graders = _children(proc.pid)
+    graders = child_pids(proc.pid)
     assert graders  # the grading worker processes
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 10  # orphaned graders notice and leave
-    while time.time() < deadline and any(_alive(pid) for pid in graders):
+    while time.time() < deadline and any(pid_alive(pid) for pid in graders):
         time.sleep(0.1)
-    assert not [pid for pid in graders if _alive(pid)], "grading workers outlived the killed run"
+    assert not [pid for pid in graders if pid_alive(pid)], "grading workers outlived the killed run"
     done_before = len(journal.read_text().splitlines())
     assert 8 <= done_before < 40
     assert not (part / "report.json").exists()

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import LMGAUGE, REPO, assert_one_line_error, run_cli
+from conftest import LMGAUGE, REPO, assert_one_line_error, child_pids, pid_alive, run_cli
 
 ENV = {"LMGAUGE_PLUGINS": "openai,random,openqa,text_files"}
 
@@ -174,6 +174,26 @@ def test_ctrl_c_writes_what_was_measured(stream_server, tmp_path):
         assert 0 < r["succeeded"] == r["requests"] < 1000 and r["failed"] == 0
         assert r["abandoned_in_flight"] == 4
         assert sqlite3.connect(db).execute("select count(*) from requests").fetchone()[0] == r["requests"]
+
+
+def test_workers_leave_when_the_run_is_killed(stream_server, tmp_path):
+    url = stream_server("--tokens", "20", "--itl", "0.02")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*LMGAUGE, "perf", "--url", url, "--model", "perf-model", "--concurrency", "4",
+                             "--duration", "120", "--workers", "2", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **ENV})
+    deadline = time.monotonic() + 60
+    while len(child_pids(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)  # the workers are loading the server
+    workers = child_pids(proc.pid)
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(pid_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if pid_alive(p)], "perf workers outlived the killed run"
 
 
 def test_open_loop_rate(stream_server, tmp_path):

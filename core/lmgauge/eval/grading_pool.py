@@ -13,6 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
+from ..subprocs import exit_with_parent
 from ..types import Completion, Sample, Score
 
 BATCH = 64
@@ -35,21 +36,6 @@ def _warm() -> int:
     return os.getpid()
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: leave when the eval process is gone. A worker blocked on the task
-    queue never sees EOF when its parent is SIGKILLed (it holds the queue's pipe ends itself),
-    so without this a killed run would leave its graders behind."""
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="lmgauge-parent-watch", daemon=True).start()
-
-
 class GradingPool:
     def __init__(self, workers: int | None = None):
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
@@ -59,7 +45,7 @@ class GradingPool:
 
     def start(self) -> None:
         self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                         initializer=_exit_with_parent, initargs=(os.getpid(),))
+                                         initializer=exit_with_parent)
         for _ in range(self.workers):
             self._pool.submit(_warm)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from ..interfaces import Backend, BackendConfig
+from ..subprocs import exit_with_parent
 from ..types import GenerationRequest, PerfRecord
 
 PREBUILD = 20_000  # requests built before the clock starts (the rest lazily)
@@ -231,6 +232,7 @@ class WorkerJob:
 
 def _worker_main(job: WorkerJob, ready, start_at, stop, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    exit_with_parent()
     try:
         from ..plugins import get_manager
         from ..tokenizers import load_tokenizer
