@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness of server and client (e.g. -10, needs root): less noise from other load")
+    ap.add_argument("--dump", default=None, help="write the paired client/server times (JSON lines) here")
     args = ap.parse_args()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     cores = sorted(os.sched_getaffinity(0))
@@ -63,7 +64,7 @@ def main() -> None:
         log = Path(tmp) / "server.jsonl"
         prompts = Path(tmp) / "prompts.txt"
         prompts.write_text("".join(f"request {i}\n" for i in range(args.number)))
-        server = subprocess.Popen([sys.executable, str(SERVER), "--ttft", str(args.ttft), "--itl", str(args.itl),
+        server = subprocess.Popen([sys.executable, *os.environ.get("PERF_SERVER_WRAP", "").split(), str(SERVER), "--ttft", str(args.ttft), "--itl", str(args.itl),
                                    "--tokens", str(args.tokens), "--log", str(log), *server_cpu],
                                   stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(args.nice))
         port = int(server.stdout.readline().split()[1])
@@ -96,6 +97,12 @@ def main() -> None:
         stream_err.append(sum(itl) - (t["last"] - t["first"]))
         arrive_err.append(sent + ttft - t["first"])  # client's stamp of the first chunk - server's write
         send_err.append(t["start"] - sent)           # server's receipt - client's send stamp
+    if args.dump:
+        with open(args.dump, "w") as fh:
+            for idx in order:
+                ttft, itl, sent = client[idx]
+                t = truth[idx % args.number]
+                fh.write(json.dumps({"idx": idx, "sent": sent, "client_first": sent + ttft, **t}) + "\n")
     ms = lambda x: f"{1000 * x:+.3f} ms"  # noqa: E731
     absolute = [abs(e) for e in ttft_err]
     print(f"command: lmgauge {' '.join(cmd[4:]).replace(str(out), 'OUT').replace(str(prompts), 'PROMPTS')}")

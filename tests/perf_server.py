@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -69,7 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    log = open(args.log, "a", buffering=1) if args.log else None
+    log = open(args.log, "ab") if args.log else None
+    log_dirty = []
     models = dumps({"object": "list", "data": [{"id": args.model, "object": "model"}]})
     sep = b"\r\n\r\n" if args.crlf else b"\n\n"
     delays = bool(args.ttft or args.itl or args.split)
@@ -87,8 +89,17 @@ def main() -> None:
     STREAM_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     END = chunked(event(b"[DONE]")) + b"0\r\n\r\n"
 
+    pieces_cache: dict[tuple[int, bool], list[bytes]] = {}
+
     def pieces(n_tokens: int, chat: bool) -> list[bytes]:
-        """The content events of one response (each a complete SSE event, unframed)."""
+        """The content events of one response (each a complete SSE event, unframed); built
+        once per shape, so that a burst of new requests costs the server next to nothing."""
+        key = (n_tokens, chat)
+        if key not in pieces_cache:
+            pieces_cache[key] = build_pieces(n_tokens, chat)
+        return pieces_cache[key]
+
+    def build_pieces(n_tokens: int, chat: bool) -> list[bytes]:
         out, sent = [], 0
         while sent < n_tokens:
             step = min(args.tokens_per_chunk, n_tokens - sent)
@@ -107,6 +118,10 @@ def main() -> None:
     def usage_event(n_tokens: int) -> bytes:
         return event({"id": "c", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens,
                                                             "total_tokens": 10 + n_tokens}})
+
+    def flush_log():
+        log_dirty.clear()
+        log.flush()
 
     fast_cache: dict[tuple[int, bool], bytes] = {}
 
@@ -233,8 +248,13 @@ def main() -> None:
             self._log(record)
 
         def _log(self, record):
+            # buffered, flushed 50 ms later in one write: a burst of streams ending together
+            # must not hold up the reading of new requests
             if log is not None:
-                log.write(json.dumps(record) + "\n")
+                log.write(dumps(record) + b"\n")
+                if not log_dirty:
+                    log_dirty.append(True)
+                    asyncio.get_running_loop().call_later(0.05, flush_log)
 
     async def serve():
         loop = asyncio.get_running_loop()
@@ -243,6 +263,8 @@ def main() -> None:
         await server.serve_forever()
 
     try:
+        gc.freeze()  # no collector pauses while serving: they would delay request receipt stamps
+        gc.disable()
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass

@@ -95,7 +95,9 @@ class OpenAIBackend(Backend):
         connector = aiohttp.TCPConnector(limit=0, ssl=None if verify else False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout,
                                         sock_read=self.config.read_timeout)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+        from .openai_stream import send_stamp
+
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, trace_configs=[send_stamp()],
                                              json_serialize=lambda o: orjson.dumps(o).decode(),
                                              auto_decompress=True)
         await self.check_model()

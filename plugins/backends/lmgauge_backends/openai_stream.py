@@ -1,7 +1,11 @@
 """The perf hot path: one streaming request, timestamped where its bytes arrive.
 
 ``stream_request(backend, request, record)`` posts with ``stream: true`` and
-``stream_options.include_usage`` (the payload comes from ``backend.payload``), then reads the raw
+``stream_options.include_usage`` (the payload comes from ``backend.payload``). ``record.sent`` is
+taken when the request body is written to the socket (``send_stamp``, an aiohttp trace hook): on
+Python < 3.12 aiohttp writes the body from a task of its own, one event-loop turn after ``post``
+was called, and under load that turn can take milliseconds that are not the server's. The time
+from the scheduled start to that write is the request's client queue delay. Then it reads the raw
 body with ``readany()`` (each read returns whatever the socket delivered) and takes
 ``time.perf_counter()`` once per read, before any parsing. Lines are split with ``bytes.find``
 on the read buffer (no per-byte work, no copies beyond one slice per line); the ``data:``
@@ -41,6 +45,21 @@ perf_counter = time.perf_counter
 
 class _StreamError(Exception):
     pass
+
+
+def send_stamp():
+    """An ``aiohttp.TraceConfig`` that sets ``record.sent`` when the request body is written
+    (requests posted with ``trace_request_ctx=record``; others are left alone)."""
+    import aiohttp
+
+    async def on_body_sent(session, ctx, params) -> None:
+        record = ctx.trace_request_ctx
+        if record is not None:
+            record.sent = perf_counter()
+
+    config = aiohttp.TraceConfig()
+    config.on_request_chunk_sent.append(on_body_sent)
+    return config
 
 
 class _Parser:
@@ -140,7 +159,8 @@ async def stream_request(backend, request: GenerationRequest, record: PerfRecord
     parser = _Parser(record, chat)
     record.sent = perf_counter()
     try:
-        async with backend.session.post(backend.url, data=payload, headers=backend.headers) as resp:
+        async with backend.session.post(backend.url, data=payload, headers=backend.headers,
+                                        trace_request_ctx=record) as resp:
             if resp.status >= 400:
                 body = await resp.read()
                 record.end = perf_counter()
