@@ -17,7 +17,12 @@ Reported:
 - client TTFT/ITL/TPOT against the nominal 50 ms / 10 ms.
 
 With 2+ cores the server is pinned to the last core and the client to the others.
+With ``--evalscope PATH`` (an ``evalscope`` executable in a venv of its own) EvalScope's perf
+client runs the same load against a fresh server and its per-request TTFTs (from its
+benchmark_data.db) are paired with that server's log the same way: a side-by-side table.
+
 Run: .venv/bin/python bench/perf_accuracy.py [--concurrency 64] [--number 640] [--tokens 128] [--warmup N]
+     [--evalscope /tmp/evalscope-venv/bin/evalscope]
 """
 from __future__ import annotations
 
@@ -55,6 +60,9 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness of server and client (e.g. -10, needs root): less noise from other load")
     ap.add_argument("--dump", default=None, help="write the paired client/server times (JSON lines) here")
+    ap.add_argument("--evalscope", default=None,
+                    help="an evalscope executable (own venv): run `evalscope perf` the same way against a fresh "
+                         "server and report its TTFT error from the same server log, side by side")
     args = ap.parse_args()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     cores = sorted(os.sched_getaffinity(0))
@@ -128,6 +136,52 @@ def main() -> None:
           f"p99 {1000 * run['itl_s']['p99']:.2f} ms; TPOT mean {1000 * run['tpot_s']['mean']:.2f} ms "
           f"(server {1000 * args.itl:.0f} ms)")
     print(f"client CPU: {run['client_cpu_share']:.0%} of one core over {run['duration_s']:.2f} s")
+    if args.evalscope:
+        es = evalscope_errors(args, server_cpu, client_cores)
+        print(f"\nside by side, TTFT error = client TTFT - server truth, request by request ({args.number} requests, "
+              f"c={args.concurrency}, {args.tokens} tokens, server TTFT {1000 * args.ttft:.0f} ms):")
+        print("| client | mean | p50 | p90 | p99 | max | client's mean TTFT |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name, errs, mean_ttft in (("lmgauge perf", ttft_err, run["ttft_s"]["mean"]), ("evalscope perf", *es)):
+            print(f"| {name} | {ms(sum(errs) / len(errs))} | {ms(pct(errs, 50))} | {ms(pct(errs, 90))} | "
+                  f"{ms(pct(errs, 99))} | {ms(max(errs))} | {1000 * mean_ttft:.2f} ms |")
+
+
+def evalscope_errors(args, server_cpu, client_cores) -> tuple[list[float], float]:
+    """Run ``evalscope perf`` with the same load against a fresh server; pair its per-request
+    records (benchmark_data.db: request JSON, first_chunk_latency) with the server log by prompt."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "server.jsonl"
+        prompts = Path(tmp) / "prompts.txt"
+        prompts.write_text("".join(f"request {i}\n" for i in range(args.number)))
+        server = subprocess.Popen([sys.executable, str(SERVER), "--ttft", str(args.ttft), "--itl", str(args.itl),
+                                   "--tokens", str(args.tokens), "--log", str(log), *server_cpu],
+                                  stdout=subprocess.PIPE, text=True)
+        port = int(server.stdout.readline().split()[1])
+        cmd = [args.evalscope, "perf", "--url", f"http://127.0.0.1:{port}/v1/chat/completions", "--model", "perf-model",
+               "--parallel", str(args.concurrency), "--number", str(args.number), "--api", "openai", "--stream",
+               "--dataset", "line_by_line", "--dataset-path", str(prompts), "--max-tokens", str(args.tokens),
+               "--outputs-dir", str(Path(tmp) / "es")]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp,
+                           preexec_fn=lambda: os.sched_setaffinity(0, client_cores))
+        finally:
+            server.kill()
+            server.wait()
+        truth = {}
+        for line in log.read_text().splitlines():
+            t = json.loads(line)
+            truth[json.loads(t["prompt"])[0]["content"]] = t["first"] - t["start"]
+        (db_path,) = Path(tmp, "es").rglob("benchmark_data.db")
+        errs, ttfts = [], []
+        for request, first_chunk in sqlite3.connect(db_path).execute(
+                "select request, first_chunk_latency from result where success = 1"):
+            prompt = json.loads(request)["messages"][0]["content"]
+            errs.append(first_chunk - truth[prompt])
+            ttfts.append(first_chunk)
+        if len(errs) != args.number:
+            raise SystemExit(f"evalscope: paired {len(errs)} of {args.number} requests")
+        return errs, sum(ttfts) / len(ttfts)
 
 
 if __name__ == "__main__":
