@@ -28,8 +28,13 @@ demo: install
 	$(BIN)/lmgauge perf --backend transformers --model smollm2 --number 8 --concurrency 1 2 --max-tokens 32 --output runs/demo-perf
 	@echo "run folders: runs/demo-eval runs/demo-perf"
 
+# EVALSCOPE=/path/to/venv/bin/evalscope adds EvalScope side by side to the perf benches
 bench: install
 	$(BIN)/python bench/eval_overhead.py
+	$(BIN)/python bench/grading_throughput.py --workers 2
+	$(BIN)/python bench/perf_accuracy.py $(if $(EVALSCOPE),--evalscope $(EVALSCOPE))
+	$(BIN)/python bench/perf_throughput.py $(if $(EVALSCOPE),--evalscope $(EVALSCOPE))
+	$(BIN)/python bench/backends.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info core/*.egg-info plugins/*/*.egg-info
