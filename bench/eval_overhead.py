@@ -1,8 +1,8 @@
 """Eval runner overhead and grading throughput.
 
 1. Runner: `lmgauge.evaluate` on MATH-500 (500 questions × R repeats, one request each) at
-   concurrency 256 against a zero-latency local server (bench/fast_openai_server.py, its own
-   process). Reported: requests/s end to end (requests, grading, journal) and per-request
+   concurrency 256 against a zero-latency local server (tests/perf_server.py answering every
+   request with ``\boxed{\frac{14}{3}}`` in one precomputed write, its own process). Reported: requests/s end to end (requests, grading, journal) and per-request
    overhead. Target ≥ 500 requests/s.
 2. Grading: the runner's GradingPool (spawned processes) grading MATH-style answers against the
    500 MATH-500 golds. Target ≥ 1,000 samples/s on 2 cores.
@@ -27,7 +27,9 @@ def bench_runner(repeats: int, benchmark: str = "math_500", dataset_path: str | 
     import lmgauge
     from lmgauge.plugins import PluginManager
 
-    proc = subprocess.Popen([sys.executable, str(HERE / "fast_openai_server.py")], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(HERE.parent / "tests" / "perf_server.py"), "--model", "bench-model",
+                             "--answer", "So the answer is $\\boxed{\\frac{14}{3}}$."],
+                            stdout=subprocess.PIPE, text=True)
     port = int(proc.stdout.readline().split()[1])
     try:
         with tempfile.TemporaryDirectory() as tmp:

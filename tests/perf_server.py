@@ -1,7 +1,9 @@
 """A streaming OpenAI-compatible server with known timings, for perf tests and benchmarks.
 
 ``python tests/perf_server.py [--ttft 0.05] [--itl 0.01] [--tokens 128] [--tokens-per-chunk 1]
-[--no-usage] [--reasoning N] [--log FILE] [--crlf] [--split] [--cpu K]`` prints ``PORT <n>``.
+[--no-usage] [--reasoning N] [--log FILE] [--crlf] [--split] [--cpu K] [--model NAME]
+[--answer TEXT]`` prints ``PORT <n>``. Non-streaming requests get one JSON answer (``--answer``,
+else ``max_tokens`` tokens): bench/eval_overhead.py uses it as a zero-latency eval server.
 
 Built on a raw asyncio Protocol (HTTP/1.1 keep-alive, chunked SSE) so that it costs far less
 CPU than the client under test; with no delays the whole response is one precomputed write.
@@ -67,6 +69,7 @@ def main() -> None:
     ap.add_argument("--split", action="store_true")
     ap.add_argument("--cpu", type=int, default=None)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--answer", default=None, help="content of non-streaming answers (default: max_tokens tokens)")
     args = ap.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -123,6 +126,20 @@ def main() -> None:
         log_dirty.clear()
         log.flush()
 
+    whole_cache: dict[tuple[int, bool], bytes] = {}
+
+    def whole_response(n_tokens: int, chat: bool) -> bytes:
+        """A non-streaming answer: ``--answer`` if given, else ``max_tokens`` tokens."""
+        key = (n_tokens, chat)
+        if key not in whole_cache:
+            content = args.answer if args.answer is not None else " tok" * n_tokens
+            msg = {"message": {"role": "assistant", "content": content}} if chat else {"text": content}
+            whole_cache[key] = response("200 OK", dumps({
+                "id": "c", "object": "chat.completion" if chat else "text_completion", "model": args.model,
+                "choices": [{"index": 0, **msg, "finish_reason": "length" if args.answer is None else "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens}}))
+        return whole_cache[key]
+
     fast_cache: dict[tuple[int, bool], bytes] = {}
 
     def fast_response(n_tokens: int, chat: bool) -> bytes:
@@ -167,8 +184,9 @@ def main() -> None:
                     self.t.write(response("200 OK", models))
                     continue
                 req = loads(body)
-                if not delays and log is None and b"FAULT:" not in body and req.get("stream"):
-                    self.t.write(fast_response(int(req.get("max_tokens") or args.tokens), "messages" in req))
+                if not delays and log is None and b"FAULT:" not in body:  # no task, one precomputed write
+                    make = fast_response if req.get("stream") else whole_response
+                    self.t.write(make(int(req.get("max_tokens") or args.tokens), "messages" in req))
                     continue
                 self.busy = True
                 self.headers = head
@@ -196,10 +214,7 @@ def main() -> None:
                 return
             if fault == "json" or not req.get("stream"):
                 await asyncio.sleep(args.ttft + args.itl * max(0, -(-n_tokens // args.tokens_per_chunk) - 1))
-                content = " tok" * n_tokens
-                msg = {"message": {"role": "assistant", "content": content}} if chat else {"text": content}
-                self.t.write(response("200 OK", dumps({"choices": [{"index": 0, **msg, "finish_reason": "length"}],
-                                                       "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens}})))
+                self.t.write(whole_response(n_tokens, chat))
                 record["first"] = record["last"] = perf()
                 record["tokens"] = n_tokens
                 self._log(record)
