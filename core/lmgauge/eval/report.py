@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..interfaces import Metric
+from ..texttable import grid_table
 from .metrics import confidence_interval
 
 TRUNCATION_WARN = 0.05
@@ -177,19 +178,7 @@ def render_table(data: dict[str, Any]) -> str:
         ci = "-" if r.get("ci_low") is None else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
         rows.append([data.get("model", ""), r["benchmark"], r["metric"], r["subset"],
                      str(r["count"]), score, ci])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    right = {4, 5}
-
-    def fmt(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-
-    lines = [sep, fmt(header), sep.replace("-", "=")]
-    for row in rows:
-        lines += [fmt(row), sep]
-    if not rows:
-        lines.append(sep)
+    lines = [grid_table(header, rows, right={4, 5}, rule_between_rows=True)]
     notes = [f"{s['benchmark']}: {w}" for s in data.get("benchmarks", []) for w in s["warnings"]]
     for s in data.get("benchmarks", []):
         if s.get("truncated") or s.get("errors"):

@@ -11,7 +11,6 @@ See docs/outputs.md for the schemas.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path

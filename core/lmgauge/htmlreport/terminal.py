@@ -3,43 +3,12 @@ truncation/error notes, the perf summary per level and the best configuration.""
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from typing import Any
 
+from ..texttable import clean_cell, grid_table as table
 from .page import best_levels, level_name
 from .rundata import RunFolder, run_labels
 from .svg import fmt_num, fmt_val
-
-
-def _w(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _clean(value: Any) -> str:
-    """One line, no control characters (terminal escapes in model names are not executed)."""
-    text = "" if value is None else str(value)
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text)
-
-
-def table(header: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
-    right = right or set()
-    header = [_clean(h) for h in header]
-    rows = [[_clean(c) for c in r] for r in rows]
-    widths = [max([_w(h)] + [_w(r[i]) for r in rows]) for i, h in enumerate(header)]
-    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def fmt(cells: list[str]) -> str:
-        out = []
-        for i, (c, w) in enumerate(zip(cells, widths)):
-            pad = " " * (w - _w(c))
-            out.append(pad + c if i in right else c + pad)
-        return "| " + " | ".join(out) + " |"
-
-    lines = [sep, fmt(header), sep.replace("-", "=")]
-    lines += [fmt(r) for r in rows]
-    lines.append(sep)
-    return "\n".join(lines)
 
 
 def _f(v: Any, digits: int = 4) -> str:
@@ -95,7 +64,7 @@ def eval_tables(runs: list[RunFolder], labels: list[str]) -> str:
             for w in h.get("warnings") or []:
                 notes.append(f"note: {who}{h.get('benchmark')}: {w}")
     if notes:
-        out.append("\n".join(_clean(n) for n in dict.fromkeys(notes)))
+        out.append("\n".join(clean_cell(n) for n in dict.fromkeys(notes)))
     return "\n".join(out)
 
 
@@ -132,7 +101,7 @@ def perf_tables(runs: list[RunFolder], labels: list[str]) -> str:
                 lines.append(f"  {name:<16} {level_name(lv)} ({fmt_val(val)} {unit})")
         for rec in run.report.get("recommendations") or []:
             lines.append(f"  • {rec}")
-        out.append("\n".join(_clean(x) for x in lines))
+        out.append("\n".join(clean_cell(x) for x in lines))
     return "\n".join(out)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from ..texttable import grid_table
 from ..types import PerfRecord
 from .metrics import PERCENTILES
 
@@ -109,10 +110,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    fmt = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([sep, fmt(header), sep.replace("-", "="), *[fmt(r) for r in rows], sep])
+    return grid_table(header, rows, right=range(len(header)))
 
 
 def percentile_table(run: dict[str, Any]) -> str:
