@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -92,17 +93,10 @@ def main() -> None:
     STREAM_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     END = chunked(event(b"[DONE]")) + b"0\r\n\r\n"
 
-    pieces_cache: dict[tuple[int, bool], list[bytes]] = {}
-
-    def pieces(n_tokens: int, chat: bool) -> list[bytes]:
+    @functools.lru_cache(maxsize=None)
+    def pieces(n_tokens: int, chat: bool) -> tuple[bytes, ...]:
         """The content events of one response (each a complete SSE event, unframed); built
         once per shape, so that a burst of new requests costs the server next to nothing."""
-        key = (n_tokens, chat)
-        if key not in pieces_cache:
-            pieces_cache[key] = build_pieces(n_tokens, chat)
-        return pieces_cache[key]
-
-    def build_pieces(n_tokens: int, chat: bool) -> list[bytes]:
         out, sent = [], 0
         while sent < n_tokens:
             step = min(args.tokens_per_chunk, n_tokens - sent)
@@ -116,7 +110,7 @@ def main() -> None:
                 choice["finish_reason"] = "length"
             out.append(event({"id": "c", "object": "chat.completion.chunk", "model": args.model, "choices": [choice]}))
             sent += step
-        return out
+        return tuple(out)
 
     def usage_event(n_tokens: int) -> bytes:
         return event({"id": "c", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens,
@@ -126,29 +120,21 @@ def main() -> None:
         log_dirty.clear()
         log.flush()
 
-    whole_cache: dict[tuple[int, bool], bytes] = {}
-
+    @functools.lru_cache(maxsize=None)
     def whole_response(n_tokens: int, chat: bool) -> bytes:
         """A non-streaming answer: ``--answer`` if given, else ``max_tokens`` tokens."""
-        key = (n_tokens, chat)
-        if key not in whole_cache:
-            content = args.answer if args.answer is not None else " tok" * n_tokens
-            msg = {"message": {"role": "assistant", "content": content}} if chat else {"text": content}
-            whole_cache[key] = response("200 OK", dumps({
-                "id": "c", "object": "chat.completion" if chat else "text_completion", "model": args.model,
-                "choices": [{"index": 0, **msg, "finish_reason": "length" if args.answer is None else "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens}}))
-        return whole_cache[key]
+        content = args.answer if args.answer is not None else " tok" * n_tokens
+        msg = {"message": {"role": "assistant", "content": content}} if chat else {"text": content}
+        return response("200 OK", dumps({
+            "id": "c", "object": "chat.completion" if chat else "text_completion", "model": args.model,
+            "choices": [{"index": 0, **msg, "finish_reason": "length" if args.answer is None else "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens}}))
 
-    fast_cache: dict[tuple[int, bool], bytes] = {}
-
+    @functools.lru_cache(maxsize=None)
     def fast_response(n_tokens: int, chat: bool) -> bytes:
-        key = (n_tokens, chat)
-        data = fast_cache.get(key)
-        if data is None:
-            body = b"".join(pieces(n_tokens, chat)) + (b"" if args.no_usage else usage_event(n_tokens))
-            data = fast_cache[key] = STREAM_HEAD + chunked(body) + END
-        return data
+        """A whole stream in one write (no delays asked for)."""
+        body = b"".join(pieces(n_tokens, chat)) + (b"" if args.no_usage else usage_event(n_tokens))
+        return STREAM_HEAD + chunked(body) + END
 
     class Proto(asyncio.Protocol):
         def connection_made(self, transport):
