@@ -98,7 +98,7 @@ def _grade_batch(items):
 
 
 def _warm(_=None) -> int:
-    from lmgauge_benchmarks.grading import math_equal
+    from lmgauge.grading import math_equal
 
     math_equal("x+1", "1+x")  # imports sympy/latex2sympy, builds math-verify's parsers
     time.sleep(0.2)  # so that the warm-up calls spread over all workers

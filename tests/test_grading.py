@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import lmgauge_benchmarks.grading as grading
-from lmgauge_benchmarks.grading import (MV_TIMEOUT, UNCLOSED_THINK, extract_choice, extract_math_answer,
+import lmgauge.grading as grading
+from lmgauge.grading import (MV_TIMEOUT, UNCLOSED_THINK, extract_choice, extract_math_answer,
                                         grade_choice, grade_integer, grade_math, last_boxed, math_equal,
                                         normalize_math, split_thinking, to_integer)
 

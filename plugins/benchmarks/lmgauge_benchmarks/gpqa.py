@@ -18,7 +18,7 @@ from lmgauge import hookimpl
 from lmgauge.interfaces import Benchmark
 from lmgauge.types import Completion, Sample, Score
 
-from .grading import grade_choice
+from lmgauge.grading import grade_choice
 from .loading import HubSource, field, optional, read_rows, row_where, rows_from_hub
 
 LETTERS = "ABCD"

@@ -4,7 +4,7 @@ data/NOTICE.txt).
 Subsets: ``Level 1`` … ``Level 5`` and the seven subjects (``Algebra``, ``Counting &
 Probability``, ``Geometry``, ``Intermediate Algebra``, ``Number Theory``, ``Prealgebra``,
 ``Precalculus``). ``Sample.id`` is the row's ``unique_id`` (e.g. ``test/precalculus/807.json``).
-Graded with :func:`lmgauge_benchmarks.grading.grade_math`: the last ``\\boxed{}`` of the text
+Graded with :func:`lmgauge.grading.grade_math`: the last ``\\boxed{}`` of the text
 after any thinking, then a normalized comparison and math-verify.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from lmgauge import hookimpl
 from lmgauge.interfaces import Benchmark
 from lmgauge.types import Completion, Sample, Score
 
-from .grading import grade_math
+from lmgauge.grading import grade_math
 from .loading import field, optional, read_rows, row_where
 
 MATH_PROMPT = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."

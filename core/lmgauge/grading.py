@@ -33,7 +33,7 @@ import threading
 from fractions import Fraction
 from functools import lru_cache
 
-from lmgauge.types import Score
+from .types import Score
 
 TIMEOUT_S = 5
 """Seconds allowed for each math-verify parse and each verify (math-verify's own timeout)."""
