@@ -421,32 +421,40 @@ class ServerMetricsScraper:
 
     # -- after the level: parse -------------------------------------------------------------
     def _build(self) -> ScrapeResult:
-        res = self._result
-        nan = math.nan
-        for t, blob in self._bodies:
-            try:
-                samples, skipped = parse_metrics(zlib.decompress(blob).decode("utf-8", "replace"))
-            except ValueError as exc:
-                self._fail(str(exc))
-                continue
-            res.partial += 1 if skipped else 0
-            i = len(res.times)
-            res.times.append(t)
-            for s in samples:
-                col = res.raw.get((s.name, s.labels))
-                if col is None:
-                    col = res.raw[(s.name, s.labels)] = [nan] * i
-                if len(col) == i:
-                    col.append(s.value)
-                else:  # the same series twice in one page: the last wins
-                    col[i] = s.value
-            for col in res.raw.values():
-                if len(col) == i:
-                    col.append(nan)
+        pages = ((t, zlib.decompress(blob).decode("utf-8", "replace")) for t, blob in self._bodies)
+        read_pages(self._result, pages)
         self._bodies.clear()
-        res.family = recognise(name for name, _ in res.raw)
-        res.series = normalise(res.times, res.raw, res.family)
-        return res
+        return self._result
+
+
+def read_pages(result: ScrapeResult, pages: Iterable[tuple[float, str]]) -> ScrapeResult:
+    """Parse (time, page text) pairs into ``result``: raw matrix, server family, normalised
+    series. A page that is not Prometheus text counts as a failed scrape."""
+    nan = math.nan
+    for t, text in pages:
+        try:
+            samples, skipped = parse_metrics(text)
+        except ValueError as exc:
+            result.failures += 1
+            result.first_failure = result.first_failure or str(exc)
+            continue
+        result.partial += 1 if skipped else 0
+        i = len(result.times)
+        result.times.append(t)
+        for s in samples:
+            col = result.raw.get((s.name, s.labels))
+            if col is None:
+                col = result.raw[(s.name, s.labels)] = [nan] * i
+            if len(col) == i:
+                col.append(s.value)
+            else:  # the same series twice in one page: the last wins
+                col[i] = s.value
+        for col in result.raw.values():
+            if len(col) == i:
+                col.append(nan)
+    result.family = recognise(name for name, _ in result.raw)
+    result.series = normalise(result.times, result.raw, result.family)
+    return result
 
 
 def _reason(exc: BaseException) -> str:
