@@ -37,6 +37,7 @@ class Aime(Benchmark):
     """Shared loader and grader of the AIME benchmarks; subclasses set the year and hub source."""
 
     year = 0
+    judge_kind = "math"  # the LLM judge's prompt shape (eval/judge.py)
     hub: HubSource | None = None
     id_split: tuple[int, int] | None = None  # (first id of contest I, first id of contest II)
 

@@ -50,6 +50,7 @@ def gpqa_prompt(question: str, choices: list[str]) -> str:
 class GPQADiamond(Benchmark):
     name = "gpqa_diamond"
     description = "GPQA-Diamond: 198 graduate-level science MCQs (gated: HF_TOKEN, or --dataset-path gpqa_diamond=FILE.csv)"
+    judge_kind = "mcq"  # the LLM judge's prompt shape (eval/judge.py)
 
     def load(self, path: str | None = None) -> list[Sample]:
         rows = read_rows(path, self.name) if path else rows_from_hub(self.name, HUB)

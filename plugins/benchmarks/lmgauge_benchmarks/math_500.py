@@ -33,6 +33,7 @@ def bundled_path() -> str:
 class Math500(Benchmark):
     name = "math_500"
     description = "MATH-500: 500 competition math problems (bundled), subsets Level 1-5 and 7 subjects"
+    judge_kind = "math"  # the LLM judge's prompt shape (eval/judge.py)
 
     def load(self, path: str | None = None) -> list[Sample]:
         rows = read_rows(path or bundled_path(), self.name if path else "")
