@@ -1,0 +1,301 @@
+"""Re-grading a finished eval run without calling the model (``lmgauge regrade DIR``).
+
+Every graded sample of ``DIR/samples.jsonl`` is rebuilt from its journal record (benchmark,
+sample id, prompt, gold, subsets, question: the dataset is never reloaded) and scored again by
+the benchmark plugin installed now, in the grading worker processes; an optional judge
+(eval/judge.py) then decides as in an eval, reusing every verdict cached in ``DIR/judge.jsonl``
+and in earlier regrade folders. The result is a new run folder (default
+``DIR/regrade-YYYYmmdd-HHMMSS/``): config.yaml (copied), samples.jsonl (new scores),
+report.json (with a ``"regrade"`` section), report.html and changes.jsonl (one line per sample
+whose score changed). DIR's own files are never modified. Samples whose request failed have no
+response: they are copied as they are, counted as skipped.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..config import EvalConfig
+from ..errors import ConfigError, DataError, LmgaugeError
+from ..files import atomic_write
+from ..interfaces import Benchmark, Metric
+from ..plugins import PluginManager
+from ..texttable import grid_table
+from ..types import Completion, Sample
+from .grading_pool import GradingPool
+from .journal import read_records, record_key
+from .judge import JudgeSettings, JudgeSummary, apply_judge, graded, judge_section, judged_record, strip_judge
+from .report import CollectionSpec, build_results
+
+MAIN_METRIC = "AveragePass@1"
+
+
+@dataclass
+class RegradeResult:
+    """A finished regrade: the new folder, its report.json, the changed samples and the
+    per-benchmark summary (also report.json's ``"regrade"``)."""
+
+    source: Path
+    out: Path
+    data: dict[str, Any]
+    changes: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    judge: JudgeSummary | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_output(src: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = src / f"regrade-{stamp}"
+    n = 2
+    while out.exists():
+        out = src / f"regrade-{stamp}-{n}"
+        n += 1
+    return out
+
+
+def load_source(src: Path, pm: PluginManager) -> tuple[EvalConfig, list[dict[str, Any]]]:
+    """The run's settings (as ``--resume`` would read them) and its journal records."""
+    from .api import merge_settings
+
+    if not src.is_dir():
+        raise ConfigError(f"{src} is not a folder", "pass the folder of a finished `lmgauge eval` run")
+    for name in ("config.yaml", "samples.jsonl"):
+        if not (src / name).is_file():
+            raise DataError(f"{src} has no {name}: it is not an eval run folder",
+                            "pass the folder of an `lmgauge eval` run")
+    config = merge_settings({"resume": str(src), "progress": False}, pm=pm)
+    records = read_records(src / "samples.jsonl")
+    if not records:
+        raise DataError(f"{src}/samples.jsonl holds no samples", "nothing to re-grade: run or resume the eval first")
+    return config, records
+
+
+def run_benchmarks(config: EvalConfig, names: set[str], pm: PluginManager) -> dict[str, Benchmark]:
+    """The benchmark objects by the names the journal uses: an alias ``NAME=BASE[:PATH]`` of the
+    run is BASE's plugin named NAME; the current options of the run apply."""
+    from .runner import make_benchmark, parse_benchmark
+
+    bases = {n: n for n in names}
+    for spec in config.benchmark:
+        alias, base, _path = parse_benchmark(spec)
+        bases[alias] = base
+    return {n: make_benchmark(pm, bases[n], n, config.options) for n in sorted(names)}
+
+
+def run_metrics(config: EvalConfig, pm: PluginManager) -> list[Metric]:
+    from .runner import make_metric
+
+    names = config.metric or [m for m in pm.names("metrics") if pm.get("metrics", m).default]
+    order = {"AveragePass@1": 0, "pass@k": 1, "maj@k": 2}
+    return sorted((make_metric(pm, m, config.options) for m in names), key=lambda m: (order.get(m.name, 9), m.name))
+
+
+def _sample(rec: dict[str, Any]) -> Sample:
+    return Sample(id=str(rec["sample_id"]), benchmark=rec["benchmark"], prompt=rec.get("prompt") or "",
+                  gold=rec.get("gold"), subsets=tuple(rec.get("subsets") or ()), question=rec.get("question") or "")
+
+
+def _completion(rec: dict[str, Any]) -> Completion:
+    return Completion(text=rec.get("response") or "", reasoning=rec.get("reasoning"),
+                      finish_reason=rec.get("finish_reason"), prompt_tokens=rec.get("prompt_tokens"),
+                      completion_tokens=rec.get("completion_tokens"))
+
+
+async def rescore(records: list[dict[str, Any]], benchmarks: dict[str, Benchmark],
+                  workers: int | None = None) -> list[dict[str, Any]]:
+    """Every graded record scored again (judge fields dropped); errored ones unchanged."""
+    pool = GradingPool(workers)
+    pool.start()
+    try:
+        todo = [(i, r) for i, r in enumerate(records) if graded(r)]
+        scores = await asyncio.gather(*(pool.grade(benchmarks[r["benchmark"]], _sample(r), _completion(r))
+                                        for _, r in todo))
+    finally:
+        pool.close()
+    out = list(records)
+    for (i, rec), score in zip(todo, scores):
+        out[i] = dict(strip_judge(rec), extracted=score.extracted, score=score.value, correct=score.correct,
+                      grade_detail=score.detail)
+    return out
+
+
+def _kind(before: float, after: float) -> str:
+    if before < 1.0 <= after:
+        return "wrong→right"
+    if after < 1.0 <= before:
+        return "right→wrong"
+    return "score"
+
+
+def _changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for a, b in zip(old, new):
+        if not graded(a):
+            continue
+        before, after = float(a.get("score") or 0.0), float(b.get("score") or 0.0)
+        if before == after:
+            continue
+        out.append({"benchmark": a["benchmark"], "sample_id": a["sample_id"], "repeat": a["repeat"],
+                    "change": _kind(before, after), "score_before": before, "score_after": after,
+                    "extracted_before": a.get("extracted"), "extracted_after": b.get("extracted"),
+                    "detail_before": a.get("grade_detail"), "detail_after": b.get("grade_detail"),
+                    "judge_verdict": b.get("judge_verdict")})
+    return out
+
+
+def _main_scores(results: list[dict[str, Any]]) -> dict[str, float | None]:
+    labels = [r["metric"] for r in results]
+    label = MAIN_METRIC if MAIN_METRIC in labels else (labels[0] if labels else None)
+    return {r["benchmark"]: r["score"] for r in results if r["metric"] == label and r["subset"] == "OVERALL"}
+
+
+def _planned(src: Path, records: list[dict[str, Any]]) -> dict[str, int]:
+    planned: dict[str, int] = {}
+    try:
+        old = orjson.loads((src / "report.json").read_bytes())
+        planned = {b["benchmark"]: int(b["questions"]) for b in old.get("benchmarks") or []}
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        pass
+    for rec in records:
+        planned.setdefault(rec["benchmark"], 0)
+    for b in planned:
+        if not planned[b]:
+            planned[b] = len({r["sample_id"] for r in records if r["benchmark"] == b})
+    return planned
+
+
+def _collection(src: Path) -> tuple[dict[str, Any] | None, CollectionSpec | None]:
+    path = src / "collection.json"
+    if not path.is_file():
+        return None, None
+    try:
+        data = orjson.loads(path.read_bytes())
+        return data, CollectionSpec(data["name"], {e["name"]: float(e["weight"]) for e in data["benchmarks"]})
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise DataError(f"cannot read {path}", "restore the run's collection.json") from None
+
+
+def _prepare_out(src: Path, output: str | None) -> Path:
+    out = Path(output) if output else default_output(src)
+    if out.resolve() == src.resolve():
+        raise ConfigError("--output is the run folder itself", "a regrade writes a new folder; pass another path")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--output {out} already exists and is not empty", "pass a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _earlier_caches(src: Path, out: Path) -> list[Path]:
+    found = [src / "judge.jsonl", *sorted(src.glob("regrade-*/judge.jsonl"))]
+    return [p for p in found if p.is_file() and p.parent.resolve() != out.resolve()]
+
+
+async def regrade(src: str | Path, pm: PluginManager, output: str | None = None,
+                  judge: JudgeSettings | None = None, grading_workers: int | None = None,
+                  options: dict[str, Any] | None = None) -> RegradeResult:
+    """Re-grade the run in ``src`` into a new folder and return what changed. ``options``:
+    plugin option values that replace the run's (e.g. a benchmark's grading setting)."""
+    started = time.time()
+    src = Path(src)
+    config, records = load_source(src, pm)
+    config.options.update(options or {})
+    benchmarks = run_benchmarks(config, {r["benchmark"] for r in records}, pm)
+    metrics = run_metrics(config, pm)
+    collection, spec = _collection(src)
+    planned = _planned(src, records)
+    out = _prepare_out(src, output)
+
+    new = await rescore(records, benchmarks, grading_workers or config.grading_workers)
+    summary_judge = None
+    warnings: list[str] = []
+    if judge is not None:
+        summary_judge = await apply_judge(out, new, benchmarks, judge, pm, extra_caches=_earlier_caches(src, out))
+        new = [judged_record(r, summary_judge.verdicts.get(record_key(r)), judge) for r in new]
+        if summary_judge.warning:
+            warnings.append(summary_judge.warning)
+
+    old_results, _ = build_results(records, metrics, config.repeats, planned, spec)
+    results, summaries = build_results(new, metrics, config.repeats, planned, spec)
+    changes = _changes(records, new)
+    before, after = _main_scores(old_results), _main_scores(results)
+    per_bench = []
+    for b in sorted(planned):
+        mine = [r for r in records if r["benchmark"] == b]
+        moved = [c for c in changes if c["benchmark"] == b]
+        per_bench.append({"benchmark": b, "regraded": sum(graded(r) for r in mine),
+                          "skipped_errors": sum(not graded(r) for r in mine),
+                          "wrong_to_right": sum(c["change"] == "wrong→right" for c in moved),
+                          "right_to_wrong": sum(c["change"] == "right→wrong" for c in moved),
+                          "other_changes": sum(c["change"] == "score" for c in moved),
+                          "score_before": before.get(b), "score_after": after.get(b)})
+
+    old_report: dict[str, Any] = {}
+    try:
+        old_report = orjson.loads((src / "report.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        pass
+    data: dict[str, Any] = {
+        "kind": "eval", "model": config.model, "backend": config.backend,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "elapsed_s": old_report.get("elapsed_s"), "request_phase_s": old_report.get("request_phase_s"),
+        "complete": not any(s["missing"] for s in summaries), "repeats": config.repeats,
+        "config": config.to_dict(), "results": results, "benchmarks": summaries}
+    if collection is not None:
+        data["collection"] = collection
+    if judge is not None:
+        data["judge"] = judge_section(new, judge, summary_judge)
+    data["regrade"] = {"source": str(src), "regraded": sum(p["regraded"] for p in per_bench),
+                       "skipped_errors": sum(p["skipped_errors"] for p in per_bench), "changed": len(changes),
+                       "elapsed_s": round(time.time() - started, 3), "benchmarks": per_bench}
+
+    shutil.copyfile(src / "config.yaml", out / "config.yaml")
+    if collection is not None:
+        shutil.copyfile(src / "collection.json", out / "collection.json")
+    atomic_write(out / "samples.jsonl", b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in new))
+    atomic_write(out / "changes.jsonl", b"".join(orjson.dumps(c) + b"\n" for c in changes))
+    atomic_write(out / "report.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    from ..htmlreport import write_html_report
+
+    try:
+        write_html_report([str(out)], str(out / "report.html"))
+    except LmgaugeError as exc:
+        warnings.append(f"HTML report not written: {exc.line()}")
+    return RegradeResult(src, out, data, changes, per_bench, summary_judge, warnings)
+
+
+def _fmt(score: float | None) -> str:
+    return "-" if score is None else f"{score:.4f}"
+
+
+def render_regrade(result: RegradeResult, show: int = 10) -> str:
+    """The terminal summary: a table per benchmark and the first ``show`` changed samples."""
+    rows = [[p["benchmark"], p["regraded"], p["skipped_errors"], p["wrong_to_right"], p["right_to_wrong"],
+             p["other_changes"], _fmt(p["score_before"]), _fmt(p["score_after"])] for p in result.summary]
+    header = ["Benchmark", "Re-graded", "Skipped (errors)", "Wrong→right", "Right→wrong", "Other changes",
+              "Score before", "Score after"]
+    lines = [grid_table(header, rows, right={1, 2, 3, 4, 5, 6, 7})]
+    if result.changes:
+        lines.append(f"changed samples ({min(show, len(result.changes))} of {len(result.changes)}; "
+                     f"all in {result.out / 'changes.jsonl'}):")
+        for c in result.changes[:show]:
+            lines.append(f"  {c['benchmark']} {c['sample_id']} repeat {c['repeat']}: {c['change']} "
+                         f"({c['score_before']:g} → {c['score_after']:g}), extracted "
+                         f"{_short(c['extracted_before'])} → {_short(c['extracted_after'])}")
+    else:
+        lines.append("no sample changed its score")
+    return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    from ..texttable import clean_cell
+
+    text = clean_cell(repr(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
