@@ -213,11 +213,11 @@ def test_calibration_repeated_sampling_no_true_difference():
 def test_verdict_wording():
     a = np.array([1.0, 0, 1, 0, 1])
     same = paired_test(a, a)
-    assert same.verdict() == ("B and A score the same (+0.0 points, 95% CI " + same.verdict().split("95% CI ")[1])
+    assert same.verdict().startswith("B and A score the same (+0.0 points, 95% CI ")
     assert "not significant at 5% (p = 1.000, exact McNemar); the runs agree on every question" in same.verdict()
     few = paired_test(a, np.array([1.0, 1, 1, 1, 1]))
     assert few.underpowered and "with 2 differing questions no result could reach 5%" in few.verdict()
-    lower = paired_test(*binary_pair(200, 3, 30)[::-1][::-1])
+    lower = paired_test(*binary_pair(200, 3, 30))
     assert lower.verdict("base", "tuned").startswith("tuned is 13.5 points lower than base")
 
 
@@ -341,7 +341,7 @@ def test_html_section_escapes_everything(tmp_path):
     qs = ids(30)
     subsets = {q: [f"{evil} subset"] for q in qs}
     a, b = binary_pair(30, 6, 0, seed=2)
-    ra = write_run(tmp_path / "A", {f"{evil}bench": {q: [x] for q, x in zip(qs, a)}}, model=f"<img src=x onerror=1>",
+    ra = write_run(tmp_path / "A", {f"{evil}bench": {q: [x] for q, x in zip(qs, a)}}, model="<img src=x onerror=1>",
                    subsets=subsets)
     rb = write_run(tmp_path / "B", {f"{evil}bench": {q: [x] for q, x in zip(qs, b)}}, model="tuned", subsets=subsets)
     res = compare_runs(ra, rb)
