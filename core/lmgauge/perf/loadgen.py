@@ -28,7 +28,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 from ..interfaces import Backend, BackendConfig
 from ..subprocs import exit_with_parent
@@ -74,6 +74,7 @@ class LoadResult:
     interrupted: bool = False
     abandoned: int = 0               # requests in flight when interrupted (not counted)
     started: float = 0.0             # perf_counter() at the start of the level
+    nodes: list[dict] = field(default_factory=list)  # --ray: each node's share (lmgauge.scale.ray_perf)
 
 
 def cpu_seconds() -> float:
@@ -98,14 +99,15 @@ def prebuilt(items: Iterator[Any], n: int = PREBUILD) -> Iterator[Any]:
 
 async def run_load(backend: Backend, items: Iterable[tuple[int, GenerationRequest, float | None]], load: Load,
                    result: LoadResult, *, start_at: float | None = None,
-                   on_done: Callable[[PerfRecord], None] | None = None) -> LoadResult:
-    """Send the scheduled requests; finished records land in ``result.records`` as they end.
-    Cancelling the task running this (Ctrl-C) returns what finished."""
+                   on_done: Callable[[PerfRecord], None] | None = None, active: set[int] | None = None) -> LoadResult:
+    """Send the scheduled requests; finished records land in ``result.records`` as they end
+    (``active``, when given, holds the indices in flight). Cancelling the task running this
+    (Ctrl-C) returns what finished."""
     perf = time.perf_counter
     with quiet_gc():
         if start_at is not None and start_at > perf():
             await asyncio.sleep(start_at - perf())
-        return await _run_load(backend, items, load, result, start_at, on_done)
+        return await _run_load(backend, items, load, result, start_at, on_done, set() if active is None else active)
 
 
 @contextlib.contextmanager
@@ -126,14 +128,13 @@ def quiet_gc() -> Iterator[None]:
 
 async def _run_load(backend: Backend, items: Iterable[tuple[int, GenerationRequest, float | None]], load: Load,
                     result: LoadResult, start_at: float | None,
-                    on_done: Callable[[PerfRecord], None] | None) -> LoadResult:
+                    on_done: Callable[[PerfRecord], None] | None, active: set[int]) -> LoadResult:
     perf = time.perf_counter
     # worker processes anchor their schedule to the agreed instant, so shards line up exactly
     start = result.started = start_at if start_at is not None else perf()
     deadline = start + load.duration if load.duration else None
     out = result.records
     inflight: set[asyncio.Task] = set()
-    active: set[int] = set()  # indices of requests in flight
     cpu0 = cpu_seconds()
 
     async def one(i: int, req: GenerationRequest, scheduled: float) -> None:
@@ -256,43 +257,67 @@ class WorkerJob:
     tokenizer_spec: str | None
 
 
+class ShardRunner:
+    """The body of one shard, the same in a local worker process and in a Ray actor
+    (lmgauge.scale.ray_perf): rebuild the seeded requests and take this shard's share, start
+    the backend, wait for the common start instant, send, and fill prompt tokens off the clock.
+    ``take()`` hands over the records finished since the last call (a Ray actor does so while
+    the run goes on, so that little is lost with a lost node)."""
+
+    def __init__(self, job: WorkerJob):
+        self.job = job
+        self.result = LoadResult()
+        self.active: set[int] = set()  # indices in flight (what a lost shard was sending)
+        self._count: Callable[[str], int] | None = None
+        self._taken = 0
+
+    async def run(self, wait_start: Callable[[], Awaitable[float]], should_stop: Callable[[], bool]) -> LoadResult:
+        """``wait_start`` is awaited once the backend is up; it returns the start instant as a
+        ``perf_counter`` value. ``should_stop`` is polled every 50 ms (Ctrl-C in the parent)."""
+        from ..plugins import get_manager
+        from ..tokenizers import load_tokenizer
+
+        job = self.job
+        tok = load_tokenizer(job.tokenizer_spec) if job.tokenizer_spec else None
+        self._count = tok.count if tok is not None else None
+        items = prebuilt(schedule(job.load, job.source.requests(tok, job.load.count)))
+        backend = get_manager().get("backends", job.backend)(job.config)
+        await backend.start()
+        if tok is not None and hasattr(backend, "token_counter"):
+            backend.token_counter = tok.count
+        try:
+            start_at = await wait_start()
+            main = asyncio.ensure_future(run_load(backend, items, job.load, self.result, start_at=start_at,
+                                                  active=self.active))
+            while not main.done():
+                if should_stop():
+                    main.cancel()
+                    break
+                await asyncio.wait({main}, timeout=0.05)
+            await asyncio.gather(main, return_exceptions=True)
+        finally:
+            await backend.close()
+        count_prompt_tokens(self.result.records, self._count)
+        return self.result
+
+    def take(self) -> list[PerfRecord]:
+        """Records finished since the last call, prompt tokens filled."""
+        batch = self.result.records[self._taken:]
+        self._taken += len(batch)
+        count_prompt_tokens(batch, self._count)
+        return batch
+
+
 def _worker_main(job: WorkerJob, ready, start_at, stop, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     exit_with_parent()
     try:
-        from ..plugins import get_manager
-        from ..tokenizers import load_tokenizer
+        async def wait_start() -> float:
+            ready.wait()  # every process is ready: the parent now sets start_at
+            ready.wait()
+            return start_at.value
 
-        tok = load_tokenizer(job.tokenizer_spec) if job.tokenizer_spec else None
-        items = prebuilt(schedule(job.load, job.source.requests(tok, job.load.count)))
-
-        async def go() -> LoadResult:
-            backend = get_manager().get("backends", job.backend)(job.config)
-            await backend.start()
-            if tok is not None and hasattr(backend, "token_counter"):
-                backend.token_counter = tok.count
-            try:
-                ready.wait()  # every process is ready: the parent now sets start_at
-                ready.wait()
-                result = LoadResult()
-                main = asyncio.ensure_future(run_load(backend, items, job.load, result, start_at=start_at.value))
-
-                async def watch() -> None:
-                    while not main.done():
-                        if stop.is_set():
-                            main.cancel()
-                            return
-                        await asyncio.sleep(0.05)
-
-                watcher = asyncio.ensure_future(watch())
-                await asyncio.gather(main, return_exceptions=True)
-                watcher.cancel()
-                return result
-            finally:
-                await backend.close()
-
-        result = asyncio.run(go())
-        count_prompt_tokens(result.records, tok.count if tok is not None else None)
+        result = asyncio.run(ShardRunner(job).run(wait_start, stop.is_set))
         results.put(("ok", job.load.shard, result))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
         try:
@@ -303,12 +328,18 @@ def _worker_main(job: WorkerJob, ready, start_at, stop, results) -> None:
         results.put(("error", job.load.shard, line() if callable(line) else f"{exc.__class__.__name__}: {exc}"))
 
 
+def shard_load(load: Load, n: int, k: int) -> Load:
+    """Shard ``k`` of ``n``: requests i with i % n == k, closed-loop concurrency divided."""
+    from dataclasses import replace
+
+    conc = None if load.concurrency is None else max(1, load.concurrency // n + (1 if k < load.concurrency % n else 0))
+    return replace(load, concurrency=conc, shard=k, shards=n)
+
+
 def run_workers(n: int, backend_name: str, config: BackendConfig, tokenizer_spec: str | None, source: Any,
                 load: Load) -> LoadResult:
     """Split ``load`` over ``n`` processes; merge their records (sorted by index). Wall time is
     the longest process's; CPU is the sum over processes."""
-    from dataclasses import replace
-
     from ..errors import LmgaugeError
 
     ctx = mp.get_context("spawn")
@@ -318,8 +349,7 @@ def run_workers(n: int, backend_name: str, config: BackendConfig, tokenizer_spec
     results = ctx.Queue()
     procs = []
     for k in range(n):
-        conc = None if load.concurrency is None else max(1, load.concurrency // n + (1 if k < load.concurrency % n else 0))
-        job = WorkerJob(backend_name, config, replace(load, concurrency=conc, shard=k, shards=n), source, tokenizer_spec)
+        job = WorkerJob(backend_name, config, shard_load(load, n, k), source, tokenizer_spec)
         p = ctx.Process(target=_worker_main, args=(job, ready, start_at, stop, results), daemon=True)
         p.start()
         procs.append(p)
