@@ -1,0 +1,189 @@
+"""``--export wandb`` (extra ``lmgauge-exporters[wandb]``): one Weights & Biases run per lmgauge run.
+
+- eval: one step holding every score row as ``<benchmark>/<metric>`` (OVERALL) or
+  ``<benchmark>/<subset>/<metric>`` with ``.../ci_low``/``ci_high`` and
+  ``<benchmark>/health/...`` (the same keys as the swanlab exporter), plus the per-sample
+  table ``samples`` (:data:`SAMPLE_COLUMNS`);
+- perf: one step per concurrency level (or request rate), in sweep order, charted against
+  ``concurrency`` (or ``rate``): ``rps``, ``output_tok_s``, ``total_tok_s``, ``success_rate``
+  and ``ttft|tpot|itl|latency/{mean,p50,p90,p99}``;
+- the run config is the run's config with secrets removed, plus ``lmgauge.{kind, model, ...}``;
+- ``DIR/report.html`` goes into an artifact of type ``lmgauge-report``.
+
+Modes (``--wandb-mode``, else ``WANDB_MODE``): ``online`` (default; needs ``WANDB_API_KEY``
+or ``wandb login``) and ``offline`` (files under ``<dir>/wandb/offline-run-*``, uploaded later
+with ``wandb sync``). ``<dir>`` is ``--wandb-dir``, else ``--export-path``, else the run folder.
+Nothing of the machine is collected: no host name, system metrics or metadata (command line,
+environment), no git state, code, requirements or terminal output (W&B still records its own
+telemetry: Python version, platform, which W&B features were used).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from lmgauge import hookimpl
+from lmgauge.errors import ConfigError, LmgaugeError
+from lmgauge.export import export_target, read_run, redact
+from lmgauge.htmlreport.rundata import redact_text, sample_status
+from lmgauge.interfaces import Exporter
+
+from .swanlab_exporter import eval_metrics, perf_steps
+
+WANDB_MODES = ("online", "offline")
+
+#: the per-sample table, one row per (benchmark, sample_id, repeat)
+SAMPLE_COLUMNS = ("benchmark", "sample_id", "repeat", "subsets", "status", "gold", "extracted", "score",
+                  "correct", "truncated", "finish_reason", "error", "prompt_tokens", "completion_tokens",
+                  "latency_s", "question", "response")
+
+
+def _text(v: Any) -> str | None:
+    """Strings as they are, anything else as JSON text (gold answers may be lists or numbers)."""
+    if v is None or isinstance(v, str):
+        return v
+    return orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
+
+
+def sample_rows(run) -> list[list[Any]]:
+    """The rows of the per-sample table of an eval run (latest journal line per key), in
+    :data:`SAMPLE_COLUMNS` order; error texts are redacted."""
+    rows = []
+    for s in run.samples():
+        subsets = s.get("subsets") or []
+        rows.append([
+            s.get("benchmark"), str(s.get("sample_id")), s.get("repeat"),
+            ", ".join(map(str, subsets)) if isinstance(subsets, list) else str(subsets), sample_status(s),
+            _text(s.get("gold")), _text(s.get("extracted")), s.get("score"), s.get("correct"),
+            bool(s.get("truncated")), s.get("finish_reason"),
+            redact_text(s["error"]) if isinstance(s.get("error"), str) else None,
+            s.get("prompt_tokens"), s.get("completion_tokens"), s.get("latency_s"),
+            _text(s.get("question")), _text(s.get("response"))])
+    return rows
+
+
+def run_config(run) -> dict[str, Any]:
+    """What a tracker shows as the run's config: the redacted run config plus ``lmgauge``."""
+    return redact({"lmgauge": {"kind": run.kind, "model": run.model, "backend": run.backend, "url": run.url,
+                               "created": run.created, "run_folder": run.name}, **run.config})
+
+
+def default_run_name(run) -> str:
+    return f"{run.model.rsplit('/', 1)[-1]}-{run.name}"
+
+
+def _artifact_name(run) -> str:
+    """W&B artifact names allow letters, digits, ``-``, ``_`` and ``.``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"lmgauge-{run.kind}-{run.name}").strip("-.")[:120]
+
+
+def _settings(wandb: Any) -> Any:
+    """Settings that collect nothing about the machine (``host=""``: not even its name) and
+    print nothing."""
+    return wandb.Settings(host="", x_disable_stats=True, x_disable_meta=True, x_disable_machine_info=True,
+                          disable_git=True, disable_code=True, save_code=False, disable_job_creation=True,
+                          x_save_requirements=False, console="off", silent=True)
+
+
+class WandbExporter(Exporter):
+    name = "wandb"
+    description = "Weights & Biases run: scores, per-sample table, perf levels as steps, report (online|offline)"
+    options = [
+        click.Option(["--wandb-mode", "wandb_mode"], type=click.Choice(WANDB_MODES), default=None,
+                     help="W&B: online (needs WANDB_API_KEY or `wandb login`) or offline (files to "
+                          "`wandb sync` later). Default: WANDB_MODE, else online."),
+        click.Option(["--wandb-project", "wandb_project"], default=None, metavar="NAME",
+                     help="W&B project (default: WANDB_PROJECT, else lmgauge-eval / lmgauge-perf)."),
+        click.Option(["--wandb-entity", "wandb_entity"], default=None, metavar="NAME",
+                     help="W&B entity, a team or user (default: WANDB_ENTITY, else your default entity)."),
+        click.Option(["--wandb-run-name", "wandb_run_name"], default=None, metavar="NAME",
+                     help="W&B run name (default: <model>-<run folder>)."),
+        click.Option(["--wandb-dir", "wandb_dir"], default=None, metavar="DIR",
+                     help="Folder W&B writes under (its files go to DIR/wandb/); default: --export-path, "
+                          "else the run folder."),
+    ]
+
+    def export(self, run_dir: str, options: dict[str, Any]) -> str:
+        env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
+        mode = options.get("wandb_mode") or (env_mode if env_mode in WANDB_MODES else "online")
+        if mode not in WANDB_MODES:
+            raise ConfigError(f"unknown W&B mode {mode!r}", f"use --wandb-mode {'|'.join(WANDB_MODES)}")
+        try:
+            import wandb
+        except ImportError:
+            raise LmgaugeError("the wandb exporter needs the wandb package, which is not installed",
+                               "pip install 'lmgauge-exporters[wandb]'") from None
+        run = read_run(run_dir)
+        project = options.get("wandb_project") or os.environ.get("WANDB_PROJECT") or f"lmgauge-{run.kind}"
+        entity = options.get("wandb_entity") or None
+        run_name = options.get("wandb_run_name") or default_run_name(run)
+        if options.get("wandb_dir"):
+            root = Path(str(options["wandb_dir"])).expanduser()
+        else:
+            root = export_target(run_dir, options, suffixes=(), default_file="wandb", file_in_folder="wandb").parent
+        report = Path(run_dir) / "report.html"
+        steps = [eval_metrics(run)] if run.kind == "eval" else perf_steps(run)
+        rows = sample_rows(run) if run.kind == "eval" else []
+        in_run_table = len(rows) <= wandb.Table.MAX_ROWS
+        owns_service = wandb.run is None  # nobody else in this process is using W&B
+        root.mkdir(parents=True, exist_ok=True)
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                wb = wandb.init(mode=mode, project=project, entity=entity, name=run_name, dir=str(root),
+                                config=run_config(run), job_type=run.kind, tags=["lmgauge", run.kind],
+                                notes=f"lmgauge {run.kind} run {run.name}", reinit="create_new",
+                                settings=_settings(wandb))
+                try:
+                    if run.kind == "perf":
+                        axis = run.axis()
+                        wb.define_metric(axis)
+                        wb.define_metric("*", step_metric=axis)
+                    for step, metrics in enumerate(steps):
+                        wb.log(metrics, step=step)
+                    artifact = wandb.Artifact(_artifact_name(run), type="lmgauge-report",
+                                              description=f"lmgauge {run.kind} run {run.name}")
+                    if rows:
+                        table = wandb.Table(columns=list(SAMPLE_COLUMNS), data=rows, allow_mixed_types=True)
+                        if in_run_table:
+                            wb.log({"samples": table}, step=len(steps) - 1)
+                        else:  # over W&B's limit for run tables: the artifact holds it
+                            artifact.add(table, "samples")
+                    if report.is_file():
+                        artifact.add_file(str(report), name="report.html")
+                    if artifact.manifest.entries:
+                        wb.log_artifact(artifact)
+                    run_path, offline_dir, url = wb.path, Path(wb.dir).parent, wb.url
+                finally:
+                    wb.finish()
+                if owns_service:
+                    # waits until W&B's service has written every record of the run
+                    wandb.teardown()
+        except (LmgaugeError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - W&B errors become one line
+            text = redact_text(" ".join(str(exc).split()))[:300] or exc.__class__.__name__
+            hint = ("set WANDB_API_KEY or run `wandb login`, check --wandb-entity/--wandb-project and the network, "
+                    "or use --wandb-mode offline" if mode == "online" else "check --wandb-dir is writable")
+            raise LmgaugeError(f"W&B failed ({mode} mode): {exc.__class__.__name__}: {text}", hint) from None
+        what = [f"{len(steps)} step{'s' if len(steps) != 1 else ''}"]
+        if rows:
+            what.append(f"samples table ({len(rows)} rows{'' if in_run_table else ', in the artifact'})")
+        if report.is_file():
+            what.append("report.html artifact")
+        summary = f"project {project}, run {run_name} ({', '.join(what)})"
+        if mode == "online":
+            return f"online: {summary}: {url or run_path}"
+        return f"offline: {summary} in {offline_dir} (`wandb sync {offline_dir}` to upload)"
+
+
+@hookimpl
+def register_exporters(register):
+    register(WandbExporter)
