@@ -285,7 +285,7 @@ def compare_section_html(result: CompareResult) -> str:
             f'<ul class="verdicts">{verdicts}{extra}</ul>'
             '<p class="small mut">Each question scored in both runs is one pair (AveragePass@1 over its repeats). '
             'Single-repeat runs: exact McNemar test, Newcombe interval; repeated sampling: sign-flip permutation '
-            'test, paired bootstrap (BCa) interval. See docs/compare.md.</p></section>')
+            'test, paired bootstrap interval. See docs/compare.md.</p></section>')
 
 
 def compare_section_for_runs(run_a: RunFolder, run_b: RunFolder, **kwargs: Any) -> str:
