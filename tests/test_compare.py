@@ -14,7 +14,7 @@ from scipy import stats
 
 from conftest import assert_one_line_error, run_cli
 from fixtures.runfolders import make_perf_run
-from lmgauge.cli import OPTIONAL_COMMANDS
+from lmgauge.cli import OPTIONAL_COMMANDS, main
 from lmgauge.errors import DataError
 from lmgauge.eval.compare import compare_runs, compare_section_for_runs, compare_section_html, compare_text
 from lmgauge.eval.paired import (BOOTSTRAP, MCNEMAR, NEWCOMBE, PERMUTATION_EXACT, PERMUTATION_MC,
@@ -62,6 +62,25 @@ def compare_cli(*args: str) -> subprocess.CompletedProcess:
     code = ("import sys; from lmgauge.cli import cli, main; from lmgauge.eval.compare_cli import compare; "
             "cli.add_command(compare); main(sys.argv[1:])")
     return subprocess.run([sys.executable, "-c", code, "compare", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def compare_here(monkeypatch, capsys):
+    """``lmgauge compare ...`` in this process, through lmgauge.cli.main (its one-line errors);
+    quicker than a subprocess for the many small cases."""
+    monkeypatch.setitem(OPTIONAL_COMMANDS, "compare", "lmgauge.eval.compare_cli")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        try:
+            main(["compare", *args])
+            rc = 0
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["lmgauge", "compare", *args], rc, out.out, out.err)
+
+    return run
 
 
 def binary_pair(n: int, b_only: int, a_only: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -273,9 +292,9 @@ def test_cli_known_difference_is_significant(tmp_path):
     assert data["a"]["model"] == "base" and data["b"]["model"] == "tuned"
 
 
-def test_cli_no_difference_not_significant(tmp_path):
+def test_cli_no_difference_not_significant(tmp_path, compare_here):
     ra, rb, _, _ = _single_repeat_runs(tmp_path, b_only=12, a_only=10)
-    proc = compare_cli(str(ra), str(rb), "--json", "-")
+    proc = compare_here(str(ra), str(rb), "--json", "-")
     assert proc.returncode == 0, proc.stderr
     overall = json.loads(proc.stdout)["rows"][0]
     assert overall["subset"] == "OVERALL" and overall["significant"] is False
@@ -304,14 +323,16 @@ def test_refusal_lists_first_few_ids_and_counts(tmp_path):
     assert "0 only in B" in line and "\n" not in line
 
 
-def test_cli_bad_inputs_are_one_line(tmp_path):
+def test_cli_bad_inputs_are_one_line(tmp_path, compare_here):
     ra, rb, _, _ = _single_repeat_runs(tmp_path, n=20, b_only=2, a_only=1)
     perf = make_perf_run(tmp_path / "perf")["dir"]
-    assert_one_line_error(compare_cli(str(ra), str(perf)), "is a perf run", "two eval run folders")
-    assert_one_line_error(compare_cli(str(ra), str(rb), "--alpha", "1.5"), "--alpha")
-    assert_one_line_error(compare_cli(str(ra), str(rb), "--resamples", "5"), "--resamples")
+    assert_one_line_error(compare_here(str(ra), str(perf)), "is a perf run", "two eval run folders")
+    assert_one_line_error(compare_here(str(ra), str(rb), "--alpha", "1.5"), "--alpha")
+    assert_one_line_error(compare_here(str(ra), str(rb), "--resamples", "5"), "--resamples")
+    assert_one_line_error(compare_here(str(ra), str(tmp_path / "nope")), "does not exist")
+    assert_one_line_error(compare_here(str(ra), str(rb), "--json", str(tmp_path)), "cannot write", "--json")
     other = write_run(tmp_path / "C", {"aime24": {q: [1.0] for q in ids(5)}})
-    assert_one_line_error(compare_cli(str(ra), str(other)), "nothing to compare", "A: math_500", "B: aime24")
+    assert_one_line_error(compare_here(str(ra), str(other)), "nothing to compare", "A: math_500", "B: aime24")
 
 
 def test_repeated_runs_with_errors_and_skipped_benchmark(tmp_path):
