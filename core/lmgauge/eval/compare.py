@@ -154,7 +154,7 @@ def compare_runs(run_a: RunFolder | str | os.PathLike, run_b: RunFolder | str | 
     skipped = [f"{b} (only in A)" for b in names_a if b not in qb_all] + \
               [f"{b} (only in B)" for b in names_b if b not in qa_all]
     if not shared:
-        raise DataError(f"nothing to compare: no benchmark has graded samples in both runs "
+        raise DataError(f"nothing to compare: no benchmark is in both runs "
                         f"(A: {', '.join(names_a) or 'none'}; B: {', '.join(names_b) or 'none'})",
                         "pass two eval runs of the same benchmarks")
     for bench in shared:
