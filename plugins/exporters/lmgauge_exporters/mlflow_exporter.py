@@ -202,7 +202,8 @@ class MlflowExporter(Exporter):
                 try:
                     client.log_batch(run_id, metrics=metrics,
                                      params=[Param(pkeys[k], v) for k, v in params.items()])
-                    client.log_dict(run_id, config, "config.json")
+                    client.log_text(run_id, orjson.dumps(config, default=str, option=orjson.OPT_INDENT_2)
+                                    .decode("utf-8"), "config.json")
                     if rows:
                         # the table format of MlflowClient.log_table (pandas "split" JSON),
                         # written without needing pandas; mlflow.load_table reads it back
