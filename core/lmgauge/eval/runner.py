@@ -27,6 +27,7 @@ from ..types import Completion, GenerationParams, GenerationRequest, Sample
 from .collection import Collection, load_collection, sample_collection
 from .grading_pool import GradingPool
 from .journal import Journal, read_records, record_key
+from .judge import judge_run, report_section
 from .progress import Progress
 from .report import Report, build_results, render_table
 
@@ -254,6 +255,11 @@ class EvalRun:
                 self.journal.close()
                 grader.close()
                 await backend.close()
+        if not interrupted:
+            try:
+                self.judge_summary = await judge_run(self.out, c, self.plan.benchmarks, self.pm)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                interrupted = True
         report = self.finish(started, complete=not interrupted)
         if interrupted:
             raise KeyboardInterrupt
@@ -282,6 +288,9 @@ class EvalRun:
                 "results": results, "benchmarks": summaries}
         if self.plan.collection is not None:
             data["collection"] = self.plan.collection.to_dict()
+        judge = report_section(records, c, getattr(self, "judge_summary", None))
+        if judge is not None:
+            data["judge"] = judge
         atomic_write(rp, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         return Report(data)
 
