@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import REPO, EvalServer, assert_one_line_error, run_cli
 from test_core_plugins import make_dist, pip_install
 
 WEAK_MODULE = '''
@@ -99,26 +100,33 @@ def site(tmp_path_factory):
     return target
 
 
-@pytest.fixture
-def weak_run(site, eval_server, tmp_path):
+@pytest.fixture(scope="module")
+def weak_run(site, tmp_path_factory):
+    """A finished run graded by the weak grader (read-only for the tests that use it)."""
+    tmp = tmp_path_factory.mktemp("weak")
     answers = {f"What is {i} + {i}?": a for i, a in ARITH_ANSWERS.items()}
-    server = eval_server({"model": "m", "answers": answers, "faults": {"What is 5 + 5?": ["400"]}})
-    out = tmp_path / "weak"
+    server = EvalServer({"model": "m", "answers": answers, "faults": {"What is 5 + 5?": ["400"]}}, tmp)
+    out = tmp / "weak"
     env = {"PYTHONPATH": str(site), "LMGAUGE_PLUGINS": "lmgauge_weak_arith,openai", "WEAK_ARITH_FIRST_NUMBER": "1"}
-    run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", "weak_arith", "--repeats", "2",
-            "--seed", "0", "--output", str(out), "--no-progress", env=env, check=True)
+    try:
+        run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", "weak_arith", "--repeats", "2",
+                "--seed", "0", "--output", str(out), "--no-progress", "--grading-workers", "1", env=env, check=True)
+    finally:
+        server.stop()
     env["WEAK_ARITH_FIRST_NUMBER"] = "0"
     return out, env
 
 
-def test_regrade_with_the_strong_grader_changes_exactly_the_expected_samples(weak_run):
-    out, env = weak_run
+def test_regrade_with_the_strong_grader_changes_exactly_the_expected_samples(weak_run, tmp_path):
+    src, env = weak_run
+    out = tmp_path / "weak"
+    shutil.copytree(src, out)
     before = json.loads((out / "report.json").read_text())
     # per question mean of the weak grader: q1 1, q2 .5, q3 1, q4 0, q6 .5, q7 0, q8 .5
     assert overall(before, "weak_arith") == pytest.approx(3.5 / 7)
     hashes = {p.name: sha(p) for p in out.iterdir() if p.is_file()}
 
-    proc = run_cli("regrade", str(out), env=env, check=True)
+    proc = run_cli("regrade", str(out), "--grading-workers", "1", env=env, check=True)
     new_dirs = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("regrade-")]
     assert len(new_dirs) == 1
     new = new_dirs[0]
@@ -156,7 +164,7 @@ def test_regrade_with_the_strong_grader_changes_exactly_the_expected_samples(wea
 
     # a second regrade with the same grader changes nothing, and goes to its own folder
     again = out / "again"
-    proc = run_cli("regrade", str(new), "--output", str(again), env=env, check=True)
+    proc = run_cli("regrade", str(new), "--output", str(again), "--grading-workers", "1", env=env, check=True)
     assert (again / "changes.jsonl").read_text() == ""
     assert "no sample changed its score" in proc.stdout
 
@@ -172,7 +180,8 @@ def test_regrade_resolves_an_aliased_benchmark(weak_run, tmp_path):
     config = yaml.safe_load((out / "config.yaml").read_text())
     config["benchmark"] = ["doubling=weak_arith"]
     (alias / "config.yaml").write_text(yaml.safe_dump(config))
-    run_cli("regrade", str(alias), "--output", str(tmp_path / "alias-new"), env=env, check=True)
+    run_cli("regrade", str(alias), "--output", str(tmp_path / "alias-new"), "--grading-workers", "1", env=env,
+            check=True)
     report = json.loads((tmp_path / "alias-new" / "report.json").read_text())
     assert overall(report, "doubling") == pytest.approx(5 / 7)
     changes = (tmp_path / "alias-new" / "changes.jsonl").read_text().splitlines()
@@ -276,7 +285,7 @@ def judged_eval(eval_server, judge_url: str, samples, out: Path, *extra: str, en
     cfg = out.parent / f"{out.name}-cfg.yaml"
     cfg.write_text("retry_backoff: 0.01\n")
     proc = run_cli("eval", "--config", str(cfg), "--base-url", server.base_url, "--model", "m", "--benchmark",
-                   "math_500", "--limit", "9", "--output", str(out), "--no-progress", "--judge-model", "judge-model",
+                   "math_500", "--limit", "9", "--output", str(out), "--no-progress", "--grading-workers", "1", "--judge-model", "judge-model",
                    "--judge-base-url", judge_url, *extra, env={**MATH_ENV, **(env or {})}, check=True)
     return server, proc
 
@@ -328,7 +337,7 @@ def test_fallback_judge_asks_only_undecided_and_never_twice(math_samples, eval_s
     assert again["results"] == report["results"] and again["judge"]["cached"] == 4 and again["judge"]["asked"] == 0
 
     # regrade with the same judge: verdicts come from the run's cache
-    proc = run_cli("regrade", str(out), "--output", str(tmp_path / "rg"), "--judge-model", "judge-model",
+    proc = run_cli("regrade", str(out), "--output", str(tmp_path / "rg"), "--grading-workers", "1", "--judge-model", "judge-model",
                    "--judge-base-url", judge.base_url, env=MATH_ENV, check=True)
     assert judge.log() == first
     rg = json.loads((tmp_path / "rg" / "report.json").read_text())
@@ -337,7 +346,8 @@ def test_fallback_judge_asks_only_undecided_and_never_twice(math_samples, eval_s
     assert (tmp_path / "rg" / "changes.jsonl").read_text() == ""
     assert "4 from cache" in proc.stdout
     # a regrade without the judge: the rule scores alone
-    run_cli("regrade", str(out), "--output", str(tmp_path / "rg-rules"), env=MATH_ENV, check=True)
+    run_cli("regrade", str(out), "--output", str(tmp_path / "rg-rules"), "--grading-workers", "1", env=MATH_ENV,
+            check=True)
     rules = json.loads((tmp_path / "rg-rules" / "report.json").read_text())
     assert overall(rules, "math_500") == pytest.approx(2 / 9) and "judge" not in rules
     changes = [json.loads(l) for l in (tmp_path / "rg-rules" / "changes.jsonl").read_text().splitlines()]
