@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from fixtures.runfolders import SECRET, folder_state, make_eval_run, make_perf_run
+from fixtures.runfolders import folder_state, make_eval_run, make_perf_run
 
 from lmgauge import plugins as lm_plugins
 from lmgauge.export import run_exporters
@@ -235,10 +235,15 @@ def test_wandb_online_without_a_key_is_one_line(eval_run):
     assert "API key" in lines[0] and "WANDB_API_KEY" in lines[0] and "--wandb-mode offline" in lines[0]
 
 
-def test_wandb_bad_mode_from_options_is_one_line(eval_run):
+def test_wandb_bad_option_values_are_one_line(eval_run):
     lines = run_exporters(["wandb"], str(eval_run["dir"]), {"wandb_mode": "cloud"})
     assert lines == ["lmgauge: warning: export wandb failed: unknown W&B mode 'cloud' (use --wandb-mode "
                      f"online|offline); the run's own files are unchanged in {eval_run['dir']}"]
+    pytest.importorskip("wandb", reason="wandb not installed")
+    lines = run_exporters(["wandb"], str(eval_run["dir"]), {"wandb_mode": "offline", "wandb_project": "team/evals"})
+    assert len(lines) == 1 and lines[0].startswith("lmgauge: warning: export wandb failed: W&B failed (offline mode): "
+                                                   "UsageError: Invalid project name 'team/evals'"), lines
+    assert "(check --wandb-project, --wandb-run-name and --wandb-dir)" in lines[0]
 
 
 # --------------------------------------------------------------------------------------

@@ -137,41 +137,43 @@ class WandbExporter(Exporter):
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                wb = wandb.init(mode=mode, project=project, entity=entity, name=run_name, dir=str(root),
-                                config=run_config(run), job_type=run.kind, tags=["lmgauge", run.kind],
-                                notes=f"lmgauge {run.kind} run {run.name}", reinit="create_new",
-                                settings=_settings(wandb))
                 try:
-                    if run.kind == "perf":
-                        axis = run.axis()
-                        wb.define_metric(axis)
-                        wb.define_metric("*", step_metric=axis)
-                    for step, metrics in enumerate(steps):
-                        wb.log(metrics, step=step)
-                    artifact = wandb.Artifact(_artifact_name(run), type="lmgauge-report",
-                                              description=f"lmgauge {run.kind} run {run.name}")
-                    if rows:
-                        table = wandb.Table(columns=list(SAMPLE_COLUMNS), data=rows, allow_mixed_types=True)
-                        if in_run_table:
-                            wb.log({"samples": table}, step=len(steps) - 1)
-                        else:  # over W&B's limit for run tables: the artifact holds it
-                            artifact.add(table, "samples")
-                    if report.is_file():
-                        artifact.add_file(str(report), name="report.html")
-                    if artifact.manifest.entries:
-                        wb.log_artifact(artifact)
-                    run_path, offline_dir, url = wb.path, Path(wb.dir).parent, wb.url
+                    wb = wandb.init(mode=mode, project=project, entity=entity, name=run_name, dir=str(root),
+                                    config=run_config(run), job_type=run.kind, tags=["lmgauge", run.kind],
+                                    notes=f"lmgauge {run.kind} run {run.name}", reinit="create_new",
+                                    settings=_settings(wandb))
+                    try:
+                        if run.kind == "perf":
+                            axis = run.axis()
+                            wb.define_metric(axis)
+                            wb.define_metric("*", step_metric=axis)
+                        for step, metrics in enumerate(steps):
+                            wb.log(metrics, step=step)
+                        artifact = wandb.Artifact(_artifact_name(run), type="lmgauge-report",
+                                                  description=f"lmgauge {run.kind} run {run.name}")
+                        if rows:
+                            table = wandb.Table(columns=list(SAMPLE_COLUMNS), data=rows, allow_mixed_types=True)
+                            if in_run_table:
+                                wb.log({"samples": table}, step=len(steps) - 1)
+                            else:  # over W&B's limit for run tables: the artifact holds it
+                                artifact.add(table, "samples")
+                        if report.is_file():
+                            artifact.add_file(str(report), name="report.html")
+                        if artifact.manifest.entries:
+                            wb.log_artifact(artifact)
+                        run_path, offline_dir, url = wb.path, Path(wb.dir).parent, wb.url
+                    finally:
+                        wb.finish()
                 finally:
-                    wb.finish()
-                if owns_service:
-                    # waits until W&B's service has written every record of the run
-                    wandb.teardown()
+                    if owns_service:
+                        # returns once W&B's service has written every record of the run
+                        wandb.teardown()
         except (LmgaugeError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - W&B errors become one line
             text = redact_text(" ".join(str(exc).split()))[:300] or exc.__class__.__name__
             hint = ("set WANDB_API_KEY or run `wandb login`, check --wandb-entity/--wandb-project and the network, "
-                    "or use --wandb-mode offline" if mode == "online" else "check --wandb-dir is writable")
+                    "or use --wandb-mode offline" if mode == "online" else "check --wandb-project, --wandb-run-name and --wandb-dir")
             raise LmgaugeError(f"W&B failed ({mode} mode): {exc.__class__.__name__}: {text}", hint) from None
         what = [f"{len(steps)} step{'s' if len(steps) != 1 else ''}"]
         if rows:
