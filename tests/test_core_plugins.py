@@ -145,7 +145,11 @@ def test_broken_plugin_is_reported_and_cli_keeps_working(site):
 def test_unknown_benchmark_lists_installed(site):
     proc = run_cli("eval", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--benchmark", "nope",
                    env=env_for(site, "lmgauge_tiny,lmgauge_broken,openai"))
-    assert_one_line_error(proc, "unknown benchmark 'nope'", "tiny_arith", "lmgauge_broken")
+    # the broken plugin is named once as a warning (with its distribution), then the one error line
+    warning, error = proc.stderr.strip().splitlines()
+    assert warning.startswith("lmgauge: warning: plugin lmgauge_broken (lmgauge-broken) is broken"), warning
+    assert_one_line_error(proc.__class__(proc.args, proc.returncode, proc.stdout, error),
+                          "unknown benchmark 'nope'", "tiny_arith", "lmgauge_broken")
 
 
 def test_unknown_backend_lists_installed(site):

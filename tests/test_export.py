@@ -98,7 +98,7 @@ def test_export_target_rules(tmp_path):
         export_target(run, {"export_path": str(run / "report.json")}, **kw)
     assert parse_names(["json, sqlite", "json", " swanlab "]) == ["json", "sqlite", "swanlab"]
     assert export_settings({"export": "json", "swanlab_mode": "offline", "export_path": None}) == \
-        (["json"], {"swanlab_mode": "offline"})
+        (["json"], {"swanlab_mode": "offline", "export_path": None})
 
 
 # -- sqlite ----------------------------------------------------------------------------

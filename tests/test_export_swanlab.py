@@ -119,7 +119,7 @@ def test_swanlab_cloud_without_key_is_one_line(tmp_path):
     e = make_eval_run(tmp_path / "eval-run")
     lines = run_exporters(["swanlab"], str(e["dir"]), {})
     assert len(lines) == 1
-    assert "SWANLAB_API_KEY is not set" in lines[0] and "--swanlab-mode offline" in lines[0]
+    assert "neither --swanlab-api-key nor SWANLAB_API_KEY is set" in lines[0] and "--swanlab-mode offline" in lines[0]
     assert not (e["dir"] / "swanlog").exists()
 
 

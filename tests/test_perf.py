@@ -260,19 +260,20 @@ def test_duration_bounds_a_closed_loop_level(stream_server, tmp_path):
 
 
 def test_random_prompts_have_exact_lengths():
+    from lmgauge.plugin import RequestSettings
     from lmgauge.tokenizers import load_tokenizer
     from lmgauge_datasets.random_prompts import RandomDataset
 
     tok = load_tokenizer("cl100k_base")
-    ds = RandomDataset({"tokenizer": tok, "min_prompt_length": 20, "max_prompt_length": 90, "prefix_length": 16,
-                        "max_tokens": 8, "min_tokens": 8, "seed": 3})
+    ds = RandomDataset({"min_prompt_length": 20, "max_prompt_length": 90, "prefix_length": 16},
+                       RequestSettings(max_tokens=8, min_tokens=8, seed=3), tok)
     reqs = list(ds.requests(30))
     lengths = [tok.count(r.prompt) for r in reqs]
     assert all(36 <= n <= 106 for n in lengths) and len(set(lengths)) > 5
     prefix = reqs[0].prompt[:40]
     assert all(r.prompt.startswith(prefix) for r in reqs)
     assert reqs[0].params.extra_body == {"min_tokens": 8, "ignore_eos": True}
-    exact = RandomDataset({"tokenizer": tok, "min_prompt_length": 128, "max_prompt_length": 128, "seed": 1})
+    exact = RandomDataset({"min_prompt_length": 128, "max_prompt_length": 128}, RequestSettings(seed=1), tok)
     assert {tok.count(r.prompt) for r in exact.requests(10)} == {128}
 
 
@@ -302,7 +303,7 @@ def test_bad_input_is_one_line(stream_server, tmp_path, capsys):
     check([*base, "--tokenizer", "no-such-tokenizer-xyz"], "unknown tokenizer")
     check([*base, "--concurrency", "1", "2", "--number", "1", "2", "3"], "--number has 3 values")
     check([*base, "--slo", "ttft=fast"], "--slo")
-    check(["perf", "--model", "m"], "no --url")
+    check(["perf", "--model", "m"], "no server URL given", "--url")
     check([*base, "--dataset", "nope"], "unknown perf dataset 'nope'", "random")
     check([*base, "--min-tokens", "9", "--max-tokens", "3"], "--min-tokens 9 is larger")
     check([*base, "--extra-args", "{bad"], "--extra-args is not valid JSON")

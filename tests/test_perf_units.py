@@ -10,6 +10,7 @@ import pytest
 
 from lmgauge.errors import ConfigError
 from lmgauge.perf.cli import ListFlagsCommand, perf, plan_levels
+from lmgauge.perf.config import PerfConfig
 from lmgauge.perf.loadgen import Load, arrival_times, schedule
 from lmgauge.perf.metrics import (PERCENTILES, aggregate, chunk_tokens, failure_reason, meets_slo, parse_slo,
                                   request_metrics, stats)
@@ -207,11 +208,11 @@ def test_list_flags_take_several_values():
 
 
 def test_levels_pair_concurrency_with_number():
-    levels = plan_levels({"concurrency": (1, 10), "number": (10, 100)})
+    levels = plan_levels(PerfConfig(model="m", concurrency=[1, 10], number=[10, 100]))
     assert [(lv.concurrency, lv.rate, lv.count) for lv in levels] == [(1, None, 10), (10, None, 100)]
-    levels = plan_levels({"rate": (2.0, 4.0), "number": (50,), "concurrency": (8,)})
+    levels = plan_levels(PerfConfig(model="m", rate=[2.0, 4.0], number=[50], concurrency=[8]))
     assert [(lv.concurrency, lv.rate, lv.count) for lv in levels] == [(8, 2.0, 50), (8, 4.0, 50)]
     with pytest.raises(ConfigError, match="--number has 3 values"):
-        plan_levels({"concurrency": (1, 2), "number": (1, 2, 3)})
+        plan_levels(PerfConfig(model="m", concurrency=[1, 2], number=[1, 2, 3]))
     with pytest.raises(ConfigError, match="at most one --concurrency"):
-        plan_levels({"rate": (1.0,), "concurrency": (1, 2)})
+        plan_levels(PerfConfig(model="m", rate=[1.0], concurrency=[1, 2]))

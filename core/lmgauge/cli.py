@@ -1,9 +1,12 @@
 """The ``lmgauge`` command line.
 
-Built-in commands: ``eval``, ``perf``, ``plugins``, ``report``. Plugins add commands through
-``register_commands``. Every error the user can fix is printed as one line
-(``lmgauge: error: ...``) with a non-zero exit code; ``LMGAUGE_DEBUG=1`` shows tracebacks.
-Plugins are loaded lazily: ``lmgauge --help`` imports no torch/transformers.
+Built-in commands: ``eval``, ``perf``, ``plugins``, ``report``, ``compare``, ``regrade``.
+Plugins add commands through ``register_commands``. Every error the user can fix is printed as
+one line (``lmgauge: error: ...``) with a non-zero exit code; ``LMGAUGE_DEBUG=1`` shows
+tracebacks. Plugins are loaded lazily: ``lmgauge --help`` imports no torch/transformers.
+Commands built on :class:`lmgauge.options.PluginCommand` take the options that plugins declare
+(attached when the command is looked up). ``--plugin FILE.py`` (anywhere on the command line,
+repeatable) loads a one-off plugin file.
 """
 from __future__ import annotations
 
@@ -17,9 +20,10 @@ import click
 from . import __version__
 from .errors import LmgaugeError, PluginError
 from .export import export_click_options
+from .options import PluginCommand
 
-OPTIONAL_COMMANDS = {"perf": "lmgauge.perf.cli", "report": "lmgauge.htmlreport.cli"}
-BACKEND_COMMANDS = ("eval", "perf")
+OPTIONAL_COMMANDS = {"perf": "lmgauge.perf.cli", "report": "lmgauge.htmlreport.cli",
+                     "compare": "lmgauge.eval.compare_cli", "regrade": "lmgauge.eval.regrade_cli"}
 
 
 class LmgaugeGroup(click.Group):
@@ -61,11 +65,12 @@ class LmgaugeGroup(click.Group):
         if cmd is None:
             self._add_plugin_commands(strict=True)
             cmd = super().get_command(ctx, name)
-        if cmd is not None and name in BACKEND_COMMANDS:
-            from .cli_common import add_backend_options
+        if isinstance(cmd, PluginCommand):
             from .plugins import get_manager
 
-            add_backend_options(cmd, get_manager())
+            pm = get_manager()
+            cmd.attach(pm)
+            pm.warn_broken(lambda line: click.echo(line, err=True))
         return cmd
 
 
@@ -83,12 +88,15 @@ def cli() -> None:
 
 
 # --------------------------------------------------------------------------------------
-@cli.command("eval", context_settings={"show_default": False})
-@click.option("--backend", default=None, help="Backend plugin name (default: openai). See `lmgauge plugins`.")
-@click.option("--base-url", default=None, help="Server URL, e.g. http://127.0.0.1:8000/v1 (or the full /v1/chat/completions URL).")
+@cli.command("eval", cls=PluginCommand, context_settings={"show_default": False})
+@click.option("--backend", default=None, help="Backend plugin name (default: the installed default, openai). See `lmgauge plugins`.")
+@click.option("--base-url", "base_url", multiple=True,
+              help="Server URL, e.g. http://127.0.0.1:8000/v1 (or the full /v1/chat/completions URL). Repeat for several endpoints.")
 @click.option("--model", default=None, help="Model name as served (or a path/alias for in-process backends).")
 @click.option("--api-key", default=None, help="API key (default: $LMGAUGE_API_KEY or $OPENAI_API_KEY). Never written anywhere.")
-@click.option("--benchmark", "benchmark", multiple=True, help="Benchmark name (repeatable), e.g. math_500, gpqa_diamond, aime24, aime25.")
+@click.option("--benchmark", "benchmark", multiple=True, metavar="NAME[=BASE[:PATH]]",
+              help="Benchmark (repeatable): math_500, gpqa_diamond, aime24, aime25 … or ALIAS=BASE:PATH for a data file "
+                   "under a name of its own, e.g. algebra=custom_math:algebra.jsonl.")
 @click.option("--repeats", type=int, default=None, help="Samples per question (AveragePass@1 over them; pass@k, maj@k). Default 1.")
 @click.option("--concurrency", type=int, default=None, help="Requests in flight. Default 32.")
 @click.option("--limit", type=int, default=None, help="Only the first N questions of each benchmark.")
@@ -110,6 +118,17 @@ def cli() -> None:
 @click.option("--timeout", type=float, default=None, help="Per-request read timeout in seconds. Default 3600.")
 @click.option("--grading-workers", "grading_workers", type=int, default=None, help="Grading processes (default: CPU count, at most 4).")
 @click.option("--progress/--no-progress", default=None, help="Show the progress line (default: on).")
+@click.option("--judge-model", default=None, help="LLM judge: the judge's model name (turns the judge on; docs/judge.md).")
+@click.option("--judge-backend", default=None, help="LLM judge: backend plugin serving the judge (default: the run's backend).")
+@click.option("--judge-base-url", default=None, help="LLM judge: the judge server's URL (default: the run's --base-url).")
+@click.option("--judge-api-key", default=None, help="LLM judge: API key (default $LMGAUGE_JUDGE_API_KEY). Never written anywhere.")
+@click.option("--judge-mode", type=click.Choice(["fallback", "always"]), default=None,
+              help="fallback: judge only answers the rules could not decide (default); always: judge every answer.")
+@click.option("--judge-concurrency", type=click.IntRange(min=1), default=None, help="LLM judge: requests in flight (default 16).")
+@click.option("--replicas", type=click.IntRange(min=1), default=None,
+              help="In-process backends: run N model replicas as Ray actors (needs lmgauge[ray]; docs/scale.md).")
+@click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=None, help="GPUs per replica (tensor parallel); default 1 where GPUs exist.")
+@click.option("--ray-address", default=None, help="Ray cluster to join (default: start a local one).")
 @export_click_options
 def eval_command(**kwargs: Any) -> None:
     """Score a model on benchmarks through a backend.
@@ -119,23 +138,22 @@ def eval_command(**kwargs: Any) -> None:
     lmgauge eval --base-url URL --model M --collection r1-math.yaml --max-tokens 32768
     lmgauge eval --resume runs/eval-M-20260101-120000
     """
-    from .cli_common import parse_json_object, parse_kv, pop_backend_options
+    from .cli_common import parse_json_object, parse_kv
     from .eval.api import merge_settings
     from .eval.runner import print_report, run_eval
+    from .options import pop_plugin_values
     from .plugins import get_manager
 
-    ctx = click.get_current_context()
-    backend_opts = pop_backend_options(ctx.command, kwargs)
+    plugin_values = pop_plugin_values(click.get_current_context(), kwargs)
     kwargs["dataset_path"] = parse_kv(kwargs.get("dataset_path"), "--dataset-path")
     kwargs["extra_body"] = parse_json_object(kwargs.get("extra_body"), "--extra-body")
     kwargs["benchmark"] = list(kwargs.get("benchmark") or ())
     kwargs["metric"] = list(kwargs.get("metric") or ())
+    kwargs["base_url"] = list(kwargs.get("base_url") or ())
     if kwargs.get("export"):
         kwargs["export"] = [x.strip() for x in kwargs["export"].split(",") if x.strip()]
-    if backend_opts:
-        kwargs["backend_options"] = backend_opts
-    config = merge_settings(kwargs)
     pm = get_manager()
+    config = merge_settings(kwargs, pm, plugin_values)
     try:
         report, out = run_eval(config, pm)
     except KeyboardInterrupt:
@@ -144,10 +162,10 @@ def eval_command(**kwargs: Any) -> None:
                    f"Continue with: lmgauge eval --resume {out}", err=True)
         sys.exit(130)
     print_report(report, out)
-    finish_run(str(out), config.to_dict())
+    finish_run(str(out), config.to_dict(secrets=True), plugin_values)
 
 
-def finish_run(run_dir: str, settings: dict[str, Any]) -> None:
+def finish_run(run_dir: str, settings: dict[str, Any], explicit: dict[str, Any] | None = None) -> None:
     """Write DIR/report.html and run the exporters; failures are one line each, the run's
     own files stay."""
     try:
@@ -161,8 +179,9 @@ def finish_run(run_dir: str, settings: dict[str, Any]) -> None:
         except LmgaugeError as exc:
             click.echo(f"lmgauge: warning: HTML report not written: {exc.line()}", err=True)
     from .export import export_settings, run_exporters
+    from .plugins import get_manager
 
-    names, options = export_settings(settings)
+    names, options = export_settings(settings, explicit, get_manager())
     for line in run_exporters(names, run_dir, options):
         click.echo(line, err=line.startswith("lmgauge: warning"))
 
@@ -195,10 +214,40 @@ def plugins_command(as_json: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------
+def take_plugin_files(argv: list[str]) -> list[str]:
+    """Remove every ``--plugin FILE`` (or ``--plugin=FILE``) from ``argv``; the files go into
+    ``LMGAUGE_PLUGIN_FILES`` so that this process and its workers load them."""
+    from .plugins import PLUGIN_FILES_ENV
+
+    out, files, it = [], [], iter(argv)
+    for a in it:
+        if a == "--":
+            out.append(a)
+            out.extend(it)
+            break
+        if a == "--plugin":
+            value = next(it, None)
+            if value is None:
+                raise click.UsageError("--plugin needs a FILE.py")
+            files.append(value)
+        elif a.startswith("--plugin="):
+            files.append(a.split("=", 1)[1])
+        else:
+            out.append(a)
+    for f in files:
+        if not os.path.isfile(f):
+            raise LmgaugeError(f"--plugin {f}: no such file", "give the path of a plugin .py file")
+    if files:
+        old = [x for x in os.environ.get(PLUGIN_FILES_ENV, "").split(os.pathsep) if x]
+        os.environ[PLUGIN_FILES_ENV] = os.pathsep.join(old + [os.path.abspath(f) for f in files])
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = bool(os.environ.get("LMGAUGE_DEBUG"))
     try:
-        cli.main(args=argv, prog_name="lmgauge", standalone_mode=False)
+        args = take_plugin_files(list(sys.argv[1:] if argv is None else argv))
+        cli.main(args=args, prog_name="lmgauge", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

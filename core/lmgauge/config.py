@@ -16,6 +16,11 @@ def resolve_api_key(value: str | None) -> str | None:
     return value or os.environ.get("LMGAUGE_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
 
 
+def resolve_judge_api_key(value: str | None) -> str | None:
+    """``--judge-api-key`` wins, then ``LMGAUGE_JUDGE_API_KEY``."""
+    return value or os.environ.get("LMGAUGE_JUDGE_API_KEY") or None
+
+
 def load_yaml(path: str, what: str = "config file") -> dict[str, Any]:
     """Read a YAML (or JSON) mapping; keys may use dashes or underscores."""
     import yaml
@@ -42,9 +47,9 @@ def load_yaml(path: str, what: str = "config file") -> dict[str, Any]:
 class EvalConfig:
     """Everything ``lmgauge eval`` / ``lmgauge.evaluate`` takes (flag names with underscores)."""
 
-    backend: str = "openai"
+    backend: str | None = None  # None: the installed backend that declares itself the default
     model: str = ""
-    base_url: str | None = None
+    base_url: list[str] = field(default_factory=list)
     api_key: str | None = None
     api: str = "chat"
     benchmark: list[str] = field(default_factory=list)
@@ -69,10 +74,20 @@ class EvalConfig:
     grading_workers: int | None = None
     export: list[str] = field(default_factory=list)
     export_path: str | None = None
-    swanlab_mode: str | None = None
-    swanlab_project: str | None = None
-    backend_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    # an LLM judge (eval/judge.py)
+    judge_backend: str | None = None
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+    judge_api_key: str | None = None
+    judge_mode: str = "fallback"
+    judge_concurrency: int = 16
+    # model replicas of an in-process backend as Ray actors (scale/replicas.py)
+    replicas: int = 1
+    gpus_per_replica: float | None = None
+    ray_address: str | None = None
+    #: values of plugin-declared options, by parameter name (options.py)
+    options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def keys(cls) -> set[str]:
@@ -90,6 +105,9 @@ class EvalConfig:
         return cfg
 
     def validate(self) -> None:
+        if isinstance(self.base_url, str):
+            self.base_url = [self.base_url]
+        self.base_url = [u for u in (self.base_url or []) if u]
         if isinstance(self.benchmark, str):
             self.benchmark = [self.benchmark]
         if isinstance(self.metric, str):
@@ -112,10 +130,18 @@ class EvalConfig:
             raise ConfigError(f"--api must be chat or completions, got {self.api!r}")
         if not isinstance(self.extra_body, dict):
             raise ConfigError("--extra-body must be a JSON object", 'e.g. --extra-body \'{"top_k": 20}\'')
+        if self.judge_mode not in ("fallback", "always"):
+            raise ConfigError(f"--judge-mode must be fallback or always, got {self.judge_mode!r}")
+        if not isinstance(self.replicas, int) or self.replicas < 1:
+            raise ConfigError(f"--replicas must be an integer ≥ 1, got {self.replicas!r}")
 
     def to_dict(self, secrets: bool = False) -> dict[str, Any]:
+        """Flat settings: core fields and plugin option values side by side (what config.yaml
+        and ``--config`` files hold). Secrets are dropped or redacted unless ``secrets``."""
         data = asdict(self)
+        data.update(data.pop("options"))
         if not secrets:
             data["api_key"] = None
+            data["judge_api_key"] = None
             data = redact(data)
         return data

@@ -6,13 +6,14 @@ export went, or why it failed. A failing exporter never raises and never changes
 own files (config.yaml, samples.jsonl, report.json, summary.json, perf.sqlite, report.html):
 exporters only read the run folder and write new files.
 
-``options`` (all optional): ``export_path`` (a file or folder, see :func:`export_target`),
-``swanlab_mode`` (cloud|local|offline), ``swanlab_project``, ``swanlab_experiment``, and any
-setting a third-party exporter documents.
+``options``: ``export_path`` (a file or folder, see :func:`export_target`) and the values of
+plugin options (options.py); each exporter receives ``export_path`` plus the values of the
+options it declares itself.
 
-For the ``eval``/``perf`` commands: :func:`export_click_options` adds ``--export``,
-``--export-path``, ``--swanlab-mode``, ``--swanlab-project`` to a click command and
-:func:`export_settings` turns their values into ``(names, options)``.
+For the ``eval``/``perf`` commands: :func:`export_click_options` adds ``--export`` and
+``--export-path`` to a click command and :func:`export_settings` turns the values into
+``(names, options)``; setting an option of an exporter that ``--export`` does not name adds that
+exporter (e.g. EvalScope's ``--swanlab-api-key``).
 """
 from __future__ import annotations
 
@@ -26,11 +27,10 @@ from .htmlreport.rundata import RunFolder, load_run, redact, redact_text
 
 #: files a run writes itself: exporters must never write to them
 RUN_FILES = ("config.yaml", "samples.jsonl", "report.json", "summary.json", "perf.sqlite", "report.html",
-             "collection.json")
-SWANLAB_MODES = ("cloud", "local", "offline")
+             "collection.json", "judge.jsonl")
 
 __all__ = ["run_exporters", "parse_names", "export_target", "read_run", "redact", "RUN_FILES",
-           "export_click_options", "export_settings", "SWANLAB_MODES"]
+           "export_click_options", "export_settings"]
 
 
 def read_run(run_dir: str | os.PathLike) -> RunFolder:
@@ -130,11 +130,14 @@ def run_exporters(names: list[str] | str | None, run_dir: str, options: dict[str
             fail(name, exc.line())
         return lines
     before = _snapshot(run_dir)
+    from .options import values_for
+
     for name in wanted:
         try:
             obj = pm.get("exporters", name)
             exporter = obj() if isinstance(obj, type) else obj
-            where = exporter.export(str(run_dir), dict(options))
+            mine = {"export_path": options.get("export_path"), **values_for(exporter, options)}
+            where = exporter.export(str(run_dir), mine)
             lines.append(f"export {name}: {_one_line(where) if where else 'done'}")
         except KeyboardInterrupt:
             raise
@@ -175,32 +178,32 @@ def _changed(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]) -> li
 # --------------------------------------------------------------------------------------
 # for the eval/perf commands
 def export_click_options(command: Callable) -> Callable:
-    """Decorator adding the export flags to a click command: ``--export NAMES``,
-    ``--export-path P``, ``--swanlab-mode``, ``--swanlab-project``."""
+    """Decorator adding ``--export NAMES`` and ``--export-path P`` to a click command (each
+    exporter's own options come with the plugin options)."""
     import click
 
     opts = [
         click.option("--export", "export", default=None, metavar="NAMES",
-                     help="Exporters to run at the end, comma-separated: json, sqlite, swanlab (see `lmgauge plugins`)."),
+                     help="Exporters to run at the end, comma-separated, e.g. json,sqlite (see `lmgauge plugins`)."),
         click.option("--export-path", "export_path", default=None, metavar="PATH",
                      help="Where exporters write: a file (results.sqlite, run.json) or a folder. Default: inside the run folder."),
-        click.option("--swanlab-mode", "swanlab_mode", type=click.Choice(SWANLAB_MODES), default=None,
-                     help="SwanLab: cloud (needs SWANLAB_API_KEY), local or offline (files to `swanlab sync` later)."),
-        click.option("--swanlab-project", "swanlab_project", default=None, metavar="NAME",
-                     help="SwanLab project (default: lmgauge-eval / lmgauge-perf)."),
     ]
     for opt in reversed(opts):
         command = opt(command)
     return command
 
 
-def export_settings(values: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """``(names, options)`` from the values of :func:`export_click_options` flags (or a config
-    dict with the same keys); checks the SwanLab mode."""
+def export_settings(values: dict[str, Any], explicit: dict[str, Any] | None = None,
+                    pm: Any = None) -> tuple[list[str], dict[str, Any]]:
+    """``(names, options)`` for :func:`run_exporters` from a run's settings (``export``,
+    ``export_path`` and plugin option values). An exporter whose own option is in
+    ``explicit`` (set by the user) but which ``export`` does not name is added."""
     names = parse_names(values.get("export"))
-    mode = values.get("swanlab_mode")
-    if mode is not None and mode not in SWANLAB_MODES:
-        raise ConfigError(f"--swanlab-mode must be one of {', '.join(SWANLAB_MODES)}, got {mode!r}")
-    options = {k: values.get(k) for k in ("export_path", "swanlab_mode", "swanlab_project", "swanlab_experiment")
-               if values.get(k) is not None}
+    options = {k: v for k, v in values.items() if k not in ("export",)}
+    if explicit and pm is not None:
+        for key in explicit:
+            d = pm.options.by_name.get(key)
+            for family, name in (d.owners if d is not None else ()):
+                if family == "exporters" and name not in names:
+                    names.append(name)
     return names, options

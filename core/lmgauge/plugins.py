@@ -4,6 +4,16 @@
   registered the same way from inside (``lmgauge.eval.metrics``).
 - ``LMGAUGE_PLUGINS=name1,name2`` loads only those plugins (entry-point or distribution
   names); the core's own plugin is always loaded.
+- One-off plugins without packaging: plain ``.py`` files named by ``--plugin FILE``
+  (repeatable; the CLI puts them in ``LMGAUGE_PLUGIN_FILES``) or found in the folder
+  ``LMGAUGE_PLUGINS_DIR``. They are checked exactly as packaged plugins are; their
+  "distribution" is shown as ``file NAME.py``. Worker processes load the same files.
+- What a hook registers is checked at once: the right kind of object (a subclass of the
+  family's base class, or an instance of one where instances are allowed), no abstract method
+  left, well-formed ``options``. A plugin that fails any check is broken: listed by ``lmgauge
+  plugins``, reported in one warning line, and skipped.
+- Plugin options (see options.py) are collected into ``PluginManager.options``; two
+  distributions declaring the same flag is an error naming both.
 - A plugin that fails to import, or whose hook raises, is recorded as broken (``lmgauge
   plugins`` shows it) and skipped: it never takes the CLI down.
 - A name registered twice is an error naming both distributions; an unknown name is an error
@@ -11,8 +21,11 @@
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as md
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +33,8 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
+from .interfaces import BASES, CLASS_ONLY
+from .options import OptionTable, check_declarations
 
 FAMILIES = {
     "benchmarks": "register_benchmarks",
@@ -31,6 +46,63 @@ FAMILIES = {
 SINGULAR = {"benchmarks": "benchmark", "backends": "backend", "datasets": "perf dataset",
             "exporters": "exporter", "metrics": "metric"}
 CORE_PLUGINS = ("lmgauge.eval.metrics",)
+PLUGIN_FILES_ENV = "LMGAUGE_PLUGIN_FILES"
+PLUGINS_DIR_ENV = "LMGAUGE_PLUGINS_DIR"
+
+
+def plugin_files() -> list[str]:
+    """The one-off plugin files to load: ``LMGAUGE_PLUGIN_FILES`` (os.pathsep-separated, set by
+    ``--plugin``) and every ``*.py`` in ``LMGAUGE_PLUGINS_DIR``."""
+    files = [f for f in os.environ.get(PLUGIN_FILES_ENV, "").split(os.pathsep) if f.strip()]
+    folder = os.environ.get(PLUGINS_DIR_ENV, "").strip()
+    if folder:
+        if not os.path.isdir(folder):
+            raise PluginError(f"{PLUGINS_DIR_ENV}={folder} is not a folder", "point it at a folder of plugin .py files")
+        files += sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                        if f.endswith(".py") and not f.startswith(("_", ".")))
+    return list(dict.fromkeys(os.path.abspath(f) for f in files))
+
+
+def file_module_name(path: str) -> str:
+    """The module name a plugin file is imported under: the same in every process, so objects
+    from it unpickle in worker processes."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+    return f"lmgauge_file_plugin_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"
+
+
+def import_plugin_file(path: str) -> Any:
+    """Import one plugin file (once per process)."""
+    name = file_module_name(path)
+    if name in sys.modules:
+        return sys.modules[name]
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def import_plugin_files() -> None:
+    """Import every one-off plugin file (for worker processes, before they unpickle plugin
+    objects); failures are left to the plugin manager to report."""
+    try:
+        paths = plugin_files()
+    except PluginError:
+        return
+    for path in paths:
+        try:
+            import_plugin_file(path)
+        except BaseException:  # noqa: BLE001 - reported by the parent's plugin manager
+            pass
 
 
 @dataclass
@@ -72,7 +144,10 @@ class PluginManager:
             only = [x.strip() for x in env.split(",") if x.strip()] or None
         self._load_core()
         self._load_entry_points(only, entry_points)
+        self._load_files()
         self._collect()
+        self.options = OptionTable(self.registry)
+        self.warned = False
 
     # -- loading -----------------------------------------------------------------------
     def _load_core(self) -> None:
@@ -115,6 +190,24 @@ class PluginManager:
                 info.error = f"invalid plugin: {_one_line(exc)}"
                 self.plugins.append(info)
 
+    def _load_files(self) -> None:
+        for path in plugin_files():
+            info = PluginInfo(name=os.path.splitext(os.path.basename(path))[0],
+                              distribution=f"file {os.path.basename(path)}", version="local", module=path)
+            try:
+                module = import_plugin_file(path)
+            except BaseException as exc:  # noqa: BLE001
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                info.error = f"import failed: {_one_line(exc)}"
+                self.plugins.append(info)
+                continue
+            try:
+                self._add(module, info)
+            except Exception as exc:  # noqa: BLE001
+                info.error = f"invalid plugin: {_one_line(exc)}"
+                self.plugins.append(info)
+
     def _add(self, module: Any, info: PluginInfo) -> None:
         self.pm.register(module, name=f"{info.distribution}:{info.name}")
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
@@ -135,16 +228,47 @@ class PluginManager:
 
                 try:
                     impl.function(register=register)
-                except PluginError:
-                    raise
+                except PluginError as exc:
+                    if not isinstance(exc, _Misregistered):
+                        raise
+                    info.error = exc.message
+                    self._drop(info)
                 except Exception as exc:  # noqa: BLE001
                     info.error = f"{hook_name} failed: {_one_line(exc)}"
-                    for fam in FAMILIES:  # drop what it registered before failing
-                        for key in [k for k, r in self.registry[fam].items() if r.plugin is info]:
-                            del self.registry[fam][key]
-                    info.registers = {}
+                    self._drop(info)
+
+    def _drop(self, info: PluginInfo) -> None:
+        """Forget everything a broken plugin registered."""
+        for fam in FAMILIES:
+            for key in [k for k, r in self.registry[fam].items() if r.plugin is info]:
+                del self.registry[fam][key]
+        info.registers = {}
+
+    def _check_kind(self, family: str, obj: Any, info: PluginInfo) -> None:
+        base = BASES[family]
+        what = f"{SINGULAR[family]} {getattr(obj, 'name', None) or obj!r}"
+        where = f"plugin {info.name!r} ({info.distribution})"
+        if isinstance(obj, type):
+            if not issubclass(obj, base):
+                raise _Misregistered(f"{where} registered {obj.__name__} as a {SINGULAR[family]}, but it does not "
+                                     f"subclass lmgauge.plugin.{base.__name__}")
+            missing = sorted(getattr(obj, "__abstractmethods__", ()) or ())
+            if missing:
+                raise _Misregistered(f"{where}: {obj.__name__} does not implement {', '.join(missing)} "
+                                     f"(abstract in {base.__name__})")
+        elif isinstance(obj, base):
+            if family in CLASS_ONLY:
+                raise _Misregistered(f"{where} registered an instance of {type(obj).__name__}; register the class "
+                                     f"(lmgauge constructs each {SINGULAR[family]} with the run's settings)")
+        else:
+            raise _Misregistered(f"{where} registered {what!s} ({type(obj).__name__}) as a {SINGULAR[family]}, but it "
+                                 f"is not a lmgauge.plugin.{base.__name__}")
+        problem = check_declarations(obj)
+        if problem:
+            raise _Misregistered(f"{where}: {problem}")
 
     def _register(self, family: str, obj: Any, info: PluginInfo) -> None:
+        self._check_kind(family, obj, info)
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {info.name!r} ({info.distribution}) registered a "
@@ -161,6 +285,26 @@ class PluginManager:
         info.registers.setdefault(family, []).append(name)
 
     # -- lookup ------------------------------------------------------------------------
+    def broken(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.error]
+
+    def warn_broken(self, echo: Any) -> None:
+        """One warning line per broken plugin (once per process)."""
+        if self.warned:
+            return
+        self.warned = True
+        for p in self.broken():
+            echo(f"lmgauge: warning: plugin {p.name} ({p.distribution}) is broken and was skipped: {p.error}")
+
+    def default(self, family: str) -> str | None:
+        """The name of the one registered plugin of ``family`` that declares ``default = True``
+        (None when there is none, or more than one)."""
+        names = [n for n, r in self.registry[family].items() if getattr(r.obj, "default", False) is True]
+        return names[0] if len(names) == 1 else None
+
+    def distribution_of(self, family: str, name: str) -> str:
+        return self.registry[family][name].plugin.distribution
+
     def names(self, family: str) -> list[str]:
         return sorted(self.registry[family])
 
@@ -183,6 +327,10 @@ class PluginManager:
             except Exception as exc:  # noqa: BLE001
                 if info is not None:
                     info.error = f"register_commands failed: {_one_line(exc)}"
+
+
+class _Misregistered(PluginError):
+    """A hook registered the wrong kind of object: the plugin is marked broken."""
 
 
 _MANAGER: PluginManager | None = None

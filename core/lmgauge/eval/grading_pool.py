@@ -36,6 +36,15 @@ def _warm() -> int:
     return os.getpid()
 
 
+def _init_worker() -> None:
+    """A grading process leaves with its parent and imports the one-off plugin files, so that
+    benchmarks defined in them unpickle."""
+    from ..plugins import import_plugin_files
+
+    exit_with_parent()
+    import_plugin_files()
+
+
 class GradingPool:
     def __init__(self, workers: int | None = None):
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
@@ -45,7 +54,7 @@ class GradingPool:
 
     def start(self) -> None:
         self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                         initializer=exit_with_parent)
+                                         initializer=_init_worker)
         for _ in range(self.workers):
             self._pool.submit(_warm)
 

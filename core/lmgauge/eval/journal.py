@@ -9,12 +9,50 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
 import orjson
 
 Key = tuple[str, str, int]
+
+
+@dataclass
+class JournalRecord:
+    """One line of ``samples.jsonl``: one (benchmark, question, repeat), graded or failed.
+
+    The only definition of the journal's fields: the runner writes these, the report, the HTML
+    page and the exporters read them (``JOURNAL_FIELDS``). ``error`` set means the request
+    failed after its retries (no response, not scored; ``--resume`` re-runs it)."""
+
+    benchmark: str
+    sample_id: str
+    repeat: int
+    subsets: list[str] = field(default_factory=list)
+    question: str = ""
+    prompt: Any = None
+    gold: Any = None
+    response: str | None = None
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    truncated: bool = False
+    extracted: str | None = None
+    score: float | None = None
+    correct: bool | None = None
+    grade_detail: str | None = None
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    attempts: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: the fields of a journal line, in order
+JOURNAL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(JournalRecord))
 
 
 def record_key(rec: dict[str, Any]) -> Key:

@@ -7,6 +7,7 @@ journal (append, flushed per sample) → benchmark.score (worker processes) → 
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import random
 import re
@@ -22,11 +23,12 @@ from ..config import EvalConfig
 from ..errors import BackendError, ConfigError, LmgaugeError
 from ..files import atomic_write
 from ..interfaces import Backend, BackendConfig, Benchmark, Metric
+from ..options import values_for
 from ..plugins import PluginManager
 from ..types import Completion, GenerationParams, GenerationRequest, Sample
 from .collection import Collection, load_collection, sample_collection
 from .grading_pool import GradingPool
-from .journal import Journal, read_records, record_key
+from .journal import Journal, JournalRecord, read_records, record_key
 from .judge import judge_run, report_section
 from .progress import Progress
 from .report import Report, build_results, render_table
@@ -48,17 +50,66 @@ def default_output(model: str) -> str:
     return str(Path("runs") / f"eval-{slug}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
 
+def parse_benchmark(spec: str) -> tuple[str, str, str | None]:
+    """``NAME`` → (NAME, NAME, None); ``ALIAS=BASE`` → (ALIAS, BASE, None);
+    ``ALIAS=BASE:PATH`` → (ALIAS, BASE, PATH): the benchmark BASE under the name ALIAS, reading
+    PATH (e.g. ``algebra=custom_math:data/algebra.jsonl``)."""
+    alias, sep, rest = spec.partition("=")
+    alias = alias.strip()
+    if not sep:
+        return alias, alias, None
+    base, colon, path = rest.partition(":")
+    base = base.strip()
+    if not alias or not base or not alias.replace("-", "_").replace(".", "_").isidentifier():
+        raise ConfigError(f"--benchmark {spec!r}: cannot read it",
+                          "use NAME, or ALIAS=BENCHMARK[:PATH] with a plain alias, e.g. algebra=custom_math:algebra.jsonl")
+    return alias, base, (path.strip() or None) if colon else None
+
+
+def make_benchmark(pm: PluginManager, base: str, alias: str, options: dict[str, Any]) -> Benchmark:
+    """The benchmark object a run uses: a copy of the registered one (a class is
+    instantiated), named ``alias``, with the values of its declared options in ``options``."""
+    obj = pm.get("benchmarks", base)
+    bench = obj() if isinstance(obj, type) else copy.copy(obj)
+    if alias != bench.name:
+        bench.name = alias
+    bench.options = values_for(bench, options)
+    return bench
+
+
+def make_metric(pm: PluginManager, name: str, options: dict[str, Any]) -> Metric:
+    obj = pm.get("metrics", name)
+    metric = obj() if isinstance(obj, type) else copy.copy(obj)
+    metric.options = values_for(metric, options)
+    return metric
+
+
 def plan_run(config: EvalConfig, pm: PluginManager) -> Plan:
     collection = load_collection(config.collection) if config.collection else None
-    names = list(config.benchmark)
-    paths = dict(config.dataset_path)
+    names: list[str] = []
+    bases: dict[str, str] = {}
+    paths: dict[str, str] = {}
+    for spec in config.benchmark:
+        alias, base, path = parse_benchmark(spec)
+        if alias in bases:
+            raise ConfigError(f"--benchmark {alias} is given twice", "give each benchmark (or alias) once")
+        names.append(alias)
+        bases[alias] = base
+        if path:
+            paths[alias] = path
+    for key, path in config.dataset_path.items():
+        if key in paths and paths[key] != path:
+            raise ConfigError(f"two files for benchmark {key}: {paths[key]} and {path}",
+                              "give the file once, in --benchmark ALIAS=BASE:PATH or in --dataset-path")
+        paths[key] = path
     if collection is not None:
         for e in collection.entries:
             if e.name not in names:
                 names.append(e.name)
+                bases[e.name] = e.name
             if e.dataset_path and e.name not in paths:
                 paths[e.name] = e.dataset_path
-    benches = {n: pm.get("benchmarks", n) for n in names}
+    benches = {n: make_benchmark(pm, bases[n], n, config.options) for n in names}
     for key in paths:
         if key not in benches:
             raise ConfigError(f"--dataset-path names {key!r}, which is not a benchmark of this run",
@@ -85,7 +136,7 @@ def plan_run(config: EvalConfig, pm: PluginManager) -> Plan:
         samples.extend(chosen)
         planned[n] = len(chosen)
     metric_names = config.metric or [m for m in pm.names("metrics") if pm.get("metrics", m).default]
-    metrics = [pm.get("metrics", m) for m in metric_names]
+    metrics = [make_metric(pm, m, config.options) for m in metric_names]
     # stable order: the built-in three first, then the rest by name
     order = {"AveragePass@1": 0, "pass@k": 1, "maj@k": 2}
     metrics.sort(key=lambda m: (order.get(m.name, 9), m.name))
@@ -150,8 +201,8 @@ class EvalRun:
         c = self.config
         bench = self.plan.benchmarks[sample.benchmark]
         seed = None if c.seed is None else c.seed + (repeats[0] if len(repeats) == 1 else 0)
-        base = {"benchmark": sample.benchmark, "sample_id": sample.id, "subsets": list(sample.subsets),
-                "question": sample.question, "prompt": _jsonable(sample.prompt), "gold": _jsonable(sample.gold)}
+        base = dict(benchmark=sample.benchmark, sample_id=sample.id, subsets=list(sample.subsets),
+                    question=sample.question, prompt=_jsonable(sample.prompt), gold=_jsonable(sample.gold))
         try:
             comps, attempts, latency = await self._request(backend, sample, len(repeats), seed)
             if len(comps) < len(repeats):
@@ -159,22 +210,17 @@ class EvalRun:
         except BackendError as exc:
             self._fatal(exc)
             for r in repeats:
-                self._write({**base, "repeat": r, "response": None, "reasoning": None, "finish_reason": None,
-                             "truncated": False, "extracted": None, "score": None, "correct": None,
-                             "grade_detail": None, "error": exc.line(), "prompt_tokens": None,
-                             "completion_tokens": None, "latency_s": None,
-                             "attempts": getattr(exc, "attempts", None)})
+                self._write(JournalRecord(**base, repeat=r, error=exc.line(), attempts=getattr(exc, "attempts", None)))
             return
         self.fatal_streak = 0
         self.succeeded += 1
         scores = await asyncio.gather(*(grader.grade(bench, sample, comp) for comp in comps[: len(repeats)]))
         for r, comp, score in zip(repeats, comps, scores):
-            self._write({**base, "repeat": r, "response": comp.text, "reasoning": comp.reasoning,
-                         "finish_reason": comp.finish_reason, "truncated": comp.finish_reason == "length",
-                         "extracted": score.extracted, "score": score.value, "correct": score.correct,
-                         "grade_detail": score.detail, "error": None, "prompt_tokens": comp.prompt_tokens,
-                         "completion_tokens": comp.completion_tokens, "latency_s": round(latency, 4),
-                         "attempts": attempts})
+            self._write(JournalRecord(
+                **base, repeat=r, response=comp.text, reasoning=comp.reasoning, finish_reason=comp.finish_reason,
+                truncated=comp.finish_reason == "length", extracted=score.extracted, score=score.value,
+                correct=score.correct, grade_detail=score.detail, prompt_tokens=comp.prompt_tokens,
+                completion_tokens=comp.completion_tokens, latency_s=round(latency, 4), attempts=attempts))
 
     def _fatal(self, exc: BackendError) -> None:
         if exc.retryable:
@@ -185,8 +231,9 @@ class EvalRun:
             raise BackendError(f"every request fails: {exc.line()}",
                                "fix the settings; the failed samples are journaled and re-run by --resume")
 
-    def _write(self, rec: dict[str, Any]) -> None:
+    def _write(self, record: JournalRecord) -> None:
         assert self.journal is not None
+        rec = record.as_dict()
         self.journal.append(rec)
         if self.progress is not None:
             self.progress.update(rec)
@@ -205,11 +252,7 @@ class EvalRun:
         interrupted = False
         self.request_phase_s = 0.0
         if todo:
-            backend_cls = self.pm.get("backends", c.backend)
-            backend = backend_cls(BackendConfig(
-                model=c.model, base_url=c.base_url, api_key=c.api_key, api=c.api,
-                connect_timeout=c.connect_timeout, read_timeout=c.timeout,
-                options=dict(c.backend_options)))
+            backend = make_backend(self.pm, c)
             grader = GradingPool(c.grading_workers)
             grader.start()
             self.journal = Journal(self.out / "samples.jsonl")
@@ -293,6 +336,20 @@ class EvalRun:
             data["judge"] = judge
         atomic_write(rp, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         return Report(data)
+
+
+def make_backend(pm: PluginManager, c: EvalConfig) -> Backend:
+    """The run's backend: the plugin named by ``--backend`` (or the installed default), with the
+    values of its own options; ``--replicas N`` wraps it in Ray actors."""
+    backend_cls = pm.get("backends", c.backend)
+    bconf = BackendConfig(model=c.model, base_url=c.base_url[0] if c.base_url else None, endpoints=list(c.base_url),
+                          api_key=c.api_key, api=c.api, connect_timeout=c.connect_timeout, read_timeout=c.timeout,
+                          options=values_for(backend_cls, c.options))
+    if c.replicas > 1:
+        from ..scale import replica_backend
+
+        return replica_backend(c.backend, bconf, c.replicas, c.gpus_per_replica, c.ray_address)
+    return backend_cls(bconf)
 
 
 def prepare_output(config: EvalConfig) -> Path:

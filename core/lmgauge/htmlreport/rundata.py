@@ -48,6 +48,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def saved_settings(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The settings a run was made with (DIR/config.yaml), without the redacted secrets: for
+    commands that act on a finished run with the same plugin options (``lmgauge export``)."""
+    data = _read_yaml(Path(run_dir) / "config.yaml")
+    return {k: v for k, v in data.items() if v != REDACTED}
+
+
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """The eval journal: latest record per (benchmark, sample_id, repeat), first-seen order."""
     from ..eval.journal import read_records

@@ -8,8 +8,7 @@ sent as ``Authorization: Bearer`` and never logged or written anywhere.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from typing import Any
 
 import click
 import orjson
@@ -19,46 +18,15 @@ from lmgauge.errors import BackendError, ConfigError
 from lmgauge.interfaces import Backend, BackendConfig
 from lmgauge.types import Completion, GenerationRequest, PerfRecord
 
-ENDPOINTS = {"chat": "/chat/completions", "completions": "/completions"}
-
-
-def split_url(url: str, api: str) -> tuple[str, str, str]:
-    """Return (base, endpoint, api) for a base URL (``http://h:p/v1``) or a full endpoint URL
-    (``http://h:p/v1/chat/completions`` or ``.../v1/completions``)."""
-    if not url:
-        raise ConfigError("no server URL given", "pass --base-url http://HOST:PORT/v1")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"invalid server URL {url!r}",
-                          "use http(s)://HOST:PORT/v1 or the full /v1/chat/completions URL")
-    base = url.rstrip("/")
-    for name, suffix in (("chat", "/chat/completions"), ("completions", "/completions")):
-        if base.endswith(suffix):
-            return base[: -len(suffix)], base, name
-    if api not in ENDPOINTS:
-        raise ConfigError(f"unknown --api {api!r}", "use chat or completions")
-    return base, base + ENDPOINTS[api], api
-
-
-def error_text(body: bytes, limit: int = 200) -> str:
-    """The message of an error body (OpenAI ``{"error": {"message": ...}}``, FastAPI
-    ``{"detail": ...}``, or the raw text), on one line, at most ``limit`` characters."""
-    try:
-        data = orjson.loads(body)
-        err = data.get("error", data) if isinstance(data, dict) else data
-        if isinstance(err, dict):
-            err = err.get("message") or err.get("detail") or err
-        text = str(err)
-    except Exception:  # noqa: BLE001 - any body is fine to quote
-        text = body[:2 * limit].decode("utf-8", "replace")
-    return " ".join(text.split())[:limit]
-
+from .openai_http import error_text, split_url
+from .openai_stream import send_stamp, stream_request
 
 class OpenAIBackend(Backend):
     name = "openai"
     description = "OpenAI-compatible HTTP server (chat or completions API)"
+    default = True
     options = [
-        click.Option(["--header", "headers"], multiple=True, metavar="K=V",
+        click.Option(["--header", "--headers", "headers"], multiple=True, metavar="K=V",
                      help="Extra HTTP header for every request (repeatable)."),
         click.Option(["--tls-verify/--no-tls-verify", "tls_verify"], default=None,
                      help="Verify the server's TLS certificate (default: verify)."),
@@ -70,9 +38,11 @@ class OpenAIBackend(Backend):
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
+        if len(config.endpoints) > 1:
+            raise ConfigError(f"the openai backend takes one server URL, got {len(config.endpoints)}",
+                              "pass --base-url / --url once")
         self.base, self.url, self.api = split_url(config.base_url or "", config.api)
         self.headers: dict[str, str] = {"Content-Type": "application/json"}
-        self.headers.update(config.headers)
         for item in config.options.get("headers") or ():
             key, sep, value = str(item).partition("=")
             if not sep or not key.strip():
@@ -82,21 +52,16 @@ class OpenAIBackend(Backend):
             self.headers["Authorization"] = f"Bearer {config.api_key}"
         self.require_done = config.options.get("require_done", True) is not False
         self.session: Any = None
-        self.token_counter: Callable[[str], int] | None = None
         self._n_checked = False
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         import aiohttp
 
-        verify = self.config.verify_tls
-        if self.config.options.get("tls_verify") is not None:
-            verify = bool(self.config.options["tls_verify"])
+        verify = self.config.options.get("tls_verify") is not False
         connector = aiohttp.TCPConnector(limit=0, ssl=None if verify else False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout,
                                         sock_read=self.config.read_timeout)
-        from .openai_stream import send_stamp
-
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, trace_configs=[send_stamp()],
                                              json_serialize=lambda o: orjson.dumps(o).decode(),
                                              auto_decompress=True)
@@ -244,12 +209,7 @@ class OpenAIBackend(Backend):
                           finish_reason=choice.get("finish_reason"))
 
     async def stream(self, request: GenerationRequest, record: PerfRecord) -> None:
-        from .openai_stream import stream_request
-
         await stream_request(self, request, record)
-
-    def count_tokens(self, text: str) -> int | None:
-        return self.token_counter(text) if self.token_counter is not None else None
 
 
 def _with_n(params, n):

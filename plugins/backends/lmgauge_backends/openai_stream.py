@@ -38,7 +38,7 @@ import orjson
 from lmgauge.redaction import redact_text
 from lmgauge.types import GenerationRequest, PerfRecord
 
-from .openai_backend import error_text
+from .openai_http import error_text
 
 perf_counter = time.perf_counter
 

@@ -246,6 +246,11 @@ class TransformersBackend(Backend):
             return None
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def own_tokenizer(self):
+        from lmgauge.tokenizers import from_hf
+
+        return from_hf(self.tokenizer, self.config.model) if self.tokenizer is not None else None
+
     # -- the worker thread -------------------------------------------------------------
     def _work(self) -> None:
         pending: list[_Job] = []

@@ -1,12 +1,12 @@
-"""What every perf dataset shares: turning prompt text into requests with the perf settings.
+"""What every perf dataset shares: turning prompt text into requests with the run's settings.
 
-Options (a dict from ``lmgauge perf``): ``dataset_path``, ``tokenizer`` (a
-``lmgauge.tokenizers.Tokenizer``), ``min_prompt_length``/``max_prompt_length``,
-``prefix_length``, ``min_tokens``/``max_tokens``, ``extra_args`` (dict), ``stream``, ``seed``,
-``api``.
+A dataset gets its own option values in ``self.options``, the run's shared request settings in
+``self.settings`` (``dataset_path``, ``max_tokens``, ``min_tokens``, ``seed``, ``api``, ...) and
+the run's tokenizer in ``self.tokenizer`` (see ``lmgauge.interfaces.PerfDataset``).
 """
 from __future__ import annotations
 
+import abc
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,11 +32,12 @@ def jsonl_rows(path: Path, name: str, hint: str) -> Iterator[tuple[int, Any]]:
 class TextDataset(PerfDataset):
     """A dataset that has a list of prompts and cycles through them."""
 
+    @abc.abstractmethod
     def prompts(self) -> list[tuple[str | None, list[dict[str, str]] | None]]:
-        raise NotImplementedError
+        """(text, chat messages or None) of every prompt."""
 
     def requests(self, count: int) -> Iterator[GenerationRequest]:
         items = self.prompts()
         for i in range(count):
             text, messages = items[i % len(items)]
-            yield make_request(text, self.options, i, messages)
+            yield make_request(text, self.settings, i, messages)

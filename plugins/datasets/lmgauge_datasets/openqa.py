@@ -32,10 +32,11 @@ def read_questions(path: str) -> list[str]:
 
 class OpenQA(TextDataset):
     name = "openqa"
+    default = True
     description = "open questions (bundled set, or the HC3 open_qa file via --dataset-path)"
 
     def prompts(self):
-        path = self.options.get("dataset_path")
+        path = self.settings.dataset_path
         if path == "hc3":
             try:
                 from huggingface_hub import hf_hub_download

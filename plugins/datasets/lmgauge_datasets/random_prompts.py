@@ -13,11 +13,14 @@ import random
 import re
 from typing import Iterator
 
+import click
+
 from lmgauge import hookimpl
 from lmgauge.errors import ConfigError
 from lmgauge.types import GenerationRequest
 
-from .base import TextDataset, make_request
+from lmgauge.interfaces import PerfDataset
+from lmgauge.perf.requests import make_request
 
 WORD = re.compile(r"^ [A-Za-z]{2,12}$")
 _WORDS: dict[tuple, list[int]] = {}
@@ -69,13 +72,27 @@ def exact_text(tok, rng: random.Random, words: list[int], length: int, prefix: s
                       "try another --tokenizer")
 
 
-class RandomDataset(TextDataset):
+#: prompt-length options in tokens (EvalScope's names), shared by the datasets that build
+#: prompts of exact lengths
+PROMPT_LENGTH_OPTIONS = [
+    click.Option(["--min-prompt-length", "min_prompt_length"], type=click.IntRange(min=1), default=None,
+                 help="Minimum prompt tokens (drawn uniformly in [min, max])."),
+    click.Option(["--max-prompt-length", "max_prompt_length"], type=click.IntRange(min=1), default=None,
+                 help="Maximum prompt tokens."),
+    click.Option(["--prefix-length", "prefix_length"], type=click.IntRange(min=0), default=0,
+                 help="Tokens of a prefix shared by all prompts (prefix caching)."),
+]
+
+
+class RandomDataset(PerfDataset):
     name = "random"
     description = "random prompts of exact token length (--min/--max-prompt-length, --prefix-length, --tokenizer)"
+    options = PROMPT_LENGTH_OPTIONS
+    needs_tokenizer = True
 
     def requests(self, count: int) -> Iterator[GenerationRequest]:
         o = self.options
-        tok = o.get("tokenizer")
+        tok = self.tokenizer
         if tok is None:
             raise ConfigError("--dataset random needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
         lo = int(o.get("min_prompt_length") or 0)
@@ -85,11 +102,11 @@ class RandomDataset(TextDataset):
                               "e.g. --min-prompt-length 1024 --max-prompt-length 1024")
         if lo > hi:
             raise ConfigError(f"--min-prompt-length {lo} is larger than --max-prompt-length {hi}")
-        rng = random.Random(o.get("seed", 0))
+        rng = random.Random(self.settings.seed)
         words = word_tokens(tok)
         prefix = exact_text(tok, rng, words, int(o.get("prefix_length") or 0)) if o.get("prefix_length") else ""
         for i in range(count):
-            yield make_request(exact_text(tok, rng, words, rng.randint(lo, hi), prefix), o, i)
+            yield make_request(exact_text(tok, rng, words, rng.randint(lo, hi), prefix), self.settings, i)
 
 
 @hookimpl

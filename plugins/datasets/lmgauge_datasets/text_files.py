@@ -10,8 +10,8 @@ from lmgauge.errors import ConfigError, DataError
 from .base import TextDataset, jsonl_rows
 
 
-def _path(options, name: str) -> Path:
-    path = options.get("dataset_path")
+def _path(settings, name: str) -> Path:
+    path = settings.dataset_path
     if not path:
         raise ConfigError(f"--dataset {name} needs --dataset-path FILE")
     p = Path(path).expanduser()
@@ -25,10 +25,10 @@ class LineByLine(TextDataset):
     description = "one prompt per line of --dataset-path"
 
     def prompts(self):
-        lines = [l.strip() for l in _path(self.options, self.name).read_text(encoding="utf-8").splitlines()]
+        lines = [l.strip() for l in _path(self.settings, self.name).read_text(encoding="utf-8").splitlines()]
         lines = [l for l in lines if l]
         if not lines:
-            raise DataError(f"--dataset-path {self.options['dataset_path']} has no non-empty lines")
+            raise DataError(f"--dataset-path {self.settings.dataset_path} has no non-empty lines")
         return [(l, None) for l in lines]
 
 
@@ -37,7 +37,7 @@ class Custom(TextDataset):
     description = "JSONL rows with `prompt` or `messages` (--dataset-path)"
 
     def prompts(self):
-        p = _path(self.options, self.name)
+        p = _path(self.settings, self.name)
         out = []
         for n, row in jsonl_rows(p, str(p), "one JSON object per line"):
             if isinstance(row, dict) and isinstance(row.get("messages"), list):

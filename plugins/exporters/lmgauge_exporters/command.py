@@ -1,5 +1,8 @@
-"""``lmgauge export DIR [DIR ...] --to json,sqlite,swanlab [--export-path P]``: export run
-folders after the fact, e.g. several runs into one SQLite file to compare them."""
+"""``lmgauge export DIR [DIR ...] --to json,sqlite,swanlab [--export-path P] [exporter options]``:
+export run folders after the fact, e.g. several runs into one SQLite file to compare them.
+
+It takes every exporter's own options. An option the run was made with (DIR/config.yaml) is
+used unless given again on this command line."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,16 +10,14 @@ from typing import Any
 import click
 
 from lmgauge import hookimpl
+from lmgauge.options import PluginCommand, pop_plugin_values
 
 
-@click.command("export")
+@click.command("export", cls=PluginCommand, plugin_families=("exporters",))
 @click.argument("run_dirs", nargs=-1, required=True, metavar="DIR [DIR ...]")
-@click.option("--to", "to", required=True, metavar="NAMES", help="Exporters, comma-separated: json, sqlite, swanlab.")
+@click.option("--to", "to", required=True, metavar="NAMES", help="Exporters, comma-separated, e.g. json,sqlite (see `lmgauge plugins`).")
 @click.option("--export-path", "export_path", default=None, metavar="PATH",
               help="A file (results.sqlite, run.json) or folder; default: inside each run folder.")
-@click.option("--swanlab-mode", "swanlab_mode", type=click.Choice(["cloud", "local", "offline"]), default=None,
-              help="SwanLab mode (cloud needs SWANLAB_API_KEY).")
-@click.option("--swanlab-project", "swanlab_project", default=None, metavar="NAME", help="SwanLab project.")
 def export(run_dirs: tuple[str, ...], to: str, **values: Any) -> None:
     """Run exporters on finished run folders.
 
@@ -27,10 +28,12 @@ def export(run_dirs: tuple[str, ...], to: str, **values: Any) -> None:
     Exit code 1 when any export failed (the run folders are never changed).
     """
     from lmgauge.export import export_settings, run_exporters
+    from lmgauge.htmlreport.rundata import saved_settings
 
-    names, options = export_settings({"export": to, **values})
+    given = pop_plugin_values(click.get_current_context(), values)
     failed = False
     for d in run_dirs:
+        names, options = export_settings({**saved_settings(d), "export": to, **values, **given})
         for line in run_exporters(names, d, options):
             failed |= line.startswith("lmgauge: warning:")
             click.echo(line, err=line.startswith("lmgauge: warning:"))

@@ -17,6 +17,7 @@ import orjson
 
 from lmgauge import __version__, hookimpl
 from lmgauge.errors import LmgaugeError
+from lmgauge.eval.journal import JOURNAL_FIELDS
 from lmgauge.export import export_target, read_run
 from lmgauge.interfaces import Exporter
 
@@ -26,6 +27,14 @@ SCHEMA_VERSION = 1
 PCTS = ("mean", "p50", "p90", "p95", "p99")
 PERF_METRICS = ("ttft", "tpot", "itl", "latency")
 
+#: eval_samples columns: one per journal field (JSON text for lists/objects), then extra_json for
+#: anything a newer lmgauge or a plugin added to a journal line
+JSON_FIELDS = {"subsets": "subsets_json", "prompt": "prompt_json"}
+BOOL_FIELDS = ("truncated", "correct")
+SAMPLE_COLS = tuple(JSON_FIELDS.get(f, f) for f in JOURNAL_FIELDS) + ("extra_json",)
+SQL_TYPES = {"repeat": "INTEGER", "truncated": "INTEGER", "score": "REAL", "correct": "INTEGER",
+             "prompt_tokens": "INTEGER", "completion_tokens": "INTEGER", "latency_s": "REAL", "attempts": "INTEGER"}
+SAMPLE_DDL = ", ".join(f"{c} {SQL_TYPES.get(c, 'TEXT')}" for c in SAMPLE_COLS)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs(
@@ -43,11 +52,7 @@ CREATE TABLE IF NOT EXISTS eval_benchmarks(
     benchmark TEXT, questions INTEGER, samples INTEGER, graded INTEGER, errors INTEGER, truncated INTEGER,
     truncated_rate REAL, warnings_json TEXT);
 CREATE TABLE IF NOT EXISTS eval_samples(
-    run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    benchmark TEXT, sample_id TEXT, repeat INTEGER, subsets_json TEXT, question TEXT, prompt_json TEXT,
-    gold TEXT, response TEXT, reasoning TEXT, finish_reason TEXT, truncated INTEGER, extracted TEXT,
-    score REAL, correct INTEGER, grade_detail TEXT, error TEXT, prompt_tokens INTEGER,
-    completion_tokens INTEGER, latency_s REAL, attempts INTEGER, extra_json TEXT);
+    run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, {SAMPLE_DDL});
 CREATE TABLE IF NOT EXISTS perf_levels(
     run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     level INTEGER, concurrency INTEGER, rate REAL, requests INTEGER, succeeded INTEGER, failed INTEGER,
@@ -67,9 +72,6 @@ CREATE INDEX IF NOT EXISTS perf_requests_run ON perf_requests(run_id, level);
 """
 TABLES = ("scores", "eval_benchmarks", "eval_samples", "perf_levels", "perf_requests")
 
-SAMPLE_COLS = ("benchmark", "sample_id", "repeat", "subsets_json", "question", "prompt_json", "gold", "response",
-               "reasoning", "finish_reason", "truncated", "extracted", "score", "correct", "grade_detail", "error",
-               "prompt_tokens", "completion_tokens", "latency_s", "attempts", "extra_json")
 REQUEST_COLS = ("level", "idx", "scheduled_s", "sent_s", "ttft_s", "ttfc_s", "latency_s", "prompt_tokens",
                 "completion_tokens", "usage_source", "itl_json", "success", "error", "extra_json")
 
@@ -94,16 +96,21 @@ def run_key(run_dir: str, created: str) -> str:
 
 
 def _sample_row(rec: dict[str, Any]) -> tuple:
-    known = {"benchmark", "sample_id", "repeat", "subsets", "question", "prompt", "gold", "response", "reasoning",
-             "finish_reason", "truncated", "extracted", "score", "correct", "grade_detail", "error",
-             "prompt_tokens", "completion_tokens", "latency_s", "attempts"}
-    extra = {k: v for k, v in rec.items() if k not in known}
-    return (rec.get("benchmark"), str(rec.get("sample_id")), rec.get("repeat"), _json(rec.get("subsets") or []),
-            _text(rec.get("question")), _json(rec.get("prompt")), _text(rec.get("gold")), rec.get("response"),
-            rec.get("reasoning"), rec.get("finish_reason"), _bool(rec.get("truncated")), _text(rec.get("extracted")),
-            rec.get("score"), _bool(rec.get("correct")), _text(rec.get("grade_detail")), rec.get("error"),
-            rec.get("prompt_tokens"), rec.get("completion_tokens"), rec.get("latency_s"), rec.get("attempts"),
-            _json(extra) if extra else None)
+    row: list[Any] = []
+    for f in JOURNAL_FIELDS:
+        v = rec.get(f)
+        if f in JSON_FIELDS:
+            row.append(_json(v if v is not None else ([] if f == "subsets" else None)))
+        elif f in BOOL_FIELDS:
+            row.append(_bool(v))
+        elif f == "sample_id":
+            row.append(str(v))
+        elif isinstance(v, (dict, list)):
+            row.append(_json(v))
+        else:
+            row.append(_text(v) if f in ("question", "gold", "extracted", "grade_detail") else v)
+    extra = {k: v for k, v in rec.items() if k not in JOURNAL_FIELDS}
+    return (*row, _json(extra) if extra else None)
 
 
 def _request_row(rec: dict[str, Any]) -> tuple:
@@ -153,6 +160,10 @@ def write_run(db_path: Path, run_dir: str) -> tuple[int, bool, dict[str, int]]:
                 if stmt.strip():
                     con.execute(stmt)
             con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            have = {r[1] for r in con.execute("PRAGMA table_info(eval_samples)")}
+            for col in SAMPLE_COLS:  # a database written before the journal gained a field
+                if col not in have:
+                    con.execute(f"ALTER TABLE eval_samples ADD COLUMN {col} {SQL_TYPES.get(col, 'TEXT')}")
             old = con.execute("SELECT run_id FROM runs WHERE run_key=?", (key,)).fetchone()
             if old is not None:
                 for t in TABLES:

@@ -7,9 +7,12 @@
   ``ttft|tpot|itl|latency/{mean,p50,p90,p99}``;
 - the experiment config is the run config with secrets removed, plus model/backend/url.
 
-Modes (``--swanlab-mode``, or ``LMGAUGE_SWANLAB_MODE``): ``cloud`` (upload; API key from
+Options (this exporter's own, see ``lmgauge eval --help``): ``--swanlab-mode`` (or
+``LMGAUGE_SWANLAB_MODE``): ``cloud`` (upload; API key from ``--swanlab-api-key`` or
 ``SWANLAB_API_KEY``), ``local`` (files plus the local dashboard, which needs
-``swanlab[dashboard]``) and ``offline`` (files only, upload later with ``swanlab sync DIR``).
+``swanlab[dashboard]``) and ``offline`` (files only, upload later with ``swanlab sync DIR``);
+``--swanlab-project``, ``--swanlab-experiment``. EvalScope's ``--swanlab-api-key`` given alone
+adds this exporter to the run.
 Files go to ``--export-path`` (a folder) or ``DIR/swanlog``. Nothing of the machine is sent:
 no command line, environment, hardware, git or terminal capture.
 """
@@ -25,10 +28,13 @@ from typing import Any
 
 from lmgauge import hookimpl
 from lmgauge.errors import ConfigError, LmgaugeError
-from lmgauge.export import SWANLAB_MODES, export_target, read_run, redact
+import click
+
+from lmgauge.export import export_target, read_run, redact
 from lmgauge.interfaces import Exporter
 
 PCTS = ("mean", "p50", "p90", "p99")
+SWANLAB_MODES = ("cloud", "local", "offline")
 
 
 def _num(v: Any) -> float | None:
@@ -93,6 +99,18 @@ def _settings(swanlab: Any) -> Any:
 class SwanLabExporter(Exporter):
     name = "swanlab"
     description = "SwanLab experiment: eval scores, or one step per perf level (cloud|local|offline)"
+    options = [
+        click.Option(["--swanlab-mode", "swanlab_mode"], type=click.Choice(SWANLAB_MODES), default=None,
+                     help="cloud (needs an API key), local, or offline (files to `swanlab sync` later). "
+                          "Default $LMGAUGE_SWANLAB_MODE, else cloud."),
+        click.Option(["--swanlab-project", "swanlab_project"], default=None, metavar="NAME",
+                     help="SwanLab project (default lmgauge-eval / lmgauge-perf)."),
+        click.Option(["--swanlab-experiment", "swanlab_experiment"], default=None, metavar="NAME",
+                     help="Experiment name (default MODEL-RUNFOLDER)."),
+        click.Option(["--swanlab-api-key", "swanlab_api_key"], default=None, metavar="KEY",
+                     help="Cloud mode's API key (default $SWANLAB_API_KEY); never written anywhere. "
+                          "Given alone it adds this exporter, as in EvalScope."),
+    ]
 
     def export(self, run_dir: str, options: dict[str, Any]) -> str:
         mode = options.get("swanlab_mode") or os.environ.get("LMGAUGE_SWANLAB_MODE") or "cloud"
@@ -103,10 +121,10 @@ class SwanLabExporter(Exporter):
         except ImportError:
             raise LmgaugeError("the swanlab exporter needs the swanlab package, which is not installed",
                                "pip install 'lmgauge-exporters[swanlab]'") from None
-        api_key = os.environ.get("SWANLAB_API_KEY", "").strip()
+        api_key = (options.get("swanlab_api_key") or os.environ.get("SWANLAB_API_KEY", "")).strip()
         if mode == "cloud" and not api_key:
-            raise LmgaugeError("SwanLab cloud mode needs an API key and SWANLAB_API_KEY is not set",
-                               "export SWANLAB_API_KEY=..., or use --swanlab-mode offline and `swanlab sync` later")
+            raise LmgaugeError("SwanLab cloud mode needs an API key: neither --swanlab-api-key nor SWANLAB_API_KEY is set",
+                               "pass --swanlab-api-key, or use --swanlab-mode offline and `swanlab sync` later")
         run = read_run(run_dir)
         project = options.get("swanlab_project") or os.environ.get("LMGAUGE_SWANLAB_PROJECT") or f"lmgauge-{run.kind}"
         experiment = options.get("swanlab_experiment") or f"{run.model.rsplit('/', 1)[-1]}-{run.name}"

@@ -1,0 +1,90 @@
+"""``PerfConfig``: everything ``lmgauge perf`` takes, as one typed object (the perf twin of
+``EvalConfig``). Built from the command line, a ``--config FILE.yaml`` or a saved run's
+config.yaml; plugin option values travel in ``options`` (options.py)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..errors import ConfigError
+from ..redaction import redact
+
+
+@dataclass
+class PerfConfig:
+    url: str | None = None
+    model: str = ""
+    api_key: str | None = None
+    backend: str | None = None  # None: the installed backend that declares itself the default
+    concurrency: list[int] = field(default_factory=list)
+    number: list[int] = field(default_factory=list)
+    rate: list[float] = field(default_factory=list)
+    burstiness: float = 1.0
+    duration: float | None = None
+    warmup: int = 0
+    stream: bool = True
+    dataset: str | None = None  # None: the installed dataset that declares itself the default
+    dataset_path: str | None = None
+    prompt: str | None = None
+    tokenizer: str | None = None
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    extra_args: dict[str, Any] = field(default_factory=dict)
+    connect_timeout: float = 30.0
+    read_timeout: float = 600.0
+    slo: str | None = None
+    workers: int = 1
+    seed: int = 0
+    output: str | None = None
+    api: str | None = None
+    name: str | None = None
+    log_every: int | None = None
+    export: list[str] = field(default_factory=list)
+    export_path: str | None = None
+    ray: bool = False
+    ray_address: str | None = None
+    #: values of plugin-declared options, by parameter name
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def keys(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "settings") -> "PerfConfig":
+        unknown = sorted(set(data) - cls.keys())
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {source}: {', '.join(unknown)}",
+                              "see `lmgauge perf --help` for the names")
+        cfg = cls(**{k: v for k, v in data.items() if v is not None})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for key in ("concurrency", "number", "rate"):
+            value = getattr(self, key)
+            if not isinstance(value, (list, tuple)):
+                setattr(self, key, [value])
+        if isinstance(self.export, str):
+            self.export = [x.strip() for x in self.export.split(",") if x.strip()]
+        if not self.model:
+            raise ConfigError("no model given", "pass --model NAME")
+        if self.min_tokens is not None and self.max_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ConfigError(f"--min-tokens {self.min_tokens} is larger than --max-tokens {self.max_tokens}")
+        if self.prompt is not None and not str(self.prompt).strip():
+            raise ConfigError("--prompt is empty")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"--workers must be an integer ≥ 1, got {self.workers!r}")
+        if not isinstance(self.extra_args, dict):
+            raise ConfigError("--extra-args must be a JSON object", 'e.g. --extra-args \'{"ignore_eos": true}\'')
+
+    def to_dict(self, secrets: bool = False) -> dict[str, Any]:
+        """Flat settings (core fields and plugin option values side by side), secrets removed
+        unless ``secrets``."""
+        data = asdict(self)
+        data.update(data.pop("options"))
+        if not secrets:
+            data["api_key"] = None
+            data = redact(data)
+        return data

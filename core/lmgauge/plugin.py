@@ -1,0 +1,49 @@
+"""Everything a plugin may use, in one module: ``from lmgauge.plugin import ...``.
+
+docs/plugins.md documents this module only; what is not here is lmgauge's own business and may
+change between releases.
+
+- ``hookimpl``: decorates the hook functions of a plugin module (hookspecs.py lists them).
+- Base classes (``abc.ABC``; register a subclass): :class:`Benchmark`, :class:`Backend`
+  (constructed with a :class:`BackendConfig`), :class:`PerfDataset` (with its options, the
+  run's :class:`RequestSettings` and tokenizer), :class:`Exporter`, :class:`Metric`.
+- Plain data: :class:`Sample`, :class:`Score`, :class:`Completion`,
+  :class:`GenerationRequest`, :class:`GenerationParams`, :class:`PerfRecord`.
+- Errors printed as one line: :class:`LmgaugeError` and its kinds :class:`ConfigError`,
+  :class:`DataError`, :class:`BackendError`, :class:`PluginError`.
+- Grading helpers (thinking split, answer extraction, math-verify, integer and letter
+  grading): :func:`grade_math`, :func:`grade_integer`, :func:`grade_choice`, ...
+- Run folders: :func:`load_run` (read any run folder), :func:`read_records` (an eval journal),
+  :data:`JOURNAL_FIELDS` (what a journal line holds), :func:`atomic_write`,
+  :func:`export_target` (where a file-writing exporter writes), :func:`redact`.
+- Perf: :func:`load_tokenizer` / :class:`Tokenizer`, :func:`make_request`.
+- :class:`PluginCommand`: a click command (for ``register_commands``) that takes the options
+  plugins declare for the families it names.
+"""
+from __future__ import annotations
+
+from .errors import BackendError, ConfigError, DataError, LmgaugeError, PluginError
+from .eval.journal import JOURNAL_FIELDS, read_records
+from .export import export_target
+from .files import atomic_write
+from .grading import (answer_part, extract_choice, extract_math_answer, grade_choice, grade_integer, grade_math,
+                      last_boxed, math_equal, normalize_math, split_thinking, to_integer)
+from .hookspecs import hookimpl
+from .htmlreport.rundata import RunFolder, load_run
+from .interfaces import Backend, BackendConfig, Benchmark, Exporter, Metric, PerfDataset, RequestSettings
+from .options import PluginCommand
+from .perf.requests import make_request
+from .redaction import redact
+from .tokenizers import Tokenizer, load_tokenizer
+from .types import Completion, GenerationParams, GenerationRequest, PerfRecord, Sample, Score
+
+__all__ = [
+    "hookimpl",
+    "Benchmark", "Backend", "BackendConfig", "PerfDataset", "RequestSettings", "Exporter", "Metric",
+    "Sample", "Score", "Completion", "GenerationRequest", "GenerationParams", "PerfRecord",
+    "LmgaugeError", "ConfigError", "DataError", "BackendError", "PluginError",
+    "split_thinking", "answer_part", "last_boxed", "extract_math_answer", "normalize_math", "math_equal",
+    "grade_math", "to_integer", "grade_integer", "extract_choice", "grade_choice",
+    "load_run", "RunFolder", "read_records", "JOURNAL_FIELDS", "atomic_write", "export_target", "redact",
+    "load_tokenizer", "Tokenizer", "make_request", "PluginCommand",
+]
