@@ -149,6 +149,27 @@ def _experiment_id(client: Any, name: str) -> str:
     return exp.experiment_id
 
 
+def _log_artifacts(client: Any, run_id: str, config: dict[str, Any], rows: list[list[Any]], report: Path) -> None:
+    """``config.json``, the per-sample table ``samples.json`` and ``report.html``. The table is
+    in the format of ``MlflowClient.log_table`` (pandas' "split" JSON) and registered as that
+    does, written without needing pandas; ``mlflow.load_table`` reads it back."""
+    from mlflow.entities import RunTag
+    from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
+
+    client.log_text(run_id, orjson.dumps(config, default=str, option=orjson.OPT_INDENT_2).decode("utf-8"),
+                    "config.json")
+    if rows:
+        with tempfile.TemporaryDirectory(prefix="lmgauge-mlflow-") as tmp:
+            path = Path(tmp) / "samples.json"
+            path.write_bytes(orjson.dumps({"columns": list(SAMPLE_COLUMNS), "data": rows},
+                                          option=orjson.OPT_SERIALIZE_NUMPY))
+            client.log_artifact(run_id, str(path))
+        listed = orjson.dumps([{"path": "samples.json", "type": "table"}]).decode("utf-8")
+        client.log_batch(run_id, tags=[RunTag(MLFLOW_LOGGED_ARTIFACTS, listed)])
+    if report.is_file():
+        client.log_artifact(run_id, str(report))
+
+
 class MlflowExporter(Exporter):
     name = "mlflow"
     description = "MLflow run: scores, per-sample table, perf levels as steps, params, report (file store or server)"
@@ -165,9 +186,8 @@ class MlflowExporter(Exporter):
 
     def export(self, run_dir: str, options: dict[str, Any]) -> str:
         try:
-            from mlflow.entities import Metric, Param, RunTag
+            from mlflow.entities import Metric, Param
             from mlflow.tracking import MlflowClient
-            from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
         except ImportError:
             raise LmgaugeError("the mlflow exporter needs the mlflow-skinny package, which is not installed",
                                "pip install 'lmgauge-exporters[mlflow]'") from None
@@ -188,34 +208,18 @@ class MlflowExporter(Exporter):
         rows = sample_rows(run) if run.kind == "eval" else []
         tags = {"lmgauge.kind": run.kind, "lmgauge.model": run.model, "lmgauge.backend": run.backend,
                 "lmgauge.run_folder": run.name, "mlflow.note.content": f"lmgauge {run.kind} run {run.name}"}
-        out = io.StringIO()
         try:
-            with _file_store_allowed(local is not None), contextlib.redirect_stdout(out), \
-                    contextlib.redirect_stderr(out):
+            with _file_store_allowed(local is not None), contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
                 if local is not None:
                     local.mkdir(parents=True, exist_ok=True)
                 client = MlflowClient(tracking_uri=uri)
-                exp_id = _experiment_id(client, experiment)
-                mrun = client.create_run(exp_id, run_name=run_name, tags=tags)
-                run_id = mrun.info.run_id
+                run_id = client.create_run(_experiment_id(client, experiment), run_name=run_name,
+                                           tags=tags).info.run_id
                 status = "FAILED"
                 try:
-                    client.log_batch(run_id, metrics=metrics,
-                                     params=[Param(pkeys[k], v) for k, v in params.items()])
-                    client.log_text(run_id, orjson.dumps(config, default=str, option=orjson.OPT_INDENT_2)
-                                    .decode("utf-8"), "config.json")
-                    if rows:
-                        # the table format of MlflowClient.log_table (pandas "split" JSON),
-                        # written without needing pandas; mlflow.load_table reads it back
-                        with tempfile.TemporaryDirectory(prefix="lmgauge-mlflow-") as tmp:
-                            path = Path(tmp) / "samples.json"
-                            path.write_bytes(orjson.dumps({"columns": list(SAMPLE_COLUMNS), "data": rows},
-                                                          option=orjson.OPT_SERIALIZE_NUMPY))
-                            client.log_artifact(run_id, str(path))
-                        client.log_batch(run_id, tags=[RunTag(MLFLOW_LOGGED_ARTIFACTS, orjson.dumps(
-                            [{"path": "samples.json", "type": "table"}]).decode("utf-8"))])
-                    if report.is_file():
-                        client.log_artifact(run_id, str(report))
+                    client.log_batch(run_id, metrics=metrics, params=[Param(pkeys[k], v) for k, v in params.items()])
+                    _log_artifacts(client, run_id, config, rows, report)
                     status = "FINISHED"
                 finally:
                     client.set_terminated(run_id, status)

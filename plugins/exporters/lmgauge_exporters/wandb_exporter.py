@@ -92,6 +92,30 @@ def _settings(wandb: Any) -> Any:
                           x_save_requirements=False, console="off", silent=True)
 
 
+def _log_run(wandb: Any, wb: Any, run, steps: list[dict[str, float]], rows: list[list[Any]],
+             in_run_table: bool, report: Path) -> None:
+    """Everything one W&B run holds: the steps, the per-sample table (a run table, or in the
+    artifact when it has more rows than W&B allows there), ``report.html`` in the artifact."""
+    if run.kind == "perf":
+        axis = run.axis()
+        wb.define_metric(axis)
+        wb.define_metric("*", step_metric=axis)
+    for step, metrics in enumerate(steps):
+        wb.log(metrics, step=step)
+    artifact = wandb.Artifact(_artifact_name(run), type="lmgauge-report",
+                              description=f"lmgauge {run.kind} run {run.name}")
+    if rows:
+        table = wandb.Table(columns=list(SAMPLE_COLUMNS), data=rows, allow_mixed_types=True)
+        if in_run_table:
+            wb.log({"samples": table}, step=len(steps) - 1)
+        else:
+            artifact.add(table, "samples")
+    if report.is_file():
+        artifact.add_file(str(report), name="report.html")
+    if artifact.manifest.entries:
+        wb.log_artifact(artifact)
+
+
 class WandbExporter(Exporter):
     name = "wandb"
     description = "Weights & Biases run: scores, per-sample table, perf levels as steps, report (online|offline)"
@@ -134,46 +158,28 @@ class WandbExporter(Exporter):
         in_run_table = len(rows) <= wandb.Table.MAX_ROWS
         owns_service = wandb.run is None  # nobody else in this process is using W&B
         root.mkdir(parents=True, exist_ok=True)
-        out = io.StringIO()
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 try:
                     wb = wandb.init(mode=mode, project=project, entity=entity, name=run_name, dir=str(root),
                                     config=run_config(run), job_type=run.kind, tags=["lmgauge", run.kind],
                                     notes=f"lmgauge {run.kind} run {run.name}", reinit="create_new",
                                     settings=_settings(wandb))
                     try:
-                        if run.kind == "perf":
-                            axis = run.axis()
-                            wb.define_metric(axis)
-                            wb.define_metric("*", step_metric=axis)
-                        for step, metrics in enumerate(steps):
-                            wb.log(metrics, step=step)
-                        artifact = wandb.Artifact(_artifact_name(run), type="lmgauge-report",
-                                                  description=f"lmgauge {run.kind} run {run.name}")
-                        if rows:
-                            table = wandb.Table(columns=list(SAMPLE_COLUMNS), data=rows, allow_mixed_types=True)
-                            if in_run_table:
-                                wb.log({"samples": table}, step=len(steps) - 1)
-                            else:  # over W&B's limit for run tables: the artifact holds it
-                                artifact.add(table, "samples")
-                        if report.is_file():
-                            artifact.add_file(str(report), name="report.html")
-                        if artifact.manifest.entries:
-                            wb.log_artifact(artifact)
-                        run_path, offline_dir, url = wb.path, Path(wb.dir).parent, wb.url
+                        _log_run(wandb, wb, run, steps, rows, in_run_table, report)
+                        offline_dir, url = Path(wb.dir).parent, wb.url or wb.path
                     finally:
                         wb.finish()
                 finally:
-                    if owns_service:
-                        # returns once W&B's service has written every record of the run
+                    if owns_service:  # returns once W&B's service has written every record of the run
                         wandb.teardown()
         except (LmgaugeError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - W&B errors become one line
             text = redact_text(" ".join(str(exc).split()))[:300] or exc.__class__.__name__
-            hint = ("set WANDB_API_KEY or run `wandb login`, check --wandb-entity/--wandb-project and the network, "
-                    "or use --wandb-mode offline" if mode == "online" else "check --wandb-project, --wandb-run-name and --wandb-dir")
+            hint = ("set WANDB_API_KEY or run `wandb login`, check --wandb-entity/--wandb-project and the "
+                    "network, or use --wandb-mode offline" if mode == "online"
+                    else "check --wandb-project, --wandb-run-name and --wandb-dir")
             raise LmgaugeError(f"W&B failed ({mode} mode): {exc.__class__.__name__}: {text}", hint) from None
         what = [f"{len(steps)} step{'s' if len(steps) != 1 else ''}"]
         if rows:
@@ -182,7 +188,7 @@ class WandbExporter(Exporter):
             what.append("report.html artifact")
         summary = f"project {project}, run {run_name} ({', '.join(what)})"
         if mode == "online":
-            return f"online: {summary}: {url or run_path}"
+            return f"online: {summary}: {url}"
         return f"offline: {summary} in {offline_dir} (`wandb sync {offline_dir}` to upload)"
 
 
