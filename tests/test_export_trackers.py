@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, run_cli
 from fixtures.runfolders import folder_state, make_eval_run, make_perf_run
 
 from lmgauge import plugins as lm_plugins
@@ -458,4 +458,40 @@ def test_eval_exports_to_both_and_the_api_key_goes_nowhere(eval_server, tmp_path
     overall = [r for r in report["results"] if r["subset"] == "OVERALL"][0]
     assert overall["score"] == pytest.approx(0.5)
     assert "report.html" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert LIVE_KEY.encode() not in all_bytes(out, tmp_path / "home")
+
+
+@needs_option_plumbing
+def test_perf_exports_to_both_one_step_per_level(tmp_path, monkeypatch):
+    """A real perf sweep (tests/perf_server.py, two concurrency levels, an API key) exported at
+    the end with --export wandb,mlflow: one step per level in both, equal to summary.json."""
+    pytest.importorskip("wandb", reason="wandb not installed")
+    pytest.importorskip("mlflow", reason="mlflow-skinny not installed")
+    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), "--ttft", "0.01", "--itl",
+                               "0.002", "--tokens", "8"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{int(server.stdout.readline().split()[1])}/v1/chat/completions"
+        out = tmp_path / "perf"
+        proc = run_cli("perf", "--url", url, "--model", "perf-model", "--api-key", LIVE_KEY, "--concurrency", "1",
+                       "2", "--number", "4", "6", "--output", str(out), "--export", "wandb,mlflow",
+                       "--wandb-mode", "offline", "--mlflow-run-name", "sweep",
+                       env={"LMGAUGE_PLUGINS": "openai,openqa,wandb,mlflow"}, timeout=240)
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "export wandb: offline: project lmgauge-perf" in proc.stdout + proc.stderr
+    levels = json.loads((out / "summary.json").read_text())["runs"]
+    assert [lv["concurrency"] for lv in levels] == [1, 2]
+    wb = read_wandb_run(out)
+    client = mlflow_client((out / "mlruns").as_uri(), monkeypatch)
+    run = one_run(client, "lmgauge-perf")
+    assert run.info.run_name == "sweep"
+    for key, field in (("rps", "request_throughput"), ("ttft/p99", None), ("latency/mean", None)):
+        want = [lv[field] if field else lv[key.split("/")[0] + "_s"][key.split("/")[1]] for lv in levels]
+        assert [wb["history"][i][key] for i in range(len(levels))] == pytest.approx(want)
+        got = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+        assert got == [(i, pytest.approx(v)) for i, v in enumerate(want)]
+    assert [wb["history"][i]["success_rate"] for i in range(len(levels))] == [1.0, 1.0]
     assert LIVE_KEY.encode() not in all_bytes(out, tmp_path / "home")
