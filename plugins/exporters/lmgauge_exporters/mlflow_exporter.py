@@ -19,7 +19,7 @@ Where (``--mlflow-tracking-uri``, else ``--export-path``, else ``MLFLOW_TRACKING
 maintenance mode behind ``MLFLOW_ALLOW_FILE_STORE=true``, which this exporter sets while it
 writes); ``http(s)://`` is a tracking server (credentials from MLflow's own variables,
 ``MLFLOW_TRACKING_TOKEN`` / ``_USERNAME`` / ``_PASSWORD``); ``sqlite:///...`` and other database
-URIs need the full ``mlflow`` package. Runs are written through ``MlflowClient``, which records
+URIs need SQLAlchemy and Alembic (the full ``mlflow`` package brings them). Runs are written through ``MlflowClient``, which records
 nothing of the machine (no user, source file, git commit or system metrics).
 """
 from __future__ import annotations
