@@ -46,12 +46,35 @@ class GenerationParams:
 
 @dataclass
 class GenerationRequest:
-    """What a backend is asked to generate: chat ``messages`` or a raw ``prompt``."""
+    """What a backend is asked to generate: chat ``messages`` or a raw ``prompt``.
+
+    ``at`` (perf only): the request's own send offset in seconds from the start of the level
+    (trace replay); the load generator honours it in open-loop mode.
+    """
 
     messages: list[dict[str, str]] | None = None
     prompt: str | None = None
     params: GenerationParams = field(default_factory=GenerationParams)
     id: str = ""
+    at: float | None = None
+
+
+@dataclass
+class Session:
+    """A perf conversation: user turns sent one after another, each with the whole history.
+
+    ``turns[k].messages`` holds only what turn k adds (its user message; a first turn may add
+    a system message too) and ``turns[k].params`` its sampling parameters. The load generator
+    sends turn k with every earlier turn's messages followed by the server's real answer to
+    it, waits ``think_time`` seconds after an answer before the next turn, and stops a
+    session at its first failed turn. ``at``: the session's own start offset (as
+    :attr:`GenerationRequest.at`). A perf dataset may yield sessions instead of requests.
+    """
+
+    turns: list[GenerationRequest]
+    think_time: float = 0.0
+    id: str = ""
+    at: float | None = None
 
 
 @dataclass
@@ -95,7 +118,10 @@ class PerfRecord:
     All times are ``time.perf_counter()`` seconds. ``scheduled`` is when the load generator
     meant to send, ``sent`` when the request left, ``chunk_times`` when each content-bearing
     chunk arrived, with ``chunk_tokens`` its token count where known. ``first_content`` is the
-    first chunk of visible content (after any reasoning).
+    first chunk of visible content (after any reasoning). ``cached_tokens`` is the server's
+    ``usage.prompt_tokens_details.cached_tokens`` (prefix-cache hits), when it sends it.
+    A turn of a :class:`Session` has ``session`` (the session's number in the level), ``turn``
+    (0 for the first) and ``turns`` (turns the session has).
     """
 
     index: int = 0
@@ -113,3 +139,7 @@ class PerfRecord:
     error: str | None = None
     output_text: str = ""
     chunk_texts: list[str] = field(default_factory=list)  # text of each chunk (not stored)
+    cached_tokens: int | None = None
+    session: int | None = None
+    turn: int | None = None
+    turns: int | None = None
