@@ -19,8 +19,9 @@ Where (``--mlflow-tracking-uri``, else ``--export-path``, else ``MLFLOW_TRACKING
 maintenance mode behind ``MLFLOW_ALLOW_FILE_STORE=true``, which this exporter sets while it
 writes); ``http(s)://`` is a tracking server (credentials from MLflow's own variables,
 ``MLFLOW_TRACKING_TOKEN`` / ``_USERNAME`` / ``_PASSWORD``); ``sqlite:///...`` and other database
-URIs need SQLAlchemy and Alembic (the full ``mlflow`` package brings them). Runs are written through ``MlflowClient``, which records
-nothing of the machine (no user, source file, git commit or system metrics).
+URIs need SQLAlchemy and Alembic (the full ``mlflow`` package brings them). Runs are written
+through ``MlflowClient``, which records nothing of the machine (no user, source file, git commit
+or system metrics).
 """
 from __future__ import annotations
 
@@ -36,11 +37,7 @@ from typing import Any, Iterator
 import click
 import orjson
 
-from lmgauge import hookimpl
-from lmgauge.errors import LmgaugeError
-from lmgauge.export import export_target, read_run
-from lmgauge.htmlreport.rundata import redact_text
-from lmgauge.interfaces import Exporter
+from lmgauge.plugin import Exporter, LmgaugeError, export_target, hookimpl, load_run, redact
 
 from .swanlab_exporter import eval_metrics, perf_steps
 from .wandb_exporter import SAMPLE_COLUMNS, default_run_name, run_config, sample_rows
@@ -191,9 +188,9 @@ class MlflowExporter(Exporter):
         except ImportError:
             raise LmgaugeError("the mlflow exporter needs the mlflow-skinny package, which is not installed",
                                "pip install 'lmgauge-exporters[mlflow]'") from None
-        run = read_run(run_dir)
+        run = load_run(run_dir)
         uri, local = tracking_uri(run_dir, options)
-        shown_uri = redact_text(uri)
+        shown_uri = redact(uri)
         experiment = (options.get("mlflow_experiment") or os.environ.get("MLFLOW_EXPERIMENT_NAME")
                       or f"lmgauge-{run.kind}")
         run_name = options.get("mlflow_run_name") or default_run_name(run)
@@ -226,7 +223,7 @@ class MlflowExporter(Exporter):
         except (LmgaugeError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - MLflow errors become one line
-            text = redact_text(" ".join(str(exc).split()))[:300] or exc.__class__.__name__
+            text = redact(" ".join(str(exc).split()))[:300] or exc.__class__.__name__
             hint = ("check --export-path / --mlflow-tracking-uri is a writable folder" if local is not None else
                     "check --mlflow-tracking-uri, the server and its credentials (MLFLOW_TRACKING_TOKEN, ...)")
             raise LmgaugeError(f"MLflow failed ({shown_uri}): {exc.__class__.__name__}: {text}", hint) from None

@@ -29,11 +29,8 @@ from typing import Any
 import click
 import orjson
 
-from lmgauge import hookimpl
-from lmgauge.errors import ConfigError, LmgaugeError
-from lmgauge.export import export_target, read_run, redact
-from lmgauge.htmlreport.rundata import redact_text, sample_status
-from lmgauge.interfaces import Exporter
+from lmgauge.htmlreport.rundata import sample_status
+from lmgauge.plugin import ConfigError, Exporter, LmgaugeError, RunFolder, export_target, hookimpl, load_run, redact
 
 from .swanlab_exporter import eval_metrics, perf_steps
 
@@ -52,7 +49,7 @@ def _text(v: Any) -> str | None:
     return orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
 
 
-def sample_rows(run) -> list[list[Any]]:
+def sample_rows(run: RunFolder) -> list[list[Any]]:
     """The rows of the per-sample table of an eval run (latest journal line per key), in
     :data:`SAMPLE_COLUMNS` order; error texts are redacted."""
     rows = []
@@ -63,23 +60,23 @@ def sample_rows(run) -> list[list[Any]]:
             ", ".join(map(str, subsets)) if isinstance(subsets, list) else str(subsets), sample_status(s),
             _text(s.get("gold")), _text(s.get("extracted")), s.get("score"), s.get("correct"),
             bool(s.get("truncated")), s.get("finish_reason"),
-            redact_text(s["error"]) if isinstance(s.get("error"), str) else None,
+            redact(s["error"]) if isinstance(s.get("error"), str) else None,
             s.get("prompt_tokens"), s.get("completion_tokens"), s.get("latency_s"),
             _text(s.get("question")), _text(s.get("response"))])
     return rows
 
 
-def run_config(run) -> dict[str, Any]:
+def run_config(run: RunFolder) -> dict[str, Any]:
     """What a tracker shows as the run's config: the redacted run config plus ``lmgauge``."""
     return redact({"lmgauge": {"kind": run.kind, "model": run.model, "backend": run.backend, "url": run.url,
                                "created": run.created, "run_folder": run.name}, **run.config})
 
 
-def default_run_name(run) -> str:
+def default_run_name(run: RunFolder) -> str:
     return f"{run.model.rsplit('/', 1)[-1]}-{run.name}"
 
 
-def _artifact_name(run) -> str:
+def _artifact_name(run: RunFolder) -> str:
     """W&B artifact names allow letters, digits, ``-``, ``_`` and ``.``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"lmgauge-{run.kind}-{run.name}").strip("-.")[:120]
 
@@ -92,7 +89,7 @@ def _settings(wandb: Any) -> Any:
                           x_save_requirements=False, console="off", silent=True)
 
 
-def _log_run(wandb: Any, wb: Any, run, steps: list[dict[str, float]], rows: list[list[Any]],
+def _log_run(wandb: Any, wb: Any, run: RunFolder, steps: list[dict[str, float]], rows: list[list[Any]],
              in_run_table: bool, report: Path) -> None:
     """Everything one W&B run holds: the steps, the per-sample table (a run table, or in the
     artifact when it has more rows than W&B allows there), ``report.html`` in the artifact."""
@@ -144,7 +141,7 @@ class WandbExporter(Exporter):
         except ImportError:
             raise LmgaugeError("the wandb exporter needs the wandb package, which is not installed",
                                "pip install 'lmgauge-exporters[wandb]'") from None
-        run = read_run(run_dir)
+        run = load_run(run_dir)
         project = options.get("wandb_project") or os.environ.get("WANDB_PROJECT") or f"lmgauge-{run.kind}"
         entity = options.get("wandb_entity") or None
         run_name = options.get("wandb_run_name") or default_run_name(run)
@@ -176,7 +173,7 @@ class WandbExporter(Exporter):
         except (LmgaugeError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - W&B errors become one line
-            text = redact_text(" ".join(str(exc).split()))[:300] or exc.__class__.__name__
+            text = redact(" ".join(str(exc).split()))[:300] or exc.__class__.__name__
             hint = ("set WANDB_API_KEY or run `wandb login`, check --wandb-entity/--wandb-project and the "
                     "network, or use --wandb-mode offline" if mode == "online"
                     else "check --wandb-project, --wandb-run-name and --wandb-dir")
