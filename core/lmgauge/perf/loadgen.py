@@ -6,10 +6,23 @@
   process with shape ``--burstiness`` (1 = Poisson, < 1 burstier, > 1 more regular); each
   request is scheduled at its arrival time whether or not earlier ones finished (one
   ``--concurrency`` value then caps requests in flight: waiting for a slot is queue delay).
-- ``--duration S`` stops scheduling new requests S seconds after the start; requests in flight
-  finish.
-- ``--workers N`` runs the same load in N processes: request i (and, open loop, its arrival
-  time) goes to process i mod N, closed-loop concurrency is divided, every process rebuilds the
+- Ramp (``--ramp-up linear|exponential``): an open loop whose rate moves from A to B req/s
+  over the level (the level's ``--duration``, or the time its ``--number`` requests take):
+  unit-rate gamma arrivals (``--burstiness``) mapped through the inverse of the ramp's
+  cumulative rate, so the expected rate at time t is the ramp's rate at t.
+- Own send offsets (trace replay): a request (or session) whose ``at`` is set is sent at that
+  offset from the start in open-loop mode (``Load.timed``).
+- Sessions (multi-turn): a dataset may yield :class:`lmgauge.types.Session` objects. A session
+  is one unit of the loop (a closed-loop client, an open-loop arrival, one slot of the
+  in-flight cap); its turns go out one after another, each with the whole history: earlier
+  user messages and the server's real answers (``record.output_text``). Turn k+1 is scheduled
+  ``think_time`` after turn k ended; a failed turn ends its session. ``--number`` counts
+  sessions; record indices count turns (session by session, in order), and every record
+  carries ``session``, ``turn`` and ``turns``.
+- ``--duration S`` stops scheduling new requests (turns) S seconds after the start; requests
+  in flight finish.
+- ``--workers N`` runs the same load in N processes: request (or session) i (and, open loop,
+  its arrival time) goes to process i mod N, closed-loop concurrency is divided, every process rebuilds the
   same seeded request list and takes its share, and all start at one agreed
   ``perf_counter`` instant (CLOCK_MONOTONIC on Linux: one clock for all processes). Merged
   records are exactly those of a one-process run: same indices, same schedule.
@@ -22,6 +35,7 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import math
 import multiprocessing as mp
 import os
 import random
@@ -32,7 +46,7 @@ from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 from ..interfaces import Backend, BackendConfig
 from ..subprocs import exit_with_parent
-from ..types import GenerationRequest, PerfRecord
+from ..types import GenerationRequest, PerfRecord, Session
 
 PREBUILD = 20_000  # requests built before the clock starts (the rest lazily)
 
@@ -52,6 +66,64 @@ def arrival_times(count: int, rate: float, burstiness: float = 1.0, seed: int = 
     return list(itertools.islice(arrivals(rate, burstiness, seed), count))
 
 
+RAMPS = ("linear", "exponential")
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """A request rate moving from ``start`` to ``end`` req/s over ``span`` seconds (linearly,
+    or exponentially: by the same factor every second); after ``span`` it stays at ``end``."""
+
+    kind: str
+    start: float
+    end: float
+    span: float
+
+    @classmethod
+    def for_count(cls, kind: str, start: float, end: float, count: int) -> "Ramp":
+        """The ramp whose first ``count`` expected arrivals take exactly its span."""
+        if kind == "exponential" and start != end:
+            k = end / start
+            return cls(kind, start, end, count * math.log(k) / (start * (k - 1)))
+        return cls(kind, start, end, 2 * count / (start + end))
+
+    def rate_at(self, t: float) -> float:
+        if t >= self.span:
+            return self.end
+        x = t / self.span
+        if self.kind == "exponential":
+            return self.start * (self.end / self.start) ** x
+        return self.start + (self.end - self.start) * x
+
+    def expected(self, t: float) -> float:
+        """Expected arrivals in [0, t] (the integral of the rate)."""
+        a, b, span = self.start, self.end, self.span
+        if t > span:
+            return self.expected(span) + b * (t - span)
+        if self.kind == "exponential" and a != b:
+            k = b / a
+            return a * span * (k ** (t / span) - 1) / math.log(k)
+        return a * t + (b - a) * t * t / (2 * span)
+
+    def time_of(self, u: float) -> float:
+        """The inverse of :meth:`expected`: when ``u`` arrivals are expected."""
+        a, b, span = self.start, self.end, self.span
+        total = self.expected(span)
+        if u > total:
+            return span + (u - total) / b
+        if self.kind == "exponential" and a != b:
+            k = b / a
+            return span * math.log1p(u * math.log(k) / (a * span)) / math.log(k)
+        c = (b - a) / (2 * span)  # c t^2 + a t - u = 0, in the form that is stable for c -> 0
+        return 2 * u / (a + math.sqrt(max(0.0, a * a + 4 * c * u)))
+
+
+def ramp_arrivals(ramp: Ramp, burstiness: float = 1.0, seed: int = 0) -> Iterator[float]:
+    """Arrival offsets following ``ramp``: a unit-rate gamma process (shape ``burstiness``)
+    mapped through the ramp's inverse cumulative rate (time rescaling)."""
+    return (ramp.time_of(u) for u in arrivals(1.0, burstiness, seed))
+
+
 @dataclass
 class Load:
     """One level of a sweep, as the load generator sees it (picklable)."""
@@ -64,6 +136,21 @@ class Load:
     seed: int = 0
     shard: int = 0                   # this process takes requests i with i % shards == shard
     shards: int = 1
+    ramp: Ramp | None = None         # open loop with a rate that moves (rate is then None)
+    timed: bool = False              # open loop at the requests' own offsets (trace replay)
+
+    @property
+    def open_loop(self) -> bool:
+        return bool(self.rate or self.ramp or self.timed)
+
+    def offsets(self) -> Iterator[float | None]:
+        """Arrival offsets of an open loop paced by rate or ramp (``None`` for each request
+        otherwise)."""
+        if self.ramp is not None:
+            return ramp_arrivals(self.ramp, self.burstiness, self.seed)
+        if self.rate:
+            return arrivals(self.rate, self.burstiness, self.seed)
+        return itertools.repeat(None)
 
 
 @dataclass
@@ -82,13 +169,40 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-def schedule(load: Load, requests: Iterable[GenerationRequest]) -> Iterator[tuple[int, GenerationRequest, float | None]]:
-    """(global index, request, arrival offset or None) for this process's share."""
-    times: Iterable[float | None] = arrivals(load.rate, load.burstiness, load.seed) if load.rate else itertools.repeat(None)
-    items = zip(range(load.count), requests, times)
+@dataclass
+class PlannedSession:
+    """A session as scheduled: its turns' records get indices ``first``, ``first + 1``, ..."""
+
+    session: Session
+    first: int
+
+
+Item = GenerationRequest | PlannedSession
+
+
+def schedule(load: Load, requests: Iterable[GenerationRequest | Session]) -> Iterator[tuple[int, Item, float | None]]:
+    """(global index, request or planned session, arrival offset or None) for this process's
+    share. A request's or session's own ``at`` replaces the paced arrival offset. Sessions are
+    numbered in order and sharded by that number; their turns' record indices are laid out
+    over every session, so a shard's indices are those of a one-process run."""
+    items = zip(range(load.count), requests, load.offsets())
+
+    def planned() -> Iterator[tuple[int, Item, float | None]]:
+        first = 0
+        for i, item, at in items:
+            own = item.at
+            if own is not None:
+                at = own
+            if isinstance(item, Session):
+                yield i, PlannedSession(item, first), at
+                first += len(item.turns)
+            else:
+                yield i, item, at
+
+    out = planned()
     if load.shards > 1:
-        items = (x for x in items if x[0] % load.shards == load.shard)
-    return items
+        out = (x for x in out if x[0] % load.shards == load.shard)
+    return out
 
 
 def prebuilt(items: Iterator[Any], n: int = PREBUILD) -> Iterator[Any]:
@@ -97,7 +211,7 @@ def prebuilt(items: Iterator[Any], n: int = PREBUILD) -> Iterator[Any]:
     return itertools.chain(head, items)
 
 
-async def run_load(backend: Backend, items: Iterable[tuple[int, GenerationRequest, float | None]], load: Load,
+async def run_load(backend: Backend, items: Iterable[tuple[int, Item, float | None]], load: Load,
                    result: LoadResult, *, start_at: float | None = None,
                    on_done: Callable[[PerfRecord], None] | None = None, active: set[int] | None = None) -> LoadResult:
     """Send the scheduled requests; finished records land in ``result.records`` as they end
@@ -126,7 +240,15 @@ def quiet_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _run_load(backend: Backend, items: Iterable[tuple[int, GenerationRequest, float | None]], load: Load,
+def turn_request(history: list[dict[str, str]], turn: GenerationRequest, session: int, k: int) -> GenerationRequest:
+    """Turn ``k`` as sent: the history so far, then what the turn adds (the prompt of a
+    completions endpoint is the messages' text, one per line)."""
+    messages = history + list(turn.messages or [{"role": "user", "content": turn.prompt or ""}])
+    text = "\n".join(str(m.get("content", "")) for m in messages)
+    return GenerationRequest(messages=messages, prompt=text, params=turn.params, id=f"{session}.{k}")
+
+
+async def _run_load(backend: Backend, items: Iterable[tuple[int, Item, float | None]], load: Load,
                     result: LoadResult, start_at: float | None,
                     on_done: Callable[[PerfRecord], None] | None, active: set[int]) -> LoadResult:
     perf = time.perf_counter
@@ -137,8 +259,9 @@ async def _run_load(backend: Backend, items: Iterable[tuple[int, GenerationReque
     inflight: set[asyncio.Task] = set()
     cpu0 = cpu_seconds()
 
-    async def one(i: int, req: GenerationRequest, scheduled: float) -> None:
-        rec = PerfRecord(index=i, scheduled=scheduled)
+    async def one(i: int, req: GenerationRequest, scheduled: float, session: int | None = None,
+                  turn: int | None = None, turns: int | None = None) -> PerfRecord:
+        rec = PerfRecord(index=i, scheduled=scheduled, session=session, turn=turn, turns=turns)
         rec._request = req  # type: ignore[attr-defined]  # for prompt-token counting afterwards
         active.add(i)
         try:
@@ -152,41 +275,65 @@ async def _run_load(backend: Backend, items: Iterable[tuple[int, GenerationReque
         out.append(rec)
         if on_done is not None:
             on_done(rec)
+        return rec
+
+    async def conversation(number: int, planned: PlannedSession, scheduled: float) -> None:
+        s = planned.session
+        history: list[dict[str, str]] = []
+        for k, turn in enumerate(s.turns):
+            if k:
+                scheduled = rec.end + s.think_time
+                if deadline is not None and scheduled >= deadline:
+                    return
+                delay = scheduled - perf()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            req = turn_request(history, turn, number, k)
+            rec = await one(planned.first + k, req, scheduled, number, k, len(s.turns))
+            if not rec.success:
+                return
+            history = req.messages + [{"role": "assistant", "content": rec.output_text}]
+
+    async def send(i: int, item: Item, scheduled: float) -> None:
+        if isinstance(item, PlannedSession):
+            await conversation(i, item, scheduled)
+        else:
+            await one(i, item, scheduled)
 
     it = iter(items)
 
     async def closed_loop_client() -> None:
-        for i, req, _ in it:
+        for i, item, _ in it:
             now = perf()
             if deadline is not None and now >= deadline:
                 return
-            await one(i, req, now)
+            await send(i, item, now)
 
     async def open_loop() -> None:
         sem = asyncio.Semaphore(load.concurrency) if load.concurrency else None
 
-        async def gated(i: int, req: GenerationRequest, scheduled: float) -> None:
+        async def gated(i: int, item: Item, scheduled: float) -> None:
             if sem is None:
-                await one(i, req, scheduled)
+                await send(i, item, scheduled)
             else:
                 async with sem:
-                    await one(i, req, scheduled)
+                    await send(i, item, scheduled)
 
-        for i, req, at in it:
-            scheduled = start + at
+        for i, item, at in it:
+            scheduled = start + at if at is not None else perf()
             if deadline is not None and scheduled >= deadline:
                 break
             delay = scheduled - perf()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.ensure_future(gated(i, req, scheduled))
+            task = asyncio.ensure_future(gated(i, item, scheduled))
             inflight.add(task)
             task.add_done_callback(inflight.discard)
         while inflight:
             await asyncio.gather(*list(inflight))
 
     try:
-        if load.rate:
+        if load.open_loop:
             await open_loop()
         else:
             n_clients = max(1, min(load.concurrency or 1, load.count))

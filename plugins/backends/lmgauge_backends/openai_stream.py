@@ -14,7 +14,8 @@ multi-line ``data:`` fields are handled as the SSE spec says.
 
 A chunk counts for TTFT (``record.first_token``) when it carries content or reasoning text;
 ``record.first_content`` is the first chunk with visible content. Token counts come from the
-server's ``usage``; without it (llama.cpp ignores ``include_usage``) the backend's tokenizer
+server's ``usage`` (with ``usage.prompt_tokens_details.cached_tokens``, the prefix-cache hits,
+when the server sends them); without it (llama.cpp ignores ``include_usage``) the backend's tokenizer
 counts the text (``usage_source = "tokenizer"``), or, with no tokenizer, one token per chunk
 (``"chunks"``). When the server sends usage with every chunk (vLLM's continuous usage stats),
 the per-chunk token counts are taken from it.
@@ -265,6 +266,10 @@ def _complete(backend, record: PerfRecord, parser: _Parser, stream: bool) -> Non
         record.completion_tokens = int(usage["completion_tokens"])
         pt = usage.get("prompt_tokens")
         record.prompt_tokens = int(pt) if pt is not None else None
+        details = usage.get("prompt_tokens_details")
+        if details:  # prefix-cache hits (OpenAI; vLLM --enable-prompt-tokens-details)
+            cached = details.get("cached_tokens")
+            record.cached_tokens = int(cached) if cached is not None else None
         record.usage_source = "server"
         cu = parser.chunk_usage
         if parser.usage_per_chunk and len(cu) == len(record.chunk_times) and cu[-1] == record.completion_tokens:
