@@ -7,7 +7,10 @@ wrong; a cut-off thinking is never an answer). ``lmgauge eval`` and ``evalscope 
 against it on the same questions and files; each tool's per-sample verdicts (lmgauge:
 ``samples.jsonl`` ``correct``; EvalScope: ``reviews/MODEL/*.jsonl`` ``acc``) are compared with the
 truth, per style: agreement, false positives (a wrong response marked right), false negatives,
-and samples a tool left unscored.
+samples a tool left unscored, and how many of the style's edge-case responses (those where a
+grader that mishandles the edge case gives the wrong verdict: a cut-off thinking whose box holds
+the gold answer, an AIME answer whose padding differs from the gold's, every ``close_only`` and
+``intermediate_box`` response since their other box holds the other value) the tool got wrong.
 
 Setup (EvalScope in a venv of its own, never in the repo's)::
 
@@ -57,10 +60,14 @@ class Tally:
     false_pos: int = 0
     false_neg: int = 0
     unscored: int = 0
+    edge_n: int = 0       # responses where mishandling the style's edge case flips the verdict
+    edge_wrong: int = 0   # ... of which this tool got wrong
     examples: list[dict] = field(default_factory=list)
 
-    def add(self, q: Question, truth: bool, verdict: bool | None, extracted, response: str) -> None:
+    def add(self, q: Question, truth: bool, edge: bool, verdict: bool | None, extracted, response: str) -> None:
         self.n += 1
+        self.edge_n += edge
+        self.edge_wrong += edge and verdict != truth
         if verdict is None:
             self.unscored += 1
         elif verdict == truth:
@@ -205,7 +212,8 @@ def main() -> None:
                 if q is None or q.bench not in benches:
                     raise SystemExit(f"{tool} {style}: a sample matches no question: {str(row['prompt'])[:200]}")
                 seen.add(q.key)
-                tally.add(q, make_answer(style, q, args.seed).truth, row["verdict"], row["extracted"], row["response"])
+                ans = make_answer(style, q, args.seed)
+                tally.add(q, ans.truth, ans.edge, row["verdict"], row["extracted"], row["response"])
             expected = {q.key for q in questions if q.bench in benches}
             if seen != expected or tally.n != len(expected):
                 raise SystemExit(f"{tool} {style}: graded {tally.n} samples of {len(seen)} questions, expected {len(expected)}")
@@ -215,13 +223,15 @@ def main() -> None:
             print(f"{style:28s} {tool:9s} agree {tally.agree}/{tally.n}  FP {tally.false_pos}  FN {tally.false_neg}"
                   f"  unscored {tally.unscored}", flush=True)
 
-    table = ["| style | questions (truth: right) | tool | agrees with truth | false positives | false negatives | unscored |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+    table = ["| style | questions (truth: right) | tool | agrees with truth | false positives | false negatives "
+             "| unscored | wrong on edge-case responses |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
     for style, per_tool in results.items():
         for tool in TOOLS:
             t = per_tool[tool]
             table.append(f"| `{style}` | {t['n']} ({t['truth_right']}) | {tool} | {t['agree']}/{t['n']} "
-                         f"({100 * t['agree'] / t['n']:.1f} %) | {t['false_pos']} | {t['false_neg']} | {t['unscored']} |")
+                         f"({100 * t['agree'] / t['n']:.1f} %) | {t['false_pos']} | {t['false_neg']} | {t['unscored']} "
+                         f"| {t['edge_wrong']} of {t['edge_n']} |")
     print("\n" + "\n".join(table))
     meta = {"versions": versions(args), "seed": args.seed, "questions": {b: sum(q.bench == b for q in questions) for b in data},
             "work": str(work), "date": time.strftime("%Y-%m-%d")}

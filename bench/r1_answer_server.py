@@ -62,6 +62,7 @@ class Answer:
     finish_reason: str
     truth: bool          # would a correct grader mark it right?
     boxed: str           # the value in the final box (or in the cut-off thinking's box)
+    edge: bool           # a grader that mishandles the style's edge case gives the wrong verdict here
 
 
 def load_questions(paths: dict[str, str], limits: dict[str, int] | None = None) -> list[Question]:
@@ -140,26 +141,26 @@ def make_answer(style: str, q: Question, seed: int) -> Answer:
     if style == "unpadded_aime":
         final = padded_other(q.gold) if right else f"{int(wrong):03d}"
         return Answer(f"<think>\n{_REASONING}\n</think>\n\nPutting it together, the answer is "
-                      f"$\\boxed{{{final}}}$.", "stop", right, final)
+                      f"$\\boxed{{{final}}}$.", "stop", right, final, right and final != q.gold)
     final = q.gold if right else wrong
     other = wrong if right else q.gold
     if style == "baseline":
         return Answer(f"<think>\n{_REASONING}\nSo I get {final}.\n</think>\n\nWorking it out step by step, "
-                      f"the result is\n\n\\[\n\\boxed{{{final}}}\n\\]", "stop", right, final)
+                      f"the result is\n\n\\[\n\\boxed{{{final}}}\n\\]", "stop", right, final, False)
     if style == "close_only":
         return Answer(f"{_REASONING}\nA first guess would be \\boxed{{{other}}}, but let me recheck. "
                       f"Rechecking the second case gives {final} instead.\n</think>\n\nAfter checking "
-                      f"both cases, the answer is $\\boxed{{{final}}}$.", "stop", right, final)
+                      f"both cases, the answer is $\\boxed{{{final}}}$.", "stop", right, final, True)
     if style in ("cut_thinking", "cut_thinking_template_open"):
         inside = q.gold if _draw(seed, "cut-box", style, q.key) % 2 == 0 else wrong
         opening = "<think>\n" if style == "cut_thinking" else ""
         return Answer(f"{opening}{_REASONING}\nSo the answer would be \\boxed{{{inside}}}. Wait, that "
                       f"assumed the roots are distinct. Let me redo the case where two of them coincide: "
-                      f"then the sum becomes", "length", False, inside)
+                      f"then the sum becomes", "length", False, inside, inside == q.gold)
     if style == "intermediate_box":
         return Answer(f"<think>\n{_REASONING}\n</think>\n\nFirst we find the intermediate quantity "
                       f"$\\boxed{{{other}}}$, which we substitute back. Therefore the final answer is "
-                      f"$\\boxed{{{final}}}$.", "stop", right, final)
+                      f"$\\boxed{{{final}}}$.", "stop", right, final, True)
     raise ValueError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
 
 
