@@ -121,7 +121,7 @@ class PerfRecord:
     first chunk of visible content (after any reasoning). ``cached_tokens`` is the server's
     ``usage.prompt_tokens_details.cached_tokens`` (prefix-cache hits), when it sends it.
     A turn of a :class:`Session` has ``session`` (the session's number in the level), ``turn``
-    (0 for the first) and ``turns`` (turns the session has).
+    (1 for the first) and ``turns`` (turns the session has).
     """
 
     index: int = 0

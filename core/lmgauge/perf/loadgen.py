@@ -289,7 +289,7 @@ async def _run_load(backend: Backend, items: Iterable[tuple[int, Item, float | N
                 if delay > 0:
                     await asyncio.sleep(delay)
             req = turn_request(history, turn, number, k)
-            rec = await one(planned.first + k, req, scheduled, number, k, len(s.turns))
+            rec = await one(planned.first + k, req, scheduled, number, k + 1, len(s.turns))
             if not rec.success:
                 return
             history = req.messages + [{"role": "assistant", "content": rec.output_text}]

@@ -11,6 +11,12 @@ Definitions (all from ``time.perf_counter()`` stamps taken as bytes arrive):
   each chunk's text (1 per chunk when usage equals the number of chunks).
 - Throughputs divide by the run's wall time (first scheduled request to last response end).
 - Goodput: requests per second that succeeded and met every ``--slo``.
+- Prefix-cache hit rate of a request: the server's ``cached_tokens`` / its prompt tokens
+  (requests whose server reports cached tokens only).
+- Multi-turn: the same figures per turn index (``turns``), and per session (``sessions``):
+  session latency (first turn sent → last turn ended, think time included), turns completed.
+- Over time (trace replay, ramps): per-second buckets of the level of requests scheduled
+  (offered rate), sent (achieved rate) and finished, with their TTFT and latency.
 """
 from __future__ import annotations
 
@@ -76,7 +82,8 @@ def request_metrics(rec: PerfRecord, count: Callable[[str], int] | None = None) 
                          "ttft_s": rec.first_token - rec.sent if rec.first_token is not None else None,
                          "ttfc_s": rec.first_content - rec.sent if rec.first_content is not None else None,
                          "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
-                         "usage_source": rec.usage_source, "itl_s": [], "tpot_s": None}
+                         "usage_source": rec.usage_source, "itl_s": [], "tpot_s": None,
+                         "cached_tokens": rec.cached_tokens, "session": rec.session, "turn": rec.turn}
     if not rec.success:
         return m
     toks = chunk_tokens(rec, count)
@@ -193,6 +200,8 @@ def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, w
         "output_token_rate_per_request": stats([(m["completion_tokens"] or 0) / m["latency_s"] for m in ok if m["latency_s"]]),
         "total_token_rate_per_request": stats([((m["prompt_tokens"] or 0) + (m["completion_tokens"] or 0)) / m["latency_s"]
                                                for m in ok if m["latency_s"]]),
+        "cached_tokens": stats([m["cached_tokens"] for m in ok if m["cached_tokens"] is not None]),
+        "prefix_cache_hit_rate": stats(hit_rates(ok)),
         "failures": dict(Counter(failure_reason(m["error"]) for m in metrics if not m["success"])),
         "usage_source": dict(sources),
         "client_cpu_s": cpu_s, "client_cpu_share": (cpu_s / wall_s) if cpu_s is not None and wall_s > 0 else None,
@@ -203,3 +212,86 @@ def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, w
         run["goodput"] = good / wall
         run["slo_attainment"] = good / n if n else 0.0
     return run
+
+
+def hit_rates(metrics: Iterable[dict[str, Any]]) -> list[float]:
+    """Prefix-cache hit rate (cached / prompt tokens) of every request the server reported
+    cached tokens for."""
+    return [m["cached_tokens"] / m["prompt_tokens"] for m in metrics
+            if m["cached_tokens"] is not None and m["prompt_tokens"]]
+
+
+def per_turn(records: list[PerfRecord], metrics: list[dict[str, Any]], *, slo: dict[str, float]) -> list[dict[str, Any]]:
+    """One aggregate per turn (``turn`` = 1, 2, ...) of a multi-turn level, with the same
+    fields as a level; throughputs divide by the span of that turn's requests (first sent →
+    last ended)."""
+    by_turn: dict[int, list[int]] = {}
+    for j, rec in enumerate(records):
+        if rec.turn is not None:
+            by_turn.setdefault(rec.turn, []).append(j)
+    out = []
+    for turn in sorted(by_turn):
+        recs = [records[j] for j in by_turn[turn]]
+        ms = [metrics[j] for j in by_turn[turn]]
+        sent = [r.sent for r in recs if r.sent]
+        ends = [r.end for r in recs if r.end]
+        span = max(ends) - min(sent) if sent and ends else 0.0
+        agg = aggregate(recs, ms, wall_s=span, concurrency=None, rate=None, slo=slo)
+        out.append({"turn": turn, **agg})
+    return out
+
+
+def per_session(records: list[PerfRecord]) -> dict[str, Any] | None:
+    """Per-session figures of a multi-turn level (None when it has no sessions): sessions,
+    completed (every turn succeeded), turns completed per session, session latency of the
+    completed ones (first turn sent → last turn ended, think time included)."""
+    sessions: dict[int, list[PerfRecord]] = {}
+    for rec in records:
+        if rec.session is not None:
+            sessions.setdefault(rec.session, []).append(rec)
+    if not sessions:
+        return None
+    done_turns, latency, complete = [], [], 0
+    for recs in sessions.values():
+        ok = sum(1 for r in recs if r.success)
+        done_turns.append(ok)
+        planned = recs[0].turns or len(recs)
+        if ok == planned:
+            complete += 1
+            latency.append(max(r.end for r in recs) - min(r.sent for r in recs))
+    return {"sessions": len(sessions), "completed": complete, "completion_rate": complete / len(sessions),
+            "turns_planned": stats([float(recs[0].turns or len(recs)) for recs in sessions.values()]),
+            "turns_completed": stats([float(x) for x in done_turns]), "session_latency_s": stats(latency)}
+
+
+def timeline(records: list[PerfRecord], metrics: list[dict[str, Any]], origin: float,
+             bucket_s: float = 1.0) -> list[dict[str, Any]]:
+    """Per-``bucket_s`` buckets from the level's start (``origin``, a perf_counter value):
+    ``t`` (bucket start, s), ``offered`` and ``achieved`` (requests scheduled and sent in the
+    bucket, per second), ``finished`` (per second), ``failed`` (count) and the mean TTFT and
+    latency of the requests sent in the bucket."""
+    if not records:
+        return []
+    def slot(t: float) -> int:
+        return max(0, int((t - origin) // bucket_s))
+    last = max(slot(max(r.scheduled, r.sent, r.end)) for r in records)
+    rows = [{"t": k * bucket_s, "offered": 0.0, "achieved": 0.0, "finished": 0.0, "failed": 0,
+             "_ttft": [], "_lat": []} for k in range(last + 1)]
+    for rec, m in zip(records, metrics):
+        if rec.scheduled:
+            rows[slot(rec.scheduled)]["offered"] += 1 / bucket_s
+        if rec.sent:
+            row = rows[slot(rec.sent)]
+            row["achieved"] += 1 / bucket_s
+            if m["success"]:
+                row["_ttft"].append(m["ttft_s"])
+                row["_lat"].append(m["latency_s"])
+        if rec.end:
+            rows[slot(rec.end)]["finished"] += 1 / bucket_s
+            rows[slot(rec.end)]["failed"] += 0 if m["success"] else 1
+    for row in rows:
+        ttft, lat = row.pop("_ttft"), row.pop("_lat")
+        ttft = [x for x in ttft if x is not None]
+        row["ttft_mean_s"] = sum(ttft) / len(ttft) if ttft else None
+        row["latency_mean_s"] = sum(lat) / len(lat) if lat else None
+    return rows

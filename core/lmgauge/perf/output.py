@@ -20,8 +20,12 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS requests (
     run_id INTEGER, idx INTEGER, scheduled_s REAL, sent_s REAL, ttft_s REAL, ttfc_s REAL, latency_s REAL,
     prompt_tokens INTEGER, completion_tokens INTEGER, usage_source TEXT, itl_json TEXT, success INTEGER,
-    error TEXT, queue_delay_s REAL, tpot_s REAL, chunks INTEGER);
+    error TEXT, queue_delay_s REAL, tpot_s REAL, chunks INTEGER, session INTEGER, turn INTEGER,
+    cached_tokens INTEGER);
 """
+REQUEST_COLUMNS = ("run_id", "idx", "scheduled_s", "sent_s", "ttft_s", "ttfc_s", "latency_s", "prompt_tokens",
+                   "completion_tokens", "usage_source", "itl_json", "success", "error", "queue_delay_s", "tpot_s",
+                   "chunks", "session", "turn", "cached_tokens")
 
 
 class PerfStore:
@@ -40,11 +44,11 @@ class PerfStore:
                              run["duration_s"], run["request_throughput"], run["output_token_throughput"],
                              run["total_token_throughput"], orjson.dumps(run).decode()))
             self.db.executemany(
-                "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})",
                 [(run_id, r.index, r.scheduled - origin if r.scheduled else None, r.sent - origin if r.sent else None,
                   m["ttft_s"], m["ttfc_s"], m["latency_s"], m["prompt_tokens"], m["completion_tokens"], m["usage_source"],
                   orjson.dumps(m["itl_s"]).decode(), 1 if m["success"] else 0, m["error"], m["queue_delay_s"],
-                  m["tpot_s"], len(r.chunk_times)) for r, m in zip(records, metrics)])
+                  m["tpot_s"], len(r.chunk_times), r.session, r.turn, r.cached_tokens) for r, m in zip(records, metrics)])
 
     def close(self) -> None:
         self.db.close()
@@ -146,9 +150,50 @@ def percentile_table(run: dict[str, Any]) -> str:
                      f"{_fmt(run.get('achieved_rate'), 2)} req/s; queue delay p50 {_fmt(q['p50'], 4)} s p99 {_fmt(q['p99'], 4)} s")
     if run.get("client_cpu_share") is not None:
         notes.append(f"client CPU: {run['client_cpu_share']:.0%} of one core")
+    hit = run.get("prefix_cache_hit_rate") or {}
+    if hit.get("count"):
+        notes.append(f"prefix-cache hit rate (server's cached_tokens / prompt tokens): mean {hit['mean']:.1%}, "
+                     f"p50 {hit['p50']:.1%}, p90 {hit['p90']:.1%} over {hit['count']} requests")
+    sessions = run.get("sessions")
+    if sessions:
+        notes.append(f"sessions: {sessions['completed']}/{sessions['sessions']} completed every turn; session latency "
+                     f"mean {_fmt(sessions['session_latency_s']['mean'], 3)} s, p99 {_fmt(sessions['session_latency_s']['p99'], 3)} s")
+    for line in _workload_notes(run):
+        notes.append(line)
     if run.get("interrupted"):
         notes.append(f"interrupted: {run.get('abandoned_in_flight', 0)} requests in flight were abandoned (not counted)")
-    return "\n".join([head, *notes, _table(header, rows)])
+    tables = [_table(header, rows)]
+    if run.get("turns"):
+        tables.append(turn_table(run["turns"]))
+    return "\n".join([head, *notes, *tables])
+
+
+def _workload_notes(run: dict[str, Any]) -> list[str]:
+    """What paced a trace-replay or ramp level, and how closely the client kept to it."""
+    out = []
+    ramp, trace = run.get("ramp"), run.get("trace")
+    if ramp:
+        out.append(f"ramp ({ramp['kind']}): {ramp['start_rps']:g} → {ramp['end_rps']:g} req/s over {ramp['span_s']:.1f} s")
+    if trace:
+        out.append(f"trace replay: offered {_fmt(run.get('scheduled_rate'), 2)} req/s over the trace, sent "
+                   f"{_fmt(run.get('achieved_rate'), 2)} req/s")
+    if ramp or trace:
+        q = run["queue_delay_s"]
+        out.append(f"sent − scheduled: p50 {_fmt(q['p50'], 4)} s, p99 {_fmt(q['p99'], 4)} s")
+    return out
+
+
+def turn_table(turns: list[dict[str, Any]]) -> str:
+    """Per-turn figures of a multi-turn level: TTFT by turn shows prefix-cache reuse."""
+    header = ["Turn", "Requests", "OK", "Avg input tok", "Avg TTFT(s)", "P50 TTFT(s)", "P99 TTFT(s)", "Avg Lat.(s)",
+              "Cache hit (mean)"]
+    rows = []
+    for t in turns:
+        hit = (t.get("prefix_cache_hit_rate") or {}).get("mean")
+        rows.append([str(t["turn"]), str(t["requests"]), str(t["succeeded"]), _fmt(t["avg_input_tokens"], 1),
+                     _fmt(t["ttft_s"]["mean"], 4), _fmt(t["ttft_s"]["p50"], 4), _fmt(t["ttft_s"]["p99"], 4),
+                     _fmt(t["latency_s"]["mean"], 4), "-" if hit is None else f"{hit:.1%}"])
+    return _table(header, rows)
 
 
 def summary_table(summary: dict[str, Any]) -> str:
