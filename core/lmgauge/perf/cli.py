@@ -91,6 +91,13 @@ def _slug(text: str) -> str:
               help="Gamma shape of --rate arrivals: 1 Poisson (default), <1 burstier, >1 more regular.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop scheduling new requests after S seconds per level.")
+@click.option("--ramp-up", type=click.Choice(["linear", "exponential"]), default=None,
+              help="One open-loop level whose rate moves from --ramp-up-start-rps to --ramp-up-end-rps "
+                   "(over --duration, or the time --number requests take).")
+@click.option("--ramp-up-start-rps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Request rate at the start of the ramp (req/s).")
+@click.option("--ramp-up-end-rps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Request rate at the end of the ramp (req/s).")
 @click.option("--warmup", type=click.IntRange(min=0), default=None, help="Unmeasured requests sent before each level.")
 @click.option("--stream/--no-stream", default=None, help="Streaming requests (default) or one JSON response per request.")
 @click.option("--dataset", default=None, help="Prompt source plugin: openqa (default), random, line_by_line, custom … (see `lmgauge plugins`).")
@@ -174,10 +181,40 @@ class Level:
     concurrency: int | None
     rate: float | None
     count: int
+    ramp: Any = None     # lmgauge.perf.loadgen.Ramp: the rate moves over the level
+    timed: bool = False  # trace replay: requests go out at their own offsets
+
+    @property
+    def label(self) -> str:
+        if self.timed:
+            return "trace replay"
+        if self.ramp is not None:
+            return f"ramp {self.ramp.start:g}→{self.ramp.end:g} req/s"
+        return f"rate {self.rate:g}" if self.rate is not None else f"concurrency {self.concurrency}"
 
 
-def plan_levels(c: PerfConfig) -> list[Level]:
+def plan_levels(c: PerfConfig, timed: bool = False) -> list[Level]:
+    """The levels of the sweep. ``timed``: the dataset replays its own send times (one level,
+    every request of the trace unless --number/--duration cut it; --concurrency caps requests
+    in flight). A --ramp-up is one level too."""
     conc, number, rates = list(c.concurrency), list(c.number), list(c.rate)
+    if timed or c.ramp_up:
+        from .loadgen import Ramp
+
+        what = "a trace replay (its requests carry their own send times)" if timed else "--ramp-up"
+        if rates:
+            raise ConfigError(f"--rate cannot be used with {what}", "drop --rate")
+        if len(conc) > 1 or len(number) > 1:
+            raise ConfigError(f"{what} is one level: give at most one --concurrency (the cap on requests in flight) "
+                              "and one --number")
+        if timed and c.ramp_up:
+            raise ConfigError("--ramp-up cannot be used with a trace replay (the trace sets the send times)")
+        n = number[0] if number else (100 if c.ramp_up and not c.duration else UNBOUNDED)
+        ramp = None
+        if c.ramp_up:
+            a, b = float(c.ramp_up_start_rps), float(c.ramp_up_end_rps)
+            ramp = Ramp(c.ramp_up, a, b, c.duration) if c.duration else Ramp.for_count(c.ramp_up, a, b, n)
+        return [Level(conc[0] if conc else None, None, n, ramp=ramp, timed=timed)]
     if rates and len(conc) > 1:
         raise ConfigError(f"--rate takes at most one --concurrency value (the cap on requests in flight), got {len(conc)}",
                           "sweep either --concurrency or --rate")
@@ -235,10 +272,10 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
     from ..tokenizers import load_tokenizer
     from .metrics import parse_slo
 
-    levels = plan_levels(c)
-    slo = parse_slo(c.slo)
     backend_cls = pm.get("backends", c.backend)
     dataset_cls = pm.get("datasets", c.dataset) if c.prompt is None else None
+    levels = plan_levels(c, timed=bool(getattr(dataset_cls, "timed", False)))
+    slo = parse_slo(c.slo)
     if c.workers > 1 and getattr(backend_cls, "process_local", False):
         raise ConfigError(f"--workers {c.workers} cannot be used with the {c.backend} backend (it holds the model in-process)",
                           "use --workers 1")
@@ -328,7 +365,7 @@ class PerfRun:
         try:
             for run_id, lv in enumerate(self.levels, 1):
                 load = Load(count=lv.count, concurrency=lv.concurrency, rate=lv.rate, burstiness=c.burstiness,
-                            duration=c.duration, seed=c.seed)
+                            duration=c.duration, seed=c.seed, ramp=lv.ramp, timed=lv.timed)
                 if c.warmup:
                     wl = Load(count=c.warmup, concurrency=lv.concurrency or min(c.warmup, 8))
                     witems = list(schedule(wl, self.source.requests(tok, c.warmup, seed_offset=1)))
@@ -349,6 +386,7 @@ class PerfRun:
                 run = aggregate(records, metrics, wall_s=result.wall_s, concurrency=lv.concurrency, rate=lv.rate,
                                 slo=self.slo, cpu_s=result.cpu_s)
                 run["workers"] = c.workers
+                self.add_workload_figures(run, lv, records, metrics, result.started)
                 run["clock_origin"] = result.started  # perf_counter() at the level's start: sqlite *_s columns count from it
                 run["tokenizer"] = summary["tokenizer"]
                 if getattr(result, "nodes", None):
@@ -372,6 +410,28 @@ class PerfRun:
         click.echo(f"run folder: {self.out}")
         return interrupted
 
+    def add_workload_figures(self, run: dict[str, Any], lv: Level, records: list, metrics: list[dict[str, Any]],
+                             origin: float) -> None:
+        """Per-turn and per-session figures of a multi-turn level; the ramp or trace that paced
+        a level, with offered vs achieved rate per second."""
+        from .metrics import per_session, per_turn, timeline
+
+        sessions = per_session(records)
+        if sessions is not None:
+            run["sessions"] = sessions
+            run["turns"] = per_turn(records, metrics, slo=self.slo)
+        if lv.ramp is not None:
+            r = lv.ramp
+            run["ramp"] = {"kind": r.kind, "start_rps": r.start, "end_rps": r.end, "span_s": r.span}
+        if lv.timed:
+            run["trace"] = {"dataset": self.c.dataset, "path": self.c.dataset_path}
+        if lv.ramp is not None or lv.timed:
+            run["label"] = lv.label
+            sched = sorted(r.scheduled for r in records if r.scheduled)
+            if len(sched) > 1 and sched[-1] > sched[0]:
+                run["scheduled_rate"] = (len(sched) - 1) / (sched[-1] - sched[0])
+            run["timeline"] = timeline(records, metrics, origin)
+
     def run_shards(self, load):
         """The level split over ``--workers`` processes, or Ray actors with ``--ray``."""
         c = self.c
@@ -388,7 +448,7 @@ class _Progress:
     def __init__(self, total: int, every: int | None, lv: Level):
         self.total = "?" if total >= UNBOUNDED else str(total)
         self.every, self.n = every, 0
-        self.label = f"rate {lv.rate:g}" if lv.rate is not None else f"concurrency {lv.concurrency}"
+        self.label = lv.label
         self.last = time.monotonic()
         self.failed = 0
 

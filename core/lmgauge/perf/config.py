@@ -21,6 +21,9 @@ class PerfConfig:
     rate: list[float] = field(default_factory=list)
     burstiness: float = 1.0
     duration: float | None = None
+    ramp_up: str | None = None          # linear | exponential: one level whose rate moves from start to end
+    ramp_up_start_rps: float | None = None
+    ramp_up_end_rps: float | None = None
     warmup: int = 0
     stream: bool = True
     dataset: str | None = None  # None: the installed dataset that declares itself the default
@@ -76,8 +79,29 @@ class PerfConfig:
             raise ConfigError("--prompt is empty")
         if not isinstance(self.workers, int) or self.workers < 1:
             raise ConfigError(f"--workers must be an integer ≥ 1, got {self.workers!r}")
+        self._validate_ramp()
         if not isinstance(self.extra_args, dict):
             raise ConfigError("--extra-args must be a JSON object", 'e.g. --extra-args \'{"ignore_eos": true}\'')
+
+    def _validate_ramp(self) -> None:
+        given = [f for f, v in (("--ramp-up-start-rps", self.ramp_up_start_rps), ("--ramp-up-end-rps", self.ramp_up_end_rps))
+                 if v is not None]
+        if self.ramp_up is None:
+            if given:
+                raise ConfigError(f"{given[0]} needs --ramp-up linear|exponential")
+            return
+        if self.ramp_up not in ("linear", "exponential"):
+            raise ConfigError(f"--ramp-up must be linear or exponential, got {self.ramp_up!r}")
+        if len(given) < 2:
+            raise ConfigError("--ramp-up needs --ramp-up-start-rps A and --ramp-up-end-rps B (requests per second)",
+                              "e.g. --ramp-up linear --ramp-up-start-rps 1 --ramp-up-end-rps 20 --duration 60")
+        for flag, v in (("--ramp-up-start-rps", self.ramp_up_start_rps), ("--ramp-up-end-rps", self.ramp_up_end_rps)):
+            if not isinstance(v, (int, float)) or v <= 0:
+                raise ConfigError(f"{flag} must be a positive number of requests per second, got {v!r}")
+        if self.rate:
+            raise ConfigError("--ramp-up and --rate both set the request rate", "drop --rate (the ramp sets it)")
+        if len(self.concurrency) > 1:
+            raise ConfigError("--ramp-up takes at most one --concurrency value (the cap on requests in flight)")
 
     def to_dict(self, secrets: bool = False) -> dict[str, Any]:
         """Flat settings (core fields and plugin option values side by side), secrets removed

@@ -130,7 +130,8 @@ def percentile_table(run: dict[str, Any]) -> str:
     rows.append(["mean", _fmt(run["ttft_s"]["mean"], 4), _fmt(run["itl_s"]["mean"], 4), _fmt(run["tpot_s"]["mean"], 4),
                  _fmt(run["latency_s"]["mean"], 4), _fmt(run["input_tokens"]["mean"], 1), _fmt(run["output_tokens"]["mean"], 1),
                  _fmt(run["output_token_rate_per_request"]["mean"], 2), _fmt(total.get("mean"), 2)])
-    label = f"rate {run['rate']:g} req/s" if run["rate"] is not None else f"concurrency {run['concurrency']}"
+    label = run.get("label") or (f"rate {run['rate']:g} req/s" if run["rate"] is not None
+                                 else f"concurrency {run['concurrency']}")
     head = (f"{label}: {run['succeeded']}/{run['requests']} ok in {run['duration_s']:.2f} s | "
             f"{run['request_throughput']:.2f} req/s | {run['output_token_throughput']:.1f} output tok/s")
     if run.get("goodput") is not None:
@@ -203,7 +204,8 @@ def summary_table(summary: dict[str, Any]) -> str:
               "P99 TTFT(s)", "Avg TPOT(s)", "P99 TPOT(s)", "Success"]
     rows = []
     for r in runs:
-        rows.append([_fmt(r["rate"], 2) if open_loop else str(r["concurrency"]), _fmt(r["request_throughput"], 2),
+        level = r.get("label") or (_fmt(r["rate"], 2) if open_loop else str(r["concurrency"]))
+        rows.append([level, _fmt(r["request_throughput"], 2),
                      _fmt(r["latency_s"]["mean"]), _fmt(r["latency_s"]["p99"]), _fmt(r["output_token_throughput"], 2),
                      _fmt(r["ttft_s"]["mean"]), _fmt(r["ttft_s"]["p99"]), _fmt(r["tpot_s"]["mean"]),
                      _fmt(r["tpot_s"]["p99"]), f"{100 * r['success_rate']:.1f}%"])
