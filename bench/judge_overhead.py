@@ -57,6 +57,7 @@ def schedule(limit: int, tmp: str) -> str:
 
 
 def run_eval(out: str, model_url: str, judge_url: str, mode: str | None, limit: int, resume: bool = False) -> float:
+    """Wall time of one `lmgauge eval` process (start-up, generation, grading, judge, report)."""
     if resume:
         args = ["eval", "--resume", out, "--no-progress"]
     else:
@@ -88,6 +89,7 @@ def main() -> None:
         times: dict[str, list[float]] = {"none": [], "fallback": [], "always": [], "resume none": [],
                                          "resume always (cached)": []}
         judged: dict[str, int] = {}
+        phase: dict[str, list[float]] = {"fallback": [], "always": []}  # report.json judge.elapsed_s
         try:
             run_eval(os.path.join(tmp, "warm"), model_url, judge_url, None, args.limit)
             for r in range(args.rounds):
@@ -97,7 +99,9 @@ def main() -> None:
                                                 args.limit))
                     if mode != "none":
                         with open(os.path.join(out, "report.json")) as fh:
-                            judged[mode] = json.load(fh)["judge"]["asked"]
+                            section = json.load(fh)["judge"]
+                        judged[mode] = section["asked"]
+                        phase[mode].append(section["elapsed_s"])
                 times["resume none"].append(run_eval(os.path.join(tmp, f"none-{r}"), "", "", None, 0, resume=True))
                 times["resume always (cached)"].append(
                     run_eval(os.path.join(tmp, f"always-{r}"), "", "", None, 0, resume=True))
@@ -106,16 +110,19 @@ def main() -> None:
             judge.kill()
     base = statistics.median(times["none"])
     print(f"MATH-500, {args.limit} questions, {args.rounds} alternating rounds, median wall time of `lmgauge eval`:")
-    print("| variant | judge requests | wall time (median) | overhead vs no judge | per judged sample |")
-    print("|---|---:|---:|---:|---:|")
+    print("| variant | judge requests | wall time (median) | vs no judge | judge phase (median) | judge phase per judged sample |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name in ("none", "fallback", "always"):
         med = statistics.median(times[name])
         n = judged.get(name, 0)
-        per = f"{(med - base) / n * 1000:.2f} ms" if n else "-"
-        print(f"| {name} | {n} | {med:.2f} s | {med - base:+.2f} s ({(med - base) / base:+.1%}) | {per} |")
+        ph = statistics.median(phase[name]) if name in phase else None
+        cells = (f"{ph:.3f} s", f"{ph / n * 1000:.2f} ms") if ph is not None and n else ("-", "-")
+        print(f"| {name} | {n} | {med:.2f} s | {med - base:+.2f} s ({(med - base) / base:+.1%}) | {cells[0]} | {cells[1]} |")
     rn, rc = statistics.median(times["resume none"]), statistics.median(times["resume always (cached)"])
-    print(f"| --resume of a finished run, no judge | 0 | {rn:.2f} s | | |")
-    print(f"| --resume of a finished always-judged run (all cached) | 0 | {rc:.2f} s | {rc - rn:+.2f} s | |")
+    print(f"| --resume of a finished run, no judge | 0 | {rn:.2f} s | | | |")
+    print(f"| --resume of a finished always-judged run (all {judged.get('always', 0)} verdicts cached) | 0 | "
+          f"{rc:.2f} s | {rc - rn:+.2f} s | | |")
+    print("judge phase times:", {k: [round(x, 3) for x in v] for k, v in phase.items()})
     print("all times:", {k: [round(x, 2) for x in v] for k, v in times.items()})
 
 

@@ -35,6 +35,7 @@ import orjson
 from ..errors import BackendError, ConfigError, LmgaugeError
 from ..grading import answer_part
 from ..interfaces import BackendConfig
+from ..options import values_for
 from ..redaction import redact_text
 from ..types import GenerationParams, GenerationRequest
 from .journal import Journal, Key, read_records, record_key
@@ -102,6 +103,7 @@ class JudgeSettings:
     retries: int = 5
     retry_backoff: float = 1.0
     timeout: float = 600.0
+    options: dict[str, Any] = field(default_factory=dict)  # the backend's own option values
 
     def validate(self) -> None:
         if not self.model:
@@ -126,15 +128,19 @@ def settings_from_config(config: Any) -> JudgeSettings | None:
         return None
     base_url = getattr(config, "judge_base_url", None)
     key = getattr(config, "judge_api_key", None) or os.environ.get("LMGAUGE_JUDGE_API_KEY") or None
-    if not base_url:
+    backend = getattr(config, "judge_backend", None) or config.backend
+    options: dict[str, Any] = {}
+    if not base_url:  # the run's own server: its key and (same backend) its backend options
         run_url = config.base_url
         base_url = run_url[0] if isinstance(run_url, (list, tuple)) and run_url else run_url or None
         key = key or config.api_key
+        if backend == config.backend:
+            options = dict(getattr(config, "options", None) or {})
     settings = JudgeSettings(
-        backend=getattr(config, "judge_backend", None) or config.backend, model=model, base_url=base_url,
-        api_key=key, mode=getattr(config, "judge_mode", None) or "fallback",
+        backend=backend, model=model, base_url=base_url, api_key=key,
+        mode=getattr(config, "judge_mode", None) or "fallback",
         concurrency=getattr(config, "judge_concurrency", None) or 16,
-        retries=config.retries, retry_backoff=config.retry_backoff, timeout=config.timeout)
+        retries=config.retries, retry_backoff=config.retry_backoff, timeout=config.timeout, options=options)
     settings.validate()
     return settings
 
@@ -378,9 +384,10 @@ async def _ask_all(todo: list[tuple[dict[str, Any], CacheKey]], benchmarks: dict
                            "scores stand (run again to ask about them)")
 
     try:
-        backend = pm.get("backends", settings.backend)(BackendConfig(
+        backend_cls = pm.get("backends", settings.backend)
+        backend = backend_cls(BackendConfig(
             model=settings.model, base_url=settings.base_url, api_key=settings.api_key, api="chat",
-            read_timeout=settings.timeout))
+            read_timeout=settings.timeout, options=values_for(backend_cls, settings.options)))
     except LmgaugeError as exc:
         fail_rest(exc.line())
         return
@@ -553,6 +560,7 @@ async def judge_run(out: Path, config: Any, benchmarks: dict[str, Any], pm: Any,
     record whose judged state changed to the journal (a later line supersedes an earlier one).
     A failure is one warning line; the rule scores stand."""
     stream = stream or sys.stderr
+    started = time.perf_counter()
     try:
         settings = settings_from_config(config)
     except LmgaugeError as exc:
@@ -575,6 +583,7 @@ async def judge_run(out: Path, config: Any, benchmarks: dict[str, Any], pm: Any,
                 journal.append(rec)
         finally:
             journal.close()
+    summary.elapsed_s = time.perf_counter() - started  # the whole phase: journal read and append too
     if summary.warning:
         stream.write(f"lmgauge: warning: {summary.warning}\n")
     return summary

@@ -13,6 +13,7 @@ response: they are copied as they are, counted as skipped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import shutil
 import time
@@ -31,7 +32,8 @@ from ..texttable import grid_table
 from ..types import Completion, Sample
 from .grading_pool import GradingPool
 from .journal import read_records, record_key
-from .judge import JudgeSettings, JudgeSummary, apply_judge, graded, judge_section, judged_record, strip_judge
+from .judge import (JudgeSettings, JudgeSummary, apply_judge, graded, judge_section, judged_record,
+                    settings_from_config, strip_judge)
 from .report import CollectionSpec, build_results
 
 MAIN_METRIC = "AveragePass@1"
@@ -76,6 +78,18 @@ def load_source(src: Path, pm: PluginManager) -> tuple[EvalConfig, list[dict[str
     if not records:
         raise DataError(f"{src}/samples.jsonl holds no samples", "nothing to re-grade: run or resume the eval first")
     return config, records
+
+
+def judge_settings(config: EvalConfig, given: dict[str, Any], pm: PluginManager) -> JudgeSettings | None:
+    """The regrade's judge: none without ``judge_model`` in ``given``; settings not given come
+    from the run's config (its judge, else its backend and server). An unknown backend fails
+    here, before anything is written."""
+    if not given.get("judge_model"):
+        return None
+    settings = settings_from_config(dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None}))
+    if settings is not None:
+        pm.get("backends", settings.backend)
+    return settings
 
 
 def run_benchmarks(config: EvalConfig, names: set[str], pm: PluginManager) -> dict[str, Benchmark]:
@@ -199,14 +213,17 @@ def _earlier_caches(src: Path, out: Path) -> list[Path]:
 
 
 async def regrade(src: str | Path, pm: PluginManager, output: str | None = None,
-                  judge: JudgeSettings | None = None, grading_workers: int | None = None,
+                  judge: dict[str, Any] | None = None, grading_workers: int | None = None,
                   options: dict[str, Any] | None = None) -> RegradeResult:
-    """Re-grade the run in ``src`` into a new folder and return what changed. ``options``:
-    plugin option values that replace the run's (e.g. a benchmark's grading setting)."""
+    """Re-grade the run in ``src`` into a new folder and return what changed. ``judge``: the
+    ``judge_*`` settings given (with ``judge_model``, a judge runs; the others default to the
+    run's judge, then the run's backend and server); ``options``: plugin option values that
+    replace the run's (e.g. a benchmark's grading setting)."""
     started = time.time()
     src = Path(src)
     config, records = load_source(src, pm)
     config.options.update(options or {})
+    settings = judge_settings(config, judge or {}, pm)
     benchmarks = run_benchmarks(config, {r["benchmark"] for r in records}, pm)
     metrics = run_metrics(config, pm)
     collection, spec = _collection(src)
@@ -216,9 +233,9 @@ async def regrade(src: str | Path, pm: PluginManager, output: str | None = None,
     new = await rescore(records, benchmarks, grading_workers or config.grading_workers)
     summary_judge = None
     warnings: list[str] = []
-    if judge is not None:
-        summary_judge = await apply_judge(out, new, benchmarks, judge, pm, extra_caches=_earlier_caches(src, out))
-        new = [judged_record(r, summary_judge.verdicts.get(record_key(r)), judge) for r in new]
+    if settings is not None:
+        summary_judge = await apply_judge(out, new, benchmarks, settings, pm, extra_caches=_earlier_caches(src, out))
+        new = [judged_record(r, summary_judge.verdicts.get(record_key(r)), settings) for r in new]
         if summary_judge.warning:
             warnings.append(summary_judge.warning)
 
@@ -250,8 +267,8 @@ async def regrade(src: str | Path, pm: PluginManager, output: str | None = None,
         "config": config.to_dict(), "results": results, "benchmarks": summaries}
     if collection is not None:
         data["collection"] = collection
-    if judge is not None:
-        data["judge"] = judge_section(new, judge, summary_judge)
+    if settings is not None:
+        data["judge"] = judge_section(new, settings, summary_judge)
     data["regrade"] = {"source": str(src), "regraded": sum(p["regraded"] for p in per_bench),
                        "skipped_errors": sum(p["skipped_errors"] for p in per_bench), "changed": len(changes),
                        "elapsed_s": round(time.time() - started, 3), "benchmarks": per_bench}

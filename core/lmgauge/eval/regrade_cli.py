@@ -41,24 +41,14 @@ def regrade(run_dir: str, output: str | None, show: int, grading_workers: int | 
     earlier regrade) are reused, never asked again.
     """
     import asyncio
-    import dataclasses
-    from pathlib import Path
 
     from ..plugins import get_manager
-    from .judge import agreement_line, settings_from_config
-    from .regrade import load_source, regrade as run_regrade, render_regrade
+    from .judge import agreement_line
+    from .regrade import regrade as run_regrade, render_regrade
 
-    ctx = click.get_current_context()
-    plugin_values = pop_plugin_values(ctx, kwargs)
-    pm = get_manager()
-    judge = None
-    if kwargs.get("judge_model"):
-        config, _ = load_source(Path(run_dir), pm)
-        given = {k: v for k, v in kwargs.items() if v is not None}
-        judge = settings_from_config(dataclasses.replace(config, **given))
-        pm.get("backends", judge.backend)
-    result = asyncio.run(run_regrade(run_dir, pm, output=output, judge=judge, grading_workers=grading_workers,
-                                     options=plugin_values))
+    plugin_values = pop_plugin_values(click.get_current_context(), kwargs)
+    result = asyncio.run(run_regrade(run_dir, get_manager(), output=output, judge=kwargs,
+                                     grading_workers=grading_workers, options=plugin_values))
     click.echo(f"regrade of {result.source} (the model was not called):")
     click.echo(render_regrade(result, show))
     if "judge" in result.data:
