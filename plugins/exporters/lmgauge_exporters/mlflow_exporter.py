@@ -39,8 +39,7 @@ import orjson
 
 from lmgauge.plugin import Exporter, LmgaugeError, export_target, hookimpl, load_run, redact
 
-from .swanlab_exporter import eval_metrics, perf_steps
-from .wandb_exporter import SAMPLE_COLUMNS, default_run_name, run_config, sample_rows
+from .tracking import SAMPLE_COLUMNS, default_run_name, eval_metrics, perf_steps, run_config, sample_rows
 
 MAX_KEY = 250  # MLflow's limit on metric, param and tag names
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import sys
 from pathlib import Path
@@ -33,53 +32,9 @@ import click
 from lmgauge.export import export_target, read_run, redact
 from lmgauge.interfaces import Exporter
 
-PCTS = ("mean", "p50", "p90", "p99")
+from .tracking import eval_metrics, perf_steps
+
 SWANLAB_MODES = ("cloud", "local", "offline")
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return None if isinstance(v, float) and math.isnan(v) else float(v)
-
-
-def eval_metrics(run) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for r in run.results:
-        score = _num(r.get("score"))
-        if score is None:
-            continue
-        base = f"{r.get('benchmark')}/{r.get('metric')}" if r.get("subset") == "OVERALL" else \
-            f"{r.get('benchmark')}/{r.get('subset')}/{r.get('metric')}"
-        out[base] = score
-        for k in ("ci_low", "ci_high"):
-            if _num(r.get(k)) is not None:
-                out[f"{base}/{k}"] = float(r[k])
-    for b in run.benchmarks:
-        for k in ("truncated_rate", "errors", "truncated", "graded"):
-            if _num(b.get(k)) is not None:
-                out[f"{b.get('benchmark')}/health/{k}"] = float(b[k])
-    return out
-
-
-def perf_steps(run) -> list[dict[str, float]]:
-    steps = []
-    for lv in run.levels:
-        m: dict[str, float] = {}
-        for src, dst in (("concurrency", "concurrency"), ("rate", "rate"), ("request_throughput", "rps"),
-                         ("output_token_throughput", "output_tok_s"), ("total_token_throughput", "total_tok_s"),
-                         ("requests", "requests"), ("failed", "failed")):
-            if _num(lv.get(src)) is not None:
-                m[dst] = float(lv[src])
-        if _num(lv.get("requests")) and _num(lv.get("succeeded")) is not None:
-            m["success_rate"] = float(lv["succeeded"]) / float(lv["requests"])
-        for metric in ("ttft", "tpot", "itl", "latency"):
-            stats = lv.get(f"{metric}_s") if isinstance(lv.get(f"{metric}_s"), dict) else {}
-            for p in PCTS:
-                if _num(stats.get(p)) is not None:
-                    m[f"{metric}/{p}"] = float(stats[p])
-        steps.append(m)
-    return steps
 
 
 def _settings(swanlab: Any) -> Any:

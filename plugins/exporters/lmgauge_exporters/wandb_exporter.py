@@ -27,55 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
-from lmgauge.htmlreport.rundata import sample_status
 from lmgauge.plugin import ConfigError, Exporter, LmgaugeError, RunFolder, export_target, hookimpl, load_run, redact
 
-from .swanlab_exporter import eval_metrics, perf_steps
+from .tracking import SAMPLE_COLUMNS, default_run_name, eval_metrics, perf_steps, run_config, sample_rows
 
 WANDB_MODES = ("online", "offline")
 
 #: the per-sample table, one row per (benchmark, sample_id, repeat)
-SAMPLE_COLUMNS = ("benchmark", "sample_id", "repeat", "subsets", "status", "gold", "extracted", "score",
-                  "correct", "truncated", "finish_reason", "error", "prompt_tokens", "completion_tokens",
-                  "latency_s", "question", "response")
-
-
-def _text(v: Any) -> str | None:
-    """Strings as they are, anything else as JSON text (gold answers may be lists or numbers)."""
-    if v is None or isinstance(v, str):
-        return v
-    return orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
-
-
-def sample_rows(run: RunFolder) -> list[list[Any]]:
-    """The rows of the per-sample table of an eval run (latest journal line per key), in
-    :data:`SAMPLE_COLUMNS` order; error texts are redacted."""
-    rows = []
-    for s in run.samples():
-        subsets = s.get("subsets") or []
-        rows.append([
-            s.get("benchmark"), str(s.get("sample_id")), s.get("repeat"),
-            ", ".join(map(str, subsets)) if isinstance(subsets, list) else str(subsets), sample_status(s),
-            _text(s.get("gold")), _text(s.get("extracted")), s.get("score"), s.get("correct"),
-            bool(s.get("truncated")), s.get("finish_reason"),
-            redact(s["error"]) if isinstance(s.get("error"), str) else None,
-            s.get("prompt_tokens"), s.get("completion_tokens"), s.get("latency_s"),
-            _text(s.get("question")), _text(s.get("response"))])
-    return rows
-
-
-def run_config(run: RunFolder) -> dict[str, Any]:
-    """What a tracker shows as the run's config: the redacted run config plus ``lmgauge``."""
-    return redact({"lmgauge": {"kind": run.kind, "model": run.model, "backend": run.backend, "url": run.url,
-                               "created": run.created, "run_folder": run.name}, **run.config})
-
-
-def default_run_name(run: RunFolder) -> str:
-    return f"{run.model.rsplit('/', 1)[-1]}-{run.name}"
-
-
 def _artifact_name(run: RunFolder) -> str:
     """W&B artifact names allow letters, digits, ``-``, ``_`` and ``.``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"lmgauge-{run.kind}-{run.name}").strip("-.")[:120]
