@@ -236,3 +236,27 @@ def test_python_api(math_samples, eval_server, tmp_path):
     report = lmgauge.evaluate(pm=PluginManager(only=["math_500", "openai"]), base_url=server.base_url, model="m",
                               benchmark="math_500", limit=4, output=str(tmp_path / "api"))
     assert report.score("math_500") == pytest.approx(sum(expected) / 4)
+
+
+def test_starts_thinking_ignores_boxes_in_unfinished_thinking(math_samples, eval_server, tmp_path):
+    """R1 distills served without a reasoning parser: the chat template opened <think>, so a
+    response cut off by max_tokens is unfinished thinking, whatever box it holds."""
+    a, b, c = math_samples[:3]
+    cut = f"Okay, let me work through this. So the answer would be \\boxed{{{a.gold}}}. Wait, let me redo"
+    server = eval_server({"model": "m",
+                          "answers": {a.prompt: [cut], b.prompt: [f"thinking...</think>The answer is \\boxed{{{b.gold}}}."],
+                                      c.prompt: [f"No tags at all: \\boxed{{{c.gold}}}"]},
+                          "finish_reason": {a.prompt: "length"}})
+
+    def run(*extra):
+        out = tmp_path / f"run{len(extra)}"
+        run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", "math_500", "--limit", "3",
+                "--output", str(out), "--no-progress", *extra, env=PLUGINS, check=True)
+        return {r["sample_id"]: r for r in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
+
+    plain, opened = run(), run("--starts-thinking")
+    assert plain[a.id]["correct"] is True           # the box inside cut-off thinking is taken: too generous
+    assert opened[a.id]["correct"] is False and opened[a.id]["extracted"] is None
+    assert opened[b.id]["correct"] is True          # thinking closed: the answer part counts
+    assert opened[c.id]["correct"] is False         # never left its thinking: no answer
+    assert opened[a.id]["response"] == cut          # the journal keeps the response as it came

@@ -118,6 +118,9 @@ def cli() -> None:
 @click.option("--timeout", type=float, default=None, help="Per-request read timeout in seconds. Default 3600.")
 @click.option("--grading-workers", "grading_workers", type=int, default=None, help="Grading processes (default: CPU count, at most 4).")
 @click.option("--progress/--no-progress", default=None, help="Show the progress line (default: on).")
+@click.option("--starts-thinking", is_flag=True, default=None,
+              help="The chat template opens <think> in the prompt (DeepSeek-R1 distills without a reasoning parser): "
+                   "responses start inside thinking, and one cut off before </think> has no answer.")
 @click.option("--judge-model", default=None, help="LLM judge: the judge's model name (turns the judge on; docs/judge.md).")
 @click.option("--judge-backend", default=None, help="LLM judge: backend plugin serving the judge (default: the run's backend).")
 @click.option("--judge-base-url", default=None, help="LLM judge: the judge server's URL (default: the run's --base-url).")

@@ -72,6 +72,7 @@ class EvalConfig:
     timeout: float = 3600.0
     connect_timeout: float = 30.0
     grading_workers: int | None = None
+    starts_thinking: bool = False  # the chat template opens <think> (grading_pool.as_graded)
     export: list[str] = field(default_factory=list)
     export_path: str | None = None
     progress: bool = True

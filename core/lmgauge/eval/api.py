@@ -18,7 +18,8 @@ from ..plugins import PluginManager, get_manager
 from .report import Report
 
 RUN_DEFINING = ("model", "backend", "benchmark", "repeats", "limit", "collection", "temperature",
-                "top_p", "max_tokens", "seed", "extra_body", "system_prompt", "api", "dataset_path", "metric")
+                "top_p", "max_tokens", "seed", "extra_body", "system_prompt", "api", "dataset_path", "metric",
+                "starts_thinking")
 FAMILIES = COMMAND_FAMILIES["eval"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
@@ -45,8 +46,21 @@ def _init_worker() -> None:
     import_plugin_files()
 
 
+def as_graded(completion: Completion, starts_thinking: bool) -> Completion:
+    """The completion a benchmark grades. With ``--starts-thinking`` the chat template opened
+    ``<think>`` in the prompt (DeepSeek-R1 style), so the response begins inside its thinking:
+    it gets the opening tag back, and a response cut off before ``</think>`` has no answer (a
+    box inside unfinished thinking never counts)."""
+    if not starts_thinking or "<think" in (completion.text or "")[:200].lower():
+        return completion
+    return replace(completion, text="<think>" + (completion.text or ""))
+
+
 class GradingPool:
-    def __init__(self, workers: int | None = None):
+    """``starts_thinking``: see :func:`as_graded` (the run's ``--starts-thinking``)."""
+
+    def __init__(self, workers: int | None = None, starts_thinking: bool = False):
+        self.starts_thinking = starts_thinking
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self._pool: ProcessPoolExecutor | None = None
         self._pending: list[tuple[tuple[Any, Sample, Completion], asyncio.Future]] = []
@@ -61,7 +75,7 @@ class GradingPool:
     async def grade(self, bench: Any, sample: Sample, completion: Completion) -> Score:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._pending.append(((bench, sample, completion), fut))
+        self._pending.append(((bench, sample, as_graded(completion, self.starts_thinking)), fut))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._dispatch)

@@ -121,7 +121,7 @@ def build_results(records: list[dict[str, Any]], metrics: list[Metric], repeats:
         warnings = []
         if rate > TRUNCATION_WARN:
             warnings.append(f"{trunc} of {graded} responses ({rate:.1%}) were cut by max_tokens: "
-                            "scores are too low; raise --max-tokens")
+                            "scores are unreliable (answers missing, or taken from unfinished thinking); raise --max-tokens")
         if st.get("errors"):
             warnings.append(f"{st['errors']} samples failed after retries (not scored); "
                             "re-run them with --resume DIR")

@@ -253,7 +253,7 @@ class EvalRun:
         self.request_phase_s = 0.0
         if todo:
             backend = make_backend(self.pm, c)
-            grader = GradingPool(c.grading_workers)
+            grader = GradingPool(c.grading_workers, c.starts_thinking)
             grader.start()
             self.journal = Journal(self.out / "samples.jsonl")
             try:
