@@ -22,6 +22,16 @@ truth the client's TTFT is compared to; the clock is CLOCK_MONOTONIC, shared by 
 ``tokens``, ``prompt`` (first 200 characters), ``body`` (the request without messages/prompt)
 and ``auth`` (whether an Authorization header came).
 
+A prefix cache, for multi-turn and trace tests: ``--prefix-cache`` counts a prompt in words
+(whitespace-separated, one cl100k token each for the word tokens lmgauge's datasets send and the
+``" tok"`` answers), hashes it in blocks of ``--cache-block`` words (each hash covering the
+whole prefix up to that block, as vLLM's block hashes do), and sleeps ``--ttft`` plus
+``--prefill-per-token`` seconds for every word not in a cached block; prompt and answer blocks
+are cached afterwards. Usage then reports ``prompt_tokens`` = words and
+``prompt_tokens_details.cached_tokens``. ``--unique-answers`` makes every answer's words unique
+(`` r<request>t<k>``), so a test can find a given answer in a later request; ``--log-messages``
+adds the full ``messages`` and the ``answer`` text to each log line.
+
 Faults, chosen by a marker in the prompt text: ``FAULT:500`` (HTTP 500), ``FAULT:reset``
 (close the connection after two chunks), ``FAULT:stall`` (stop sending after two chunks),
 ``FAULT:malformed`` (a broken data line), ``FAULT:cut`` (end the body cleanly after two
@@ -71,6 +81,11 @@ def main() -> None:
     ap.add_argument("--cpu", type=int, default=None)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--answer", default=None, help="content of non-streaming answers (default: max_tokens tokens)")
+    ap.add_argument("--prefix-cache", action="store_true")
+    ap.add_argument("--cache-block", type=int, default=16)
+    ap.add_argument("--prefill-per-token", type=float, default=0.0)
+    ap.add_argument("--unique-answers", action="store_true")
+    ap.add_argument("--log-messages", action="store_true")
     args = ap.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -78,7 +93,22 @@ def main() -> None:
     log_dirty = []
     models = dumps({"object": "list", "data": [{"id": args.model, "object": "model"}]})
     sep = b"\r\n\r\n" if args.crlf else b"\n\n"
-    delays = bool(args.ttft or args.itl or args.split)
+    delays = bool(args.ttft or args.itl or args.split or args.prefix_cache or args.unique_answers)
+    cache: set[int] = set()  # hashes of cached prompt blocks (--prefix-cache)
+    serial = [0]
+
+    def block_hashes(words: list[str]) -> list[int]:
+        """One hash per full block, each covering the prefix up to the block's end."""
+        out, h, b = [], 0, args.cache_block
+        for k in range(len(words) // b):
+            h = hash((h, tuple(words[k * b:(k + 1) * b])))
+            out.append(h)
+        return out
+
+    def prompt_words(req) -> list[str]:
+        if "messages" in req:
+            return [w for m in req["messages"] for w in str(m.get("content", "")).split()]
+        return str(req.get("prompt", "")).split()
 
     def chunked(payload: bytes) -> bytes:
         return b"%x\r\n%s\r\n" % (len(payload), payload)
@@ -112,9 +142,23 @@ def main() -> None:
             sent += step
         return tuple(out)
 
-    def usage_event(n_tokens: int) -> bytes:
-        return event({"id": "c", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": n_tokens,
-                                                            "total_tokens": 10 + n_tokens}})
+    def usage_event(n_tokens: int, prompt_tokens: int = 10, cached: int | None = None) -> bytes:
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n_tokens, "total_tokens": prompt_tokens + n_tokens}
+        if cached is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+        return event({"id": "c", "choices": [], "usage": usage})
+
+    def unique_pieces(n_tokens: int, chat: bool, r: int) -> tuple[bytes, ...]:
+        """Content events whose words (`` r<r>t<k>``) belong to this answer only."""
+        out = []
+        for k in range(n_tokens):
+            text = f" r{r}t{k}"
+            choice = ({"index": 0, "delta": {"content": text}, "finish_reason": None} if chat
+                      else {"index": 0, "text": text, "finish_reason": None})
+            if k == n_tokens - 1:
+                choice["finish_reason"] = "length"
+            out.append(event({"id": "c", "object": "chat.completion.chunk", "model": args.model, "choices": [choice]}))
+        return tuple(out)
 
     def flush_log():
         log_dirty.clear()
@@ -195,6 +239,17 @@ def main() -> None:
             record = {"start": t0, "first": None, "last": None, "tokens": 0, "prompt": text[:200],
                       "body": {k: v for k, v in req.items() if k not in ("messages", "prompt")},
                       "auth": b"\r\nauthorization:" in self.headers.lower()}
+            if args.log_messages:
+                record["messages"] = req.get("messages")
+            serial[0] += 1
+            prompt_tokens, cached, prefill, words = 10, None, 0.0, []
+            if args.prefix_cache:
+                words = prompt_words(req)
+                hashes = block_hashes(words)
+                hits = next((k for k, h in enumerate(hashes) if h not in cache), len(hashes))
+                prompt_tokens, cached = len(words), hits * args.cache_block
+                prefill = args.prefill_per_token * (prompt_tokens - cached)
+                record["cached"] = cached
             if fault == "500":
                 self.t.write(response("500 Internal Server Error", b'{"error": {"message": "boom"}}'))
                 return
@@ -206,9 +261,15 @@ def main() -> None:
                 self._log(record)
                 return
             self.t.write(STREAM_HEAD)
-            events = [] if fault == "empty" else pieces(n_tokens, chat)
+            if fault == "empty":
+                events = []
+            elif args.unique_answers:
+                events = unique_pieces(n_tokens, chat, serial[0])
+            else:
+                events = pieces(n_tokens, chat)
+            answer = [f"r{serial[0]}t{k}" if args.unique_answers else "tok" for k in range(n_tokens)]
             for k, ev in enumerate(events):
-                due = t0 + args.ttft + args.itl * k
+                due = t0 + args.ttft + prefill + args.itl * k
                 if due > perf():
                     await asyncio.sleep(due - perf())
                 if self.t.is_closing():  # the client went away
@@ -240,8 +301,12 @@ def main() -> None:
                     record["first"] = now
                 record["last"] = now
                 record["tokens"] = min(n_tokens, (k + 1) * args.tokens_per_chunk)
+            if args.prefix_cache:  # the prompt's blocks and the answer's are now in the cache
+                cache.update(block_hashes(words + answer[:record["tokens"]]))
+            if args.log_messages:
+                record["answer"] = "".join(f" {w}" for w in answer[:record["tokens"]])
             if not args.no_usage:
-                self.t.write(chunked(usage_event(record["tokens"])))
+                self.t.write(chunked(usage_event(record["tokens"], prompt_tokens, cached)))
             if fault == "nodone":
                 self.t.write(b"0\r\n\r\n")
             else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +16,11 @@ from lmgauge.errors import DataError
 from lmgauge.interfaces import PerfDataset
 from lmgauge.perf.requests import make_request
 from lmgauge.types import GenerationRequest
+
+
+def bundled(name: str) -> str:
+    """Path of a data file shipped with lmgauge-datasets (``lmgauge_datasets/data/NAME``)."""
+    return str(resources.files("lmgauge_datasets") / "data" / name)
 
 
 def jsonl_rows(path: Path, name: str, hint: str) -> Iterator[tuple[int, Any]]:

@@ -76,11 +76,12 @@ def exact_text(tok, rng: random.Random, words: list[int], length: int, prefix: s
 #: prompts of exact lengths
 PROMPT_LENGTH_OPTIONS = [
     click.Option(["--min-prompt-length", "min_prompt_length"], type=click.IntRange(min=1), default=None,
-                 help="Minimum prompt tokens (drawn uniformly in [min, max])."),
+                 help="Minimum prompt tokens (random, multi_turn: drawn uniformly in [min, max] per prompt or user "
+                      "turn; sharegpt: a filter)."),
     click.Option(["--max-prompt-length", "max_prompt_length"], type=click.IntRange(min=1), default=None,
                  help="Maximum prompt tokens."),
     click.Option(["--prefix-length", "prefix_length"], type=click.IntRange(min=0), default=0,
-                 help="Tokens of a prefix shared by all prompts (prefix caching)."),
+                 help="Tokens of a prefix shared by all prompts (multi_turn: by every session's first turn)."),
 ]
 
 
