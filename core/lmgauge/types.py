@@ -48,15 +48,43 @@ class GenerationParams:
 class GenerationRequest:
     """What a backend is asked to generate: chat ``messages`` or a raw ``prompt``.
 
+    A message's ``content`` is text or a list of OpenAI content parts (``{"type": "text",
+    "text": ...}``, ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}``);
+    ``images`` then holds the (width, height) of each image, in order (perf records them).
+    Endpoints that generate nothing (perf only) read other fields: ``inputs`` (embeddings: the
+    texts to embed; ``prompt`` alone when None), ``query`` and ``documents`` (rerank and score).
+
     ``at`` (perf only): the request's own send offset in seconds from the start of the level
     (trace replay); the load generator honours it in open-loop mode.
     """
 
-    messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     params: GenerationParams = field(default_factory=GenerationParams)
     id: str = ""
     at: float | None = None
+    inputs: list[str] | None = None
+    query: str | None = None
+    documents: list[str] | None = None
+    images: list[tuple[int, int]] | None = None
+
+    def input_texts(self) -> list[str]:
+        """The texts whose tokens are the request's input: embedding inputs, the query and
+        documents, or the text of the messages (text parts only: no image data), else the prompt."""
+        if self.inputs is not None:
+            return list(self.inputs)
+        if self.documents is not None:
+            return [self.query or "", *self.documents]
+        if self.messages is not None:
+            out = []
+            for m in self.messages:
+                content = m.get("content")
+                if isinstance(content, list):
+                    out.extend(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+                elif content is not None:
+                    out.append(str(content))
+            return ["\n".join(out)]
+        return [self.prompt or ""]
 
 
 @dataclass
@@ -121,7 +149,9 @@ class PerfRecord:
     first chunk of visible content (after any reasoning). ``cached_tokens`` is the server's
     ``usage.prompt_tokens_details.cached_tokens`` (prefix-cache hits), when it sends it.
     A turn of a :class:`Session` has ``session`` (the session's number in the level), ``turn``
-    (1 for the first) and ``turns`` (turns the session has).
+    (1 for the first) and ``turns`` (turns the session has). Endpoints that return vectors or
+    scores (embeddings, rerank, score) leave every chunk and TTFT field empty and set ``inputs``
+    (and ``embedding_dim``); ``images`` copies the request's.
     """
 
     index: int = 0
@@ -143,3 +173,6 @@ class PerfRecord:
     session: int | None = None
     turn: int | None = None
     turns: int | None = None
+    inputs: int | None = None  # embeddings: texts sent; rerank/score: documents sent
+    embedding_dim: int | None = None  # embeddings: the length of the vectors returned
+    images: list[tuple[int, int]] | None = None  # (width, height) of each image sent

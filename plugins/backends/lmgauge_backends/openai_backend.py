@@ -2,7 +2,9 @@
 llama.cpp, transformers serve, ...), through aiohttp + orjson.
 
 Eval uses ``generate`` (non-streaming chat or completions requests, ``n`` when the server
-supports it); perf uses ``stream`` (the hot path lives in ``openai_stream``). The API key is
+supports it); perf uses ``stream`` (the hot path lives in ``openai_stream``), against any
+endpoint kind ``openai_http.split_url`` knows: chat, completions, responses (the Responses
+API), embeddings, rerank and score (vLLM's). ``payload`` builds each kind's body. The API key is
 sent as ``Authorization: Bearer`` and never logged or written anywhere.
 """
 from __future__ import annotations
@@ -18,12 +20,13 @@ from lmgauge.errors import BackendError, ConfigError
 from lmgauge.interfaces import Backend, BackendConfig
 from lmgauge.types import Completion, GenerationRequest, PerfRecord
 
-from .openai_http import error_text, split_url
+from .openai_http import GENERATIVE, error_text, split_url
 from .openai_stream import send_stamp, stream_request
 
 class OpenAIBackend(Backend):
     name = "openai"
-    description = "OpenAI-compatible HTTP server (chat or completions API)"
+    description = ("OpenAI-compatible HTTP server (chat, completions; perf also embeddings, rerank, score, "
+                   "responses)")
     default = True
     options = [
         click.Option(["--header", "--headers", "headers"], multiple=True, metavar="K=V",
@@ -34,6 +37,9 @@ class OpenAIBackend(Backend):
                      help="Streams: count a stream that ends after its finish_reason without `data: [DONE]` "
                           "as failed (default), or as complete (for servers that never send [DONE], "
                           "e.g. transformers serve)."),
+        click.Option(["--embedding-dim", "embedding_dim"], type=click.IntRange(min=1), default=None,
+                     help="Embeddings: the vector length every response must have (a request whose vectors "
+                          "differ fails). Default: any length, the same for all inputs of a request."),
     ]
 
     def __init__(self, config: BackendConfig):
@@ -51,6 +57,7 @@ class OpenAIBackend(Backend):
         if config.api_key:
             self.headers["Authorization"] = f"Bearer {config.api_key}"
         self.require_done = config.options.get("require_done", True) is not False
+        self.embedding_dim: int | None = config.options.get("embedding_dim")
         self.session: Any = None
         self._n_checked = False
 
@@ -119,18 +126,35 @@ class OpenAIBackend(Backend):
 
     # -- requests ----------------------------------------------------------------------
     def payload(self, request: GenerationRequest, stream: bool = False) -> dict[str, Any]:
+        """The JSON body of a request to this backend's endpoint kind (``self.api``). Raises
+        ConfigError for a request the endpoint cannot take (see :meth:`check_request`)."""
+        api = self.api
+        if api not in GENERATIVE:
+            return self._pooling_payload(request)
         p = request.params
         body: dict[str, Any] = {"model": self.config.model}
-        if self.api == "chat":
+        if api == "chat":
             if request.messages is None:
                 body["messages"] = [{"role": "user", "content": request.prompt or ""}]
             else:
                 body["messages"] = request.messages
+        elif api == "responses":
+            body["input"] = (request.prompt or "") if request.messages is None else _responses_input(request.messages)
         else:
             if request.prompt is None:
                 raise ConfigError("the completions API needs plain-text prompts",
-                                  "use --api chat for chat-message data")
+                                  "use a /v1/chat/completions URL (or --api chat) for chat-message data")
             body["prompt"] = request.prompt
+        if api == "responses":  # the Responses API knows no seed, stop or n
+            if p.max_tokens is not None:
+                body["max_output_tokens"] = p.max_tokens
+            for key in ("temperature", "top_p"):
+                if getattr(p, key) is not None:
+                    body[key] = getattr(p, key)
+            if stream:
+                body["stream"] = True
+            body.update(p.extra_body)
+            return body
         for key in ("max_tokens", "temperature", "top_p", "seed", "stop"):
             value = getattr(p, key)
             if value is not None:
@@ -142,6 +166,34 @@ class OpenAIBackend(Backend):
             body["stream_options"] = {"include_usage": True}
         body.update(p.extra_body)
         return body
+
+    def _pooling_payload(self, request: GenerationRequest) -> dict[str, Any]:
+        """Embeddings (``input``: a list of texts), rerank (``query``, ``documents``) and
+        score (vLLM's ``text_1`` = the query, ``text_2`` = the documents). Sampling
+        parameters mean nothing here; ``--extra-args`` fields are sent as given."""
+        body: dict[str, Any] = {"model": self.config.model}
+        if self.api == "embeddings":
+            body["input"] = request.inputs if request.inputs is not None else request.input_texts()
+        else:
+            if request.documents is None:
+                raise ConfigError(f"the {self.api} API needs a query and documents, and this dataset sends prompts",
+                                  "use --dataset random_rerank (--rerank-documents N, --rerank-query-length, "
+                                  "--rerank-document-length)")
+            if self.api == "rerank":
+                body["query"], body["documents"] = request.query or "", request.documents
+            else:
+                body["text_1"], body["text_2"] = request.query or "", request.documents
+        extra = {k: v for k, v in request.params.extra_body.items() if k not in ("min_tokens", "ignore_eos")}
+        body.update(extra)
+        return body
+
+    def check_request(self, request: GenerationRequest) -> None:
+        """Raise a one-line ConfigError when this endpoint cannot send ``request`` (perf checks
+        a dataset's first request before the run)."""
+        if request.images and self.api not in ("chat", "responses"):
+            raise ConfigError(f"requests with images need a chat or responses endpoint, not {self.api}",
+                              "use a /v1/chat/completions URL")
+        self.payload(request)
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         import aiohttp
@@ -169,6 +221,9 @@ class OpenAIBackend(Backend):
         return data
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:
+        if self.api not in ("chat", "completions"):
+            raise ConfigError(f"lmgauge eval needs a chat or completions endpoint; {self.url} is a {self.api} endpoint",
+                              "pass --base-url http://HOST:PORT/v1 (or the /v1/chat/completions URL)")
         want = max(1, request.params.n)
         if want > 1 and not self.supports_n:
             single = GenerationRequest(request.messages, request.prompt,
@@ -210,6 +265,29 @@ class OpenAIBackend(Backend):
 
     async def stream(self, request: GenerationRequest, record: PerfRecord) -> None:
         await stream_request(self, request, record)
+
+
+def _responses_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages as Responses API input items: content parts become ``input_text`` /
+    ``input_image`` parts (assistant text becomes ``output_text``); text content stays text."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            text_type = "output_text" if m.get("role") == "assistant" else "input_text"
+            parts = []
+            for part in content:
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind == "text":
+                    parts.append({"type": text_type, "text": part.get("text", "")})
+                elif kind == "image_url":
+                    url = part.get("image_url")
+                    parts.append({"type": "input_image", "image_url": url.get("url") if isinstance(url, dict) else url})
+                else:
+                    parts.append(part)
+            content = parts
+        out.append({"role": m.get("role", "user"), "content": content})
+    return out
 
 
 def _with_n(params, n):

@@ -35,10 +35,20 @@ caller can stamp it, adds per-chunk allocations and an extra task hop, and most 
 only after parsing it. Here the clock is read once per socket read, before any parsing. Measured
 in bench/RESULTS.md: TTFT error +0.5 ms p50 / +3.7 ms p99 at c=64 (EvalScope, built on a client
 library: +17.5 / +30.2 ms), and 6x EvalScope's requests/s from one process.
+
+Other endpoint kinds (``backend.api``): the Responses API streams typed events
+(``_ResponsesParser``: ``response.output_text.delta`` is content, ``response.reasoning_text.delta``
+and ``response.reasoning_summary_text.delta`` reasoning, ``response.completed`` /
+``response.incomplete`` end the stream with its usage, ``response.failed`` and ``error`` events
+fail it), read with the same per-read stamping. Embeddings, rerank and score answer with one
+JSON body (``_pooling_response``): the request succeeds when the body holds one vector per
+input, all of one length (``--embedding-dim`` when given), or one numeric score per document;
+no TTFT or chunks, input tokens from the server's usage (else the tokenizer's count).
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
 import orjson
@@ -46,7 +56,7 @@ import orjson
 from lmgauge.redaction import redact_text
 from lmgauge.types import GenerationRequest, PerfRecord
 
-from .openai_http import error_text
+from .openai_http import GENERATIVE, error_text
 
 perf_counter = time.perf_counter
 
@@ -74,6 +84,7 @@ class _Parser:
     """State of one SSE stream: fills the record as events arrive."""
 
     __slots__ = ("record", "chat", "done", "finished", "usage", "data", "usage_per_chunk", "chunk_usage")
+    TRUNCATED = "truncated stream: the body ended before a finish_reason and [DONE]"
 
     def __init__(self, record: PerfRecord, chat: bool):
         self.record = record
@@ -151,20 +162,74 @@ class _Parser:
                         self.chunk_usage.append(int(ct))
 
 
+_CONTENT_EVENTS = frozenset(("response.output_text.delta", "response.refusal.delta"))
+_REASONING_EVENTS = frozenset(("response.reasoning_text.delta", "response.reasoning_summary_text.delta"))
+
+
+class _ResponsesParser(_Parser):
+    """State of one Responses API stream (typed events; see the module doc). ``done`` and
+    ``finished`` are set together, by ``response.completed`` or ``response.incomplete``."""
+
+    __slots__ = ()
+    TRUNCATED = "truncated stream: the body ended before response.completed"
+
+    def __init__(self, record: PerfRecord):
+        super().__init__(record, False)
+        self.usage_per_chunk = False
+
+    def event(self, data: bytes, now: float) -> None:
+        data = data.strip()
+        if not data or data == b"[DONE]":
+            return
+        obj = orjson.loads(data)
+        if not isinstance(obj, dict):
+            raise _StreamError("malformed SSE: an event is not a JSON object")
+        kind = obj.get("type")
+        if kind in _CONTENT_EVENTS or kind in _REASONING_EVENTS:
+            text = obj.get("delta")
+            if not text:
+                return
+            rec = self.record
+            rec.chunk_times.append(now)
+            rec.chunk_texts.append(text)
+            if rec.first_token is None:
+                rec.first_token = now
+            if rec.first_content is None and kind in _CONTENT_EVENTS:
+                rec.first_content = now
+        elif kind == "response.completed" or kind == "response.incomplete":
+            usage = (obj.get("response") or {}).get("usage")
+            if usage:
+                self.usage = _chat_usage(usage)
+            self.done = self.finished = True
+        elif kind == "response.failed" or kind == "error" or obj.get("error"):
+            failed = obj.get("response") if kind == "response.failed" else obj
+            raise _StreamError(f"error event: {error_text(orjson.dumps(failed or obj))}")
+
+
+def _chat_usage(usage: dict) -> dict:
+    """Responses API usage (input/output tokens) under the chat names ``_complete`` reads."""
+    return {"prompt_tokens": usage.get("input_tokens"), "completion_tokens": usage.get("output_tokens"),
+            "prompt_tokens_details": usage.get("input_tokens_details")}
+
+
 async def stream_request(backend, request: GenerationRequest, record: PerfRecord) -> None:
     """Send one request and fill ``record`` in place (see the module doc). Never raises for
     a failed request (``asyncio.CancelledError`` passes through)."""
     import aiohttp
 
     stream = request.params.stream
-    chat = backend.api == "chat"
+    api = backend.api
+    chat = api == "chat"
+    if request.images:
+        record.images = request.images
     try:
         payload = orjson.dumps(backend.payload(request, stream=stream))
     except Exception as exc:  # noqa: BLE001 - e.g. chat messages sent to the completions API
         record.sent = record.end = perf_counter()
         record.error = f"bad request: {getattr(exc, 'message', None) or exc}"[:200]
         return
-    parser = _Parser(record, chat)
+    pooling = api not in GENERATIVE
+    parser = _ResponsesParser(record) if api == "responses" else _Parser(record, chat)
     record.sent = perf_counter()
     try:
         async with backend.session.post(backend.url, data=payload, headers=backend.headers,
@@ -174,11 +239,16 @@ async def stream_request(backend, request: GenerationRequest, record: PerfRecord
                 record.end = perf_counter()
                 record.error = redact_text(f"HTTP {resp.status}: {error_text(body)}")
                 return
+            if pooling:
+                body = await resp.read()
+                record.end = perf_counter()
+                _pooling_response(backend, request, record, body)
+                return
             ctype = resp.headers.get("Content-Type", "")
             if not stream or not ctype.startswith("text/event-stream"):
                 body = await resp.read()
                 record.end = now = perf_counter()
-                _whole_response(record, parser, body, now, chat, stream)
+                _whole_response(record, parser, body, now, api)
             else:
                 read = resp.content.readany
                 buf = b""
@@ -231,34 +301,137 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:120]
 
 
-def _whole_response(record: PerfRecord, parser: _Parser, body: bytes, now: float, chat: bool, stream: bool) -> None:
+def _whole_response(record: PerfRecord, parser: _Parser, body: bytes, now: float, api: str) -> None:
     """A non-streaming response (``--no-stream``, or a server that ignored ``stream``)."""
     data = orjson.loads(body)
     if not isinstance(data, dict):
         raise _StreamError("malformed response: not a JSON object")
     if data.get("error"):
         raise _StreamError(f"error response: {error_text(body)}")
-    choice = (data.get("choices") or [{}])[0]
-    if chat:
-        msg = choice.get("message") or {}
+    usage = data.get("usage")
+    if api == "responses":
+        text, reasoning = _responses_output(data)
+        usage = _chat_usage(usage) if usage else None
+    elif api == "chat":
+        msg = ((data.get("choices") or [{}])[0]).get("message") or {}
         text = msg.get("content")
         reasoning = msg.get("reasoning_content") or msg.get("reasoning")
     else:
-        text, reasoning = choice.get("text"), None
+        text, reasoning = ((data.get("choices") or [{}])[0]).get("text"), None
     if text or reasoning:
         record.chunk_times.append(now)
         record.chunk_texts.append((reasoning or "") + (text or ""))
         record.first_token = now
         record.first_content = now if text else None
-    parser.usage = data.get("usage")
+    parser.usage = usage
     parser.usage_per_chunk = False
     parser.done = True  # a complete JSON body is a complete response
+
+
+def _responses_output(data: dict) -> tuple[str, str]:
+    """(visible text, reasoning text) of a whole Responses API body: its ``message`` items'
+    ``output_text`` parts and its ``reasoning`` items' text and summaries."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    for item in data.get("output") or ():
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            text += [p.get("text") or "" for p in item.get("content") or ()
+                     if isinstance(p, dict) and p.get("type") in ("output_text", "refusal")]
+        elif item.get("type") == "reasoning":
+            reasoning += [p.get("text") or "" for p in [*(item.get("content") or ()), *(item.get("summary") or ())]
+                          if isinstance(p, dict)]
+    return "".join(text), "".join(reasoning)
+
+
+def _pooling_response(backend, request: GenerationRequest, record: PerfRecord, body: bytes) -> None:
+    """Check an embeddings / rerank / score body (see the module doc) and fill ``record``;
+    raise _StreamError naming what is wrong."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _StreamError("malformed response: the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise _StreamError("malformed response: not a JSON object")
+    if data.get("error"):
+        raise _StreamError(f"error response: {error_text(body)}")
+    if backend.api == "embeddings":
+        record.inputs = len(request.inputs) if request.inputs is not None else 1
+        record.embedding_dim = _embedding_dim(data.get("data"), record.inputs, backend.embedding_dim)
+    else:
+        record.inputs = len(request.documents or ())
+        _check_scores(data, backend.api, record.inputs, request.params.extra_body.get("top_n"))
+    usage = data.get("usage")
+    tokens = (usage.get("prompt_tokens") or usage.get("total_tokens")) if isinstance(usage, dict) else None
+    if tokens is not None:
+        record.prompt_tokens = int(tokens)
+        record.usage_source = "server"
+    else:  # counted now, off the clock (record.end is taken)
+        counts = [backend.count_tokens(t) for t in request.input_texts()]
+        record.prompt_tokens = sum(counts) if counts and None not in counts else None
+        record.usage_source = "tokenizer" if record.prompt_tokens is not None else "none"
+    record.success = True
+
+
+def _embedding_dim(items, inputs: int, want: int | None) -> int:
+    """The length of every vector in an embeddings ``data`` list (float lists, or base64
+    float32 strings for ``encoding_format: base64``)."""
+    if not isinstance(items, list) or len(items) != inputs:
+        got = len(items) if isinstance(items, list) else "no"
+        raise _StreamError(f"wrong embeddings: {got} vectors for {inputs} inputs")
+    dim = None
+    for i, item in enumerate(items):
+        vec = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vec, str):
+            try:
+                size = len(base64.b64decode(vec, validate=True))
+            except ValueError:
+                raise _StreamError(f"wrong embeddings: vector {i} is neither a list of numbers nor base64") from None
+            if size % 4:
+                raise _StreamError(f"wrong embeddings: vector {i} is {size} base64 bytes, not float32 numbers")
+            length = size // 4
+        elif isinstance(vec, list):
+            try:
+                sum(vec)  # TypeError for anything that is not a number
+            except TypeError:
+                raise _StreamError(f"wrong embeddings: vector {i} holds something that is not a number") from None
+            length = len(vec)
+        else:
+            raise _StreamError(f"wrong embeddings: item {i} has no embedding vector")
+        if dim is None:
+            dim = length
+        elif length != dim:
+            raise _StreamError(f"wrong embeddings: vectors of {dim} and {length} numbers in one response")
+    if not dim:
+        raise _StreamError("wrong embeddings: empty vectors")
+    if want and dim != want:
+        raise _StreamError(f"wrong embedding size: {dim} numbers, --embedding-dim {want} expected")
+    return dim
+
+
+def _check_scores(data: dict, api: str, documents: int, top_n) -> None:
+    """One numeric score per document: vLLM's rerank ``results[].relevance_score`` (``top_n``
+    of them when fewer are asked for) or score ``data[].score``."""
+    key, field = ("results", "relevance_score") if api == "rerank" else ("data", "score")
+    items = data.get(key)
+    expect = min(documents, int(top_n)) if api == "rerank" and top_n else documents
+    if not isinstance(items, list) or len(items) != expect:
+        got = len(items) if isinstance(items, list) else "no"
+        raise _StreamError(f"wrong scores: {got} {key} for {expect} documents")
+    for i, item in enumerate(items):
+        value = item.get(field) if isinstance(item, dict) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _StreamError(f"wrong scores: {key}[{i}] has no numeric {field}")
+        index = item.get("index", i)
+        if not isinstance(index, int) or not 0 <= index < documents:
+            raise _StreamError(f"wrong scores: {key}[{i}] has index {index!r} for {documents} documents")
 
 
 def _complete(backend, record: PerfRecord, parser: _Parser, stream: bool) -> None:
     if not parser.done:
         if not parser.finished:
-            record.error = "truncated stream: the body ended before a finish_reason and [DONE]"
+            record.error = parser.TRUNCATED
             return
         if backend.require_done:
             record.error = ("no [DONE]: the stream ended after its finish_reason without data: [DONE] "
