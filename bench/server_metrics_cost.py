@@ -78,6 +78,7 @@ async def one_round(backend, req: GenerationRequest, args, scraper: ServerMetric
         t0 = time.perf_counter()
         scraped = await scraper.stop()
         info = {"parse_ms": 1000 * (time.perf_counter() - t0), "scrapes": scraped.attempts,
+                "rate": (scraped.attempts - 2) / result.wall_s,  # scrapes/s during the load (first, last outside)
                 "failed": scraped.failures, "family": scraped.family}
         assert scraped.failures == 0 and scraped.family == "vllm", scraped.warning()
     ok = sum(1 for r in result.records if r.success)
@@ -95,7 +96,7 @@ async def hot_path_cost(metrics: str, seconds: float = 3.0) -> tuple[float, int,
     cpu0 = time.process_time()
     await asyncio.sleep(seconds)
     cpu = time.process_time() - cpu0
-    n = scraper._result.attempts  # scrapes taken while the CPU was counted (±1)
+    n = scraper.attempts  # scrapes taken while the CPU was counted (±1)
     t0 = time.perf_counter()
     res = await scraper.stop()
     parse_ms = 1000 * (time.perf_counter() - t0) / max(1, len(res.times))
@@ -135,6 +136,7 @@ def main() -> None:
     rps_diff = [paired({a[0]: a[1], b[0]: b[1]}) for a, b in pairs]
     cpu_diff = [paired({a[0]: a[2]["cpu_us_per_request"], b[0]: b[2]["cpu_us_per_request"]}) for a, b in pairs]
     scrapes = [i["scrapes"] for m, _, i in rounds if m == "on"]
+    rate = statistics.median(i["rate"] for m, _, i in rounds if m == "on")
     cpu_off = [i["cpu_us_per_request"] for m, _, i in rounds if m == "off"]
     cpu_on = [i["cpu_us_per_request"] for m, _, i in rounds if m == "on"]
     print(f"`python bench/server_metrics_cost.py --number {args.number} --concurrency {args.concurrency} --tokens "
@@ -152,7 +154,9 @@ def main() -> None:
     print(f"\nPer adjacent pair, with / without − 1 ({len(pairs)} pairs): requests/s median "
           f"{100 * statistics.median(rps_diff):+.2f} % (range {100 * min(rps_diff):+.2f} to {100 * max(rps_diff):+.2f} %); "
           f"client CPU per request median {100 * statistics.median(cpu_diff):+.2f} % (range {100 * min(cpu_diff):+.2f} "
-          f"to {100 * max(cpu_diff):+.2f} %). Scrapes per round with the scraper: {min(scrapes)}–{max(scrapes)}.")
+          f"to {100 * max(cpu_diff):+.2f} %). Scrapes per round with the scraper: {min(scrapes)}–{max(scrapes)}, "
+          f"{rate:.2f} per second of load (median); the hot path's CPU predicts "
+          f"{rate * per_scrape_us / 1e4:+.3f} % client CPU per request.")
 
 
 if __name__ == "__main__":

@@ -295,7 +295,7 @@ class ScrapeResult:
         """One line for the level, or None when every scrape was read."""
         where = redact_text(self.url)
         if self.attempts and self.failures == self.attempts:
-            hint = ("; SGLang serves /metrics only with --enable-metrics, or pass --server-metrics URL"
+            hint = ("; SGLang and lmdeploy serve /metrics only with --enable-metrics; or pass --server-metrics URL"
                     if (self.first_failure or "").startswith("HTTP 404") else "")
             return (f"server metrics: all {self.attempts} scrapes failed ({self.first_failure} at {where}){hint}; "
                     "the run's client figures are unaffected")
@@ -324,6 +324,11 @@ class ServerMetricsScraper:
         self._task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def attempts(self) -> int:
+        """Scrapes tried so far."""
+        return self._result.attempts
 
     async def start(self) -> None:
         """Start scraping; waits for the first scrape (the counters' baseline) for at most one
