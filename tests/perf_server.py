@@ -13,7 +13,9 @@ Each request: sleep ``--ttft``, then ``max_tokens`` (else ``--tokens``) tokens, 
 ``start + ttft + k * itl`` (``--reasoning N`` sends the first N tokens as ``reasoning_content``),
 then a usage chunk (unless ``--no-usage``), then ``[DONE]``. ``--crlf`` separates events with
 ``\\r\\n\\r\\n``; ``--split`` writes every event in two pieces 2 ms apart (cut mid-JSON), to test
-the client's buffering. ``--cpu K`` pins the server to core K.
+the client's buffering. ``--cpu K`` pins the server to core K. ``--ttft-per-inflight K`` adds K
+seconds to every request's TTFT per request in flight (itself included): latency that grows with
+load as a known function, for the SLA search.
 
 With ``--log`` it appends one JSON line per request: ``start`` (request bytes received; the
 TTFT sleep counts from here), ``first`` and
@@ -86,6 +88,8 @@ def main() -> None:
     ap.add_argument("--prefill-per-token", type=float, default=0.0)
     ap.add_argument("--unique-answers", action="store_true")
     ap.add_argument("--log-messages", action="store_true")
+    ap.add_argument("--ttft-per-inflight", type=float, default=0.0,
+                    help="each request's TTFT grows by this many seconds per request in flight (itself included)")
     args = ap.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -93,7 +97,9 @@ def main() -> None:
     log_dirty = []
     models = dumps({"object": "list", "data": [{"id": args.model, "object": "model"}]})
     sep = b"\r\n\r\n" if args.crlf else b"\n\n"
-    delays = bool(args.ttft or args.itl or args.split or args.prefix_cache or args.unique_answers)
+    delays = bool(args.ttft or args.itl or args.split or args.prefix_cache or args.unique_answers
+                  or args.ttft_per_inflight)
+    inflight = [0]
     cache: set[int] = set()  # hashes of cached prompt blocks (--prefix-cache)
     serial = [0]
 
@@ -223,14 +229,16 @@ def main() -> None:
                 asyncio.ensure_future(self.serve(req, self.received))
 
         async def serve(self, req, t0):
+            inflight[0] += 1
             try:
-                await self.respond(req, t0)
+                await self.respond(req, t0, args.ttft_per_inflight * inflight[0])
             finally:
+                inflight[0] -= 1
                 if not self.t.is_closing():
                     self.busy = False
                     self.pump()
 
-        async def respond(self, req, t0):
+        async def respond(self, req, t0, load_delay=0.0):
             chat = "messages" in req
             text = json.dumps(req.get("messages") if chat else req.get("prompt"))
             m = FAULT.search(text)
@@ -242,19 +250,19 @@ def main() -> None:
             if args.log_messages:
                 record["messages"] = req.get("messages")
             serial[0] += 1
-            prompt_tokens, cached, prefill, words = 10, None, 0.0, []
+            prompt_tokens, cached, prefill, words = 10, None, load_delay, []
             if args.prefix_cache:
                 words = prompt_words(req)
                 hashes = block_hashes(words)
                 hits = next((k for k, h in enumerate(hashes) if h not in cache), len(hashes))
                 prompt_tokens, cached = len(words), hits * args.cache_block
-                prefill = args.prefill_per_token * (prompt_tokens - cached)
+                prefill += args.prefill_per_token * (prompt_tokens - cached)
                 record["cached"] = cached
             if fault == "500":
                 self.t.write(response("500 Internal Server Error", b'{"error": {"message": "boom"}}'))
                 return
             if fault == "json" or not req.get("stream"):
-                await asyncio.sleep(args.ttft + args.itl * max(0, -(-n_tokens // args.tokens_per_chunk) - 1))
+                await asyncio.sleep(args.ttft + prefill + args.itl * max(0, -(-n_tokens // args.tokens_per_chunk) - 1))
                 self.t.write(whole_response(n_tokens, chat))
                 record["first"] = record["last"] = perf()
                 record["tokens"] = n_tokens

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import os
 import re
 import sys
@@ -76,7 +77,8 @@ def _slug(text: str) -> str:
 
 
 @click.command("perf", cls=ListFlagsCommand, context_settings={"show_default": False})
-@click.option("--url", default=None, help="Endpoint, e.g. http://HOST:PORT/v1/chat/completions or /v1/completions (the backend reads it).")
+@click.option("--url", default=None, help="Endpoint, e.g. http://HOST:PORT/v1/chat/completions, /v1/completions, /v1/embeddings, "
+                                         "/v1/rerank, /v1/score or /v1/responses (the backend reads it).")
 @click.option("--model", default=None, help="Model name as served (or a path/alias for in-process backends, e.g. smollm2).")
 @click.option("--api-key", default=None, help="API key (default: $LMGAUGE_API_KEY or $OPENAI_API_KEY). Never written anywhere.")
 @click.option("--backend", default=None, help="Backend plugin (default: the installed default, openai; transformers runs the model in-process).")
@@ -113,13 +115,30 @@ def _slug(text: str) -> str:
 @click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds without data before a request fails (default 600).")
 @click.option("--slo", default=None, help="Service levels for goodput, e.g. ttft=500ms,tpot=50ms,latency=10s.")
+@click.option("--sla", default=None, metavar="OBJECTIVES",
+              help="Objectives for --sla-search, e.g. 'ttft_p99<=500ms,tpot_p90<=50ms' (metric_stat op value).")
+@click.option("--sla-search", "--sla-variable", "sla_search", type=click.Choice(["concurrency", "rate", "parallel"]),
+              default=None, help="Find the highest concurrency (or request rate) that meets --sla, by bracketing and "
+                                 "bisection; every probe is a level of the run (EvalScope: --sla-variable parallel|rate).")
+@click.option("--sla-range", default=None, metavar="LOW:HIGH", help="Search range (default 1:1024 concurrency, 0.5:512 req/s).")
+@click.option("--sla-lower-bound", type=click.FloatRange(min=0, min_open=True), default=None, hidden=True,
+              help="EvalScope compatibility: LOW of --sla-range.")
+@click.option("--sla-upper-bound", type=click.FloatRange(min=0, min_open=True), default=None, hidden=True,
+              help="EvalScope compatibility: HIGH of --sla-range.")
+@click.option("--sla-precision", type=click.FloatRange(min=0.001, max=0.5), default=None,
+              help="Stop when the met and missed loads are this close, relatively (default 0.05).")
+@click.option("--sla-params", default=None, metavar="JSON", hidden=True,
+              help="EvalScope compatibility: objectives as [{\"p99_ttft\": \"<=500ms\"}].")
+@click.option("--sla-auto-tune", "sla_auto_tune", is_flag=True, default=None, hidden=True,
+              help="EvalScope compatibility: search (on --sla-variable, default parallel).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Client processes (for loads one process cannot drive).")
 @click.option("--ray", is_flag=True, default=None, help="Run the --workers shards as Ray actors across a cluster's nodes (docs/scale.md).")
 @click.option("--ray-address", default=None, help="Ray cluster to join with --ray (default: a local one).")
 @click.option("--seed", type=int, default=None, help="Seed for prompts and arrival times (default 0).")
 @click.option("--output", "--outputs-dir", "output", default=None, type=click.Path(file_okay=False),
               help="Run folder (default runs/perf-MODEL-TIME).")
-@click.option("--api", default=None, help="chat or completions (default: from --url); EvalScope's 'openai' is accepted.")
+@click.option("--api", default=None, help="Endpoint kind: chat, completions, embeddings, rerank, score or responses (default: "
+                                         "from --url); EvalScope's openai, embedding, rerank, openai_responses are accepted.")
 @click.option("--name", default=None, help="A label for this run (shown in reports).")
 @click.option("--log-every-n-query", "log_every", type=click.IntRange(min=1), default=None,
               help="Print progress every N finished requests (default: every 5 s).")
@@ -191,6 +210,29 @@ class Level:
         if self.ramp is not None:
             return f"ramp {self.ramp.start:g}→{self.ramp.end:g} req/s"
         return f"rate {self.rate:g}" if self.rate is not None else f"concurrency {self.concurrency}"
+
+
+def sla_search(c: PerfConfig):
+    """The SLA search of ``--sla-search`` (None without it)."""
+    if not (c.sla_search or c.sla_auto_tune):
+        if c.sla or c.sla_params:
+            raise ConfigError("--sla sets the objectives of --sla-search", "add --sla-search concurrency (or rate)")
+        return None
+    from .sla import SLASearch, parse_objectives, parse_range
+
+    dimension = {"parallel": "concurrency", None: "concurrency"}.get(c.sla_search, c.sla_search)
+    objectives = parse_objectives(c.sla, c.sla_params)
+    if not objectives:
+        raise ConfigError("--sla-search needs objectives", "e.g. --sla 'ttft_p99<=500ms,tpot_p90<=50ms'")
+    if c.rate or c.ramp_up or (dimension == "concurrency" and c.concurrency):
+        raise ConfigError(f"--sla-search {dimension} chooses the {dimension} levels itself",
+                          "drop --concurrency/--rate/--ramp-up (with --sla-search rate, one --concurrency caps requests in flight)")
+    if dimension == "rate" and len(c.concurrency) > 1:
+        raise ConfigError("--sla-search rate takes at most one --concurrency (the cap on requests in flight)")
+    if len(c.number) > 1:
+        raise ConfigError("--sla-search takes one --number (requests per probe)")
+    low, high = parse_range(c.sla_range, dimension, c.sla_lower_bound, c.sla_upper_bound)
+    return SLASearch(objectives, dimension, low, high, c.sla_precision or 0.05)
 
 
 def plan_levels(c: PerfConfig, timed: bool = False) -> list[Level]:
@@ -275,6 +317,7 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
     backend_cls = pm.get("backends", c.backend)
     dataset_cls = pm.get("datasets", c.dataset) if c.prompt is None else None
     levels = plan_levels(c, timed=bool(getattr(dataset_cls, "timed", False)))
+    search = sla_search(c)
     slo = parse_slo(c.slo)
     if c.workers > 1 and getattr(backend_cls, "process_local", False):
         raise ConfigError(f"--workers {c.workers} cannot be used with the {c.backend} backend (it holds the model in-process)",
@@ -305,6 +348,7 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
                                values_for(dataset_cls, c.options) if dataset_cls is not None else {}, settings)
         if c.prompt is None:
             source.make(tok).check()  # dataset problems show up now, in one line
+        check_first_request(backend, source, tok)
         if default_tok:
             click.echo(f"note: --dataset {c.dataset} without --tokenizer: token lengths are counted in cl100k_base tokens",
                        err=True)
@@ -319,7 +363,7 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
         saved["api"] = backend.api
         saved = redact({**saved, **values_for(backend_cls, c.options), **source.options})
         (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        run = PerfRun(c, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, out, saved, source)
+        run = PerfRun(c, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, out, saved, source, search)
         return out, run.sweep()
     finally:
         try:
@@ -327,6 +371,22 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
         finally:
             loop.close()
             asyncio.set_event_loop(None)
+
+
+def check_first_request(backend: Backend, source: RequestSource, tok: Any) -> None:
+    """A request the backend's endpoint cannot send (prompts to a rerank endpoint, images to
+    completions) is one line now, not a failure per request: backends that can tell have a
+    ``check_request(request)`` raising ConfigError."""
+    from ..types import Session
+
+    check = getattr(backend, "check_request", None)
+    if check is None:
+        return
+    first = next(iter(source.requests(tok, 1)), None)
+    if isinstance(first, Session):
+        first = first.turns[0] if first.turns else None
+    if first is not None:
+        check(first)
 
 
 @dataclass
@@ -345,70 +405,108 @@ class PerfRun:
     out: Path
     saved: dict[str, Any]
     source: RequestSource
+    search: Any = None  # lmgauge.perf.sla.SLASearch with --sla-search
 
     def sweep(self) -> bool:
-        """Run every level; write perf.sqlite and summary.json after each. Returns whether the
-        run was interrupted."""
-        from .loadgen import Load, count_prompt_tokens, prebuilt, run_in_loop, run_load, run_workers, schedule
+        """Run every level (or the SLA search's probes); write perf.sqlite and summary.json
+        after each. Returns whether the run was interrupted."""
+        from .output import PerfStore, summary_table
+
+        c, tok = self.c, self.tok
+        self.summary: dict[str, Any] = {
+            "kind": "perf", "model": c.model, "url": c.url, "backend": c.backend, "name": c.name,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "config": self.saved,
+            "load_time_s": self.backend.load_time_s, "tokenizer": tok.name if tok is not None else None,
+            "api": self.backend.api, "runs": []}
+        self.store = PerfStore(self.out / "perf.sqlite")
+        interrupted = False
+        try:
+            if self.search is not None:
+                interrupted = self.sla_sweep()
+            else:
+                for run_id, lv in enumerate(self.levels, 1):
+                    if self.run_level(run_id, lv):
+                        interrupted = True
+                        break
+        finally:
+            self.store.close()
+        if self.summary["runs"]:
+            click.echo(summary_table(self.summary))
+        if self.search is not None:
+            click.echo(self.search.answer())
+        click.echo(f"run folder: {self.out}")
+        return interrupted
+
+    def sla_sweep(self) -> bool:
+        """Probe the loads the SLA search asks for, one level each."""
+        from .output import write_summary
+
+        search = self.search
+        count = self.levels[0].count if self.c.number else None
+        for run_id, load in enumerate(search.loads(), 1):
+            n = count or (max(20, 4 * int(load)) if search.dimension == "concurrency" else max(20, math.ceil(10 * load)))
+            lv = (Level(int(load), None, n) if search.dimension == "concurrency"
+                  else Level(self.c.concurrency[0] if self.c.concurrency else None, load, n))
+            interrupted = self.run_level(run_id, lv)
+            run = self.summary["runs"][-1]
+            probe = search.record(load, run)
+            run["sla"] = {"met": probe.met, "failed": probe.failed, "values": probe.values}
+            self.summary["sla_search"] = search.summary()
+            write_summary(self.out / "summary.json", self.summary)
+            click.echo(f"SLA probe {search.label(load)}: {'met' if probe.met else 'missed ' + ', '.join(probe.failed)}")
+            if interrupted:
+                return True
+        self.summary["sla_search"] = search.summary()
+        write_summary(self.out / "summary.json", self.summary)
+        return False
+
+    def run_level(self, run_id: int, lv: Level) -> bool:
+        """One level: warm-up, the load, metrics, perf.sqlite and summary.json. Returns whether
+        it was interrupted."""
+        from .loadgen import Load, count_prompt_tokens, prebuilt, run_in_loop, run_load, schedule
         from .metrics import aggregate, request_metrics
-        from .output import PerfStore, best_and_advice, percentile_table, summary_table, write_summary
+        from .output import best_and_advice, percentile_table, write_summary
 
         c, tok = self.c, self.tok
         count = tok.count if tok is not None else None
-        summary: dict[str, Any] = {"kind": "perf", "model": c.model, "url": c.url, "backend": c.backend,
-                                   "name": c.name, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                                   "config": self.saved, "load_time_s": self.backend.load_time_s,
-                                   "tokenizer": tok.name if tok is not None else None, "runs": []}
-        store = PerfStore(self.out / "perf.sqlite")
-        interrupted = False
+        load = Load(count=lv.count, concurrency=lv.concurrency, rate=lv.rate, burstiness=c.burstiness,
+                    duration=c.duration, seed=c.seed, ramp=lv.ramp, timed=lv.timed)
+        if c.warmup:
+            wl = Load(count=c.warmup, concurrency=lv.concurrency or min(c.warmup, 8))
+            witems = list(schedule(wl, self.source.requests(tok, c.warmup, seed_offset=1)))
+            warm = run_in_loop(self.loop, lambda res: run_load(self.backend, witems, wl, res))
+            if warm.interrupted:
+                return True
+        progress = _Progress(lv.count, c.log_every, lv)
+        if c.workers > 1:
+            result = self.run_shards(load)
+        else:
+            items = prebuilt(schedule(load, self.source.requests(tok, lv.count)),
+                             1000 if lv.count == UNBOUNDED else 20_000)
+            result = run_in_loop(self.loop, lambda res: run_load(self.backend, items, load, res, on_done=progress.done))
+            count_prompt_tokens(result.records, count)
+        records = sorted(result.records, key=lambda r: r.index)
+        metrics = [request_metrics(r, count) for r in records]
+        run = aggregate(records, metrics, wall_s=result.wall_s, concurrency=lv.concurrency, rate=lv.rate,
+                        slo=self.slo, cpu_s=result.cpu_s)
+        run["workers"] = c.workers
+        run["api"] = self.backend.api  # the endpoint kind: the tables show what makes sense for it
+        self.add_workload_figures(run, lv, records, metrics, result.started)
+        run["clock_origin"] = result.started  # perf_counter() at the level's start: sqlite *_s columns count from it
+        run["tokenizer"] = self.summary["tokenizer"]
+        if getattr(result, "nodes", None):
+            run["nodes"] = result.nodes
+        if result.interrupted:
+            run["interrupted"] = True
+            run["abandoned_in_flight"] = result.abandoned
+        self.summary["runs"].append(run)
+        self.store.add_run(run_id, run, records, metrics, result.started)
         in_process = bool(getattr(self.backend_cls, "process_local", False))
-        try:
-            for run_id, lv in enumerate(self.levels, 1):
-                load = Load(count=lv.count, concurrency=lv.concurrency, rate=lv.rate, burstiness=c.burstiness,
-                            duration=c.duration, seed=c.seed, ramp=lv.ramp, timed=lv.timed)
-                if c.warmup:
-                    wl = Load(count=c.warmup, concurrency=lv.concurrency or min(c.warmup, 8))
-                    witems = list(schedule(wl, self.source.requests(tok, c.warmup, seed_offset=1)))
-                    warm = run_in_loop(self.loop, lambda res: run_load(self.backend, witems, wl, res))
-                    if warm.interrupted:
-                        interrupted = True
-                        break
-                progress = _Progress(lv.count, c.log_every, lv)
-                if c.workers > 1:
-                    result = self.run_shards(load)
-                else:
-                    items = prebuilt(schedule(load, self.source.requests(tok, lv.count)),
-                                     1000 if lv.count == UNBOUNDED else 20_000)
-                    result = run_in_loop(self.loop, lambda res: run_load(self.backend, items, load, res, on_done=progress.done))
-                    count_prompt_tokens(result.records, count)
-                records = sorted(result.records, key=lambda r: r.index)
-                metrics = [request_metrics(r, count) for r in records]
-                run = aggregate(records, metrics, wall_s=result.wall_s, concurrency=lv.concurrency, rate=lv.rate,
-                                slo=self.slo, cpu_s=result.cpu_s)
-                run["workers"] = c.workers
-                self.add_workload_figures(run, lv, records, metrics, result.started)
-                run["clock_origin"] = result.started  # perf_counter() at the level's start: sqlite *_s columns count from it
-                run["tokenizer"] = summary["tokenizer"]
-                if getattr(result, "nodes", None):
-                    run["nodes"] = result.nodes
-                if result.interrupted:
-                    run["interrupted"] = True
-                    run["abandoned_in_flight"] = result.abandoned
-                summary["runs"].append(run)
-                store.add_run(run_id, run, records, metrics, result.started)
-                best, advice = best_and_advice(summary["runs"], in_process=in_process)
-                summary["best"], summary["recommendations"] = best, advice
-                write_summary(self.out / "summary.json", summary)
-                click.echo(percentile_table(run))
-                if result.interrupted:
-                    interrupted = True
-                    break
-        finally:
-            store.close()
-        if summary["runs"]:
-            click.echo(summary_table(summary))
-        click.echo(f"run folder: {self.out}")
-        return interrupted
+        best, advice = best_and_advice(self.summary["runs"], in_process=in_process)
+        self.summary["best"], self.summary["recommendations"] = best, advice
+        write_summary(self.out / "summary.json", self.summary)
+        click.echo(percentile_table(run))
+        return result.interrupted
 
     def add_workload_figures(self, run: dict[str, Any], lv: Level, records: list, metrics: list[dict[str, Any]],
                              origin: float) -> None:

@@ -45,6 +45,14 @@ class PerfConfig:
     log_every: int | None = None
     export: list[str] = field(default_factory=list)
     export_path: str | None = None
+    sla: str | None = None
+    sla_search: str | None = None
+    sla_range: str | None = None
+    sla_lower_bound: float | None = None
+    sla_upper_bound: float | None = None
+    sla_precision: float | None = None
+    sla_params: Any = None
+    sla_auto_tune: bool = False
     ray: bool = False
     ray_address: str | None = None
     #: values of plugin-declared options, by parameter name

@@ -1,5 +1,9 @@
 """Perf outputs: DIR/perf.sqlite (a row per request and per run, written after each run),
-DIR/summary.json, the terminal tables, the best configuration and recommendations."""
+DIR/summary.json, the terminal tables, the best configuration and recommendations.
+
+The tables follow the endpoint kind of the run (``api`` of the summary and of each level):
+endpoints that return vectors or scores (embeddings, rerank, score) have no TTFT or TPOT, so
+their tables show latency, requests/s, input tokens/s and inputs/s instead."""
 from __future__ import annotations
 
 import sqlite3
@@ -21,11 +25,13 @@ CREATE TABLE IF NOT EXISTS requests (
     run_id INTEGER, idx INTEGER, scheduled_s REAL, sent_s REAL, ttft_s REAL, ttfc_s REAL, latency_s REAL,
     prompt_tokens INTEGER, completion_tokens INTEGER, usage_source TEXT, itl_json TEXT, success INTEGER,
     error TEXT, queue_delay_s REAL, tpot_s REAL, chunks INTEGER, session INTEGER, turn INTEGER,
-    cached_tokens INTEGER);
+    cached_tokens INTEGER, inputs INTEGER, embedding_dim INTEGER, images INTEGER, image_sizes TEXT);
 """
 REQUEST_COLUMNS = ("run_id", "idx", "scheduled_s", "sent_s", "ttft_s", "ttfc_s", "latency_s", "prompt_tokens",
                    "completion_tokens", "usage_source", "itl_json", "success", "error", "queue_delay_s", "tpot_s",
-                   "chunks", "session", "turn", "cached_tokens")
+                   "chunks", "session", "turn", "cached_tokens", "inputs", "embedding_dim", "images", "image_sizes")
+#: endpoint kinds whose responses are vectors or scores, not text
+NO_TEXT_APIS = ("embeddings", "rerank", "score")
 
 
 class PerfStore:
@@ -48,10 +54,17 @@ class PerfStore:
                 [(run_id, r.index, r.scheduled - origin if r.scheduled else None, r.sent - origin if r.sent else None,
                   m["ttft_s"], m["ttfc_s"], m["latency_s"], m["prompt_tokens"], m["completion_tokens"], m["usage_source"],
                   orjson.dumps(m["itl_s"]).decode(), 1 if m["success"] else 0, m["error"], m["queue_delay_s"],
-                  m["tpot_s"], len(r.chunk_times), r.session, r.turn, r.cached_tokens) for r, m in zip(records, metrics)])
+                  m["tpot_s"], len(r.chunk_times), r.session, r.turn, r.cached_tokens, r.inputs, r.embedding_dim,
+                  len(r.images) if r.images else None, _sizes(r.images))
+                 for r, m in zip(records, metrics)])
 
     def close(self) -> None:
         self.db.close()
+
+
+def _sizes(images: list[tuple[int, int]] | None) -> str | None:
+    """``"224x224 640x480"``: the sizes of a request's images."""
+    return " ".join(f"{w}x{h}" for w, h in images) if images else None
 
 
 def best_and_advice(runs: list[dict[str, Any]], in_process: bool = False) -> tuple[dict[str, Any], list[str]]:
@@ -74,18 +87,7 @@ def best_and_advice(runs: list[dict[str, Any]], in_process: bool = False) -> tup
     if any("goodput" in r for r in ok):
         good = max(ok, key=lambda r: r.get("goodput", 0.0))
         best["best_goodput"] = {"run": label(good), "value": good.get("goodput")}
-    closed = sorted((r for r in ok if r["rate"] is None and r["concurrency"]), key=lambda r: r["concurrency"])
-    if len(closed) >= 2:
-        last, prev = closed[-1], closed[-2]
-        gain = last["request_throughput"] / prev["request_throughput"] if prev["request_throughput"] else 0
-        if top is last and gain > 1.1:
-            advice.append(f"Not saturated yet: throughput still grew {gain:.2f}x from concurrency {prev['concurrency']} "
-                          f"to {last['concurrency']}; try higher concurrency.")
-        elif gain < 1.05:
-            advice.append(f"Saturated: concurrency {last['concurrency']} gives no more throughput than "
-                          f"{prev['concurrency']} ({gain:.2f}x) but higher latency; serve near concurrency {top['concurrency']}.")
-    elif len(closed) == 1:
-        advice.append("Only one concurrency level: sweep several (e.g. --concurrency 1 8 32 64) to find the knee.")
+    knee_advice(ok, best, advice, label)
     for r in ok:
         if r["failed"]:
             advice.append(f"{label(r)}: {r['failed']} of {r['requests']} requests failed ({', '.join(f'{k} ×{v}' for k, v in r['failures'].items())}).")
@@ -99,10 +101,49 @@ def best_and_advice(runs: list[dict[str, Any]], in_process: bool = False) -> tup
         if not in_process and (r.get("client_cpu_share") or 0) > 0.8:
             advice.append(f"{label(r)}: the client used {r['client_cpu_share']:.0%} of a core and may be the bottleneck; "
                           "add --workers.")
-        if r["usage_source"].get("tokenizer") or r["usage_source"].get("chunks"):
+        if r.get("api") in NO_TEXT_APIS:
+            if r["usage_source"].get("tokenizer"):
+                advice.append(f"{label(r)}: the server sent no token usage; input tokens were counted with the tokenizer.")
+            elif r["usage_source"].get("none"):
+                advice.append(f"{label(r)}: the server sent no token usage and no tokenizer was given: input tokens "
+                              "are unknown; pass --tokenizer.")
+        elif r["usage_source"].get("tokenizer") or r["usage_source"].get("chunks"):
             src = "the tokenizer" if r["usage_source"].get("tokenizer") else "one token per chunk (no tokenizer)"
             advice.append(f"{label(r)}: the server sent no token usage; output tokens were counted with {src}.")
     return best, list(dict.fromkeys(advice))
+
+
+KNEE = 0.95  # the knee: the smallest level reaching this share of the sweep's peak throughput
+
+
+def knee_advice(ok: list[dict[str, Any]], best: dict[str, Any], advice: list[str], label) -> None:
+    """Name the saturation point of a sweep over concurrency (or request rate): the smallest
+    level that reaches ≥ 95 % of the peak throughput. Levels above it add latency, not
+    throughput, so it is the one to recommend."""
+    for key in ("concurrency", "rate"):
+        sweep = sorted((r for r in ok if (r["rate"] is None) == (key == "concurrency") and r.get(key)
+                        and not r.get("ramp") and not r.get("trace")), key=lambda r: r[key])
+        if len(sweep) < 2:
+            if len(sweep) == 1 and key == "concurrency":
+                advice.append("Only one concurrency level: sweep several (e.g. --concurrency 1 8 32 64) to find the knee.")
+            continue
+        peak = max(r["request_throughput"] for r in sweep)
+        knee = next(r for r in sweep if r["request_throughput"] >= KNEE * peak)
+        last, prev = sweep[-1], sweep[-2]
+        if knee is last:
+            gain = last["request_throughput"] / prev["request_throughput"] if prev["request_throughput"] else 0
+            if gain > 1.05:
+                advice.append(f"Not saturated yet: throughput still grew {gain:.2f}x from {label(prev)} to {label(last)}; "
+                              f"try higher {key}.")
+            continue
+        best["knee"] = {"run": label(knee), "value": knee["request_throughput"], "peak": peak}
+        higher = sweep[-1]
+        lat = (knee.get("latency_s") or {}).get("mean")
+        lat_hi = (higher.get("latency_s") or {}).get("mean")
+        more = f" and {lat_hi / lat:.1f}x its mean latency" if lat and lat_hi else ""
+        advice.append(f"Saturated at {label(knee)}: it reaches {knee['request_throughput'] / peak:.0%} of the peak throughput "
+                      f"({peak:.2f} req/s); {label(higher)} adds {higher['request_throughput'] / knee['request_throughput']:.2f}x "
+                      f"the throughput{more}. Serve near {label(knee)}.")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -118,6 +159,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def percentile_table(run: dict[str, Any]) -> str:
+    if run.get("api") in NO_TEXT_APIS:
+        return no_text_table(run)
     header = ["Percentile", "TTFT (s)", "ITL (s)", "TPOT (s)", "Latency (s)", "Input tokens", "Output tokens",
               "Output (tok/s)", "Total (tok/s)"]
     total = run.get("total_token_rate_per_request") or {}
@@ -161,12 +204,61 @@ def percentile_table(run: dict[str, Any]) -> str:
                      f"mean {_fmt(sessions['session_latency_s']['mean'], 3)} s, p99 {_fmt(sessions['session_latency_s']['p99'], 3)} s")
     for line in _workload_notes(run):
         notes.append(line)
+    notes += _input_notes(run)
     if run.get("interrupted"):
         notes.append(f"interrupted: {run.get('abandoned_in_flight', 0)} requests in flight were abandoned (not counted)")
     tables = [_table(header, rows)]
     if run.get("turns"):
         tables.append(turn_table(run["turns"]))
     return "\n".join([head, *notes, *tables])
+
+
+def no_text_table(run: dict[str, Any]) -> str:
+    """A level of an embeddings / rerank / score run: latency and input figures only."""
+    header = ["Percentile", "Latency (s)", "Input tokens", "Inputs", "Input (tok/s)"]
+    rate = run.get("total_token_rate_per_request") or {}  # no output tokens: input tokens / latency
+    inputs = run.get("inputs") or {}
+    rows = [[f"{p}%", _fmt(run["latency_s"][f"p{p}"], 4), _fmt(run["input_tokens"][f"p{p}"], 0),
+             _fmt(inputs.get(f"p{p}"), 0), _fmt(rate.get(f"p{p}"), 1)] for p in PERCENTILES]
+    rows.append(["mean", _fmt(run["latency_s"]["mean"], 4), _fmt(run["input_tokens"]["mean"], 1),
+                 _fmt(inputs.get("mean"), 1), _fmt(rate.get("mean"), 1)])
+    label = f"rate {run['rate']:g} req/s" if run["rate"] is not None else f"concurrency {run['concurrency']}"
+    head = (f"{run['api']} {label}: {run['succeeded']}/{run['requests']} ok in {run['duration_s']:.2f} s | "
+            f"{run['request_throughput']:.2f} req/s | {run.get('input_token_throughput') or 0:.1f} input tok/s")
+    if run.get("input_throughput") is not None:
+        what = "inputs" if run["api"] == "embeddings" else "documents"
+        head += f" | {run['input_throughput']:.1f} {what}/s"
+    notes = []
+    if run["failed"]:
+        notes.append("failures: " + ", ".join(f"{k} ×{v}" for k, v in run["failures"].items()))
+    src = run.get("usage_source") or {}
+    if src.get("tokenizer"):
+        notes.append(f"input tokens of {src['tokenizer']} requests counted with the tokenizer (the server sent no usage)")
+    if run["rate"] is not None:
+        q = run["queue_delay_s"]
+        notes.append(f"rate: target {run['rate']:g}, sent {_fmt(run.get('achieved_rate'), 2)} req/s; queue delay "
+                     f"p50 {_fmt(q['p50'], 4)} s p99 {_fmt(q['p99'], 4)} s")
+    if run.get("client_cpu_share") is not None:
+        notes.append(f"client CPU: {run['client_cpu_share']:.0%} of one core")
+    notes += _workload_notes(run) + _input_notes(run)
+    if run.get("interrupted"):
+        notes.append(f"interrupted: {run.get('abandoned_in_flight', 0)} requests in flight were abandoned (not counted)")
+    return "\n".join([head, *notes, _table(header, rows)])
+
+
+def _input_notes(run: dict[str, Any]) -> list[str]:
+    """Vector lengths returned and images sent."""
+    out = []
+    if run.get("embedding_dims"):
+        out.append(f"vectors of {', '.join(map(str, run['embedding_dims']))} numbers")
+    images = run.get("images")
+    if images:
+        w, h, n = images["width"], images["height"], images["per_request"]
+        size = (f"{w['min']:.0f}x{h['min']:.0f}" if w["min"] == w["max"] and h["min"] == h["max"] else
+                f"{w['min']:.0f}–{w['max']:.0f} x {h['min']:.0f}–{h['max']:.0f}")
+        count = f"{n['min']:.0f}" if n["min"] == n["max"] else f"{n['min']:.0f}–{n['max']:.0f} (mean {n['mean']:.1f})"
+        out.append(f"images: {count} per request, {size} px")
+    return out
 
 
 def _workload_notes(run: dict[str, Any]) -> list[str]:
@@ -200,6 +292,14 @@ def turn_table(turns: list[dict[str, Any]]) -> str:
 def summary_table(summary: dict[str, Any]) -> str:
     runs = summary["runs"]
     open_loop = any(r["rate"] is not None for r in runs)
+    if summary.get("api") in NO_TEXT_APIS:
+        header = ["Rate" if open_loop else "Conc.", "RPS", "Avg Lat.(s)", "P50 Lat.(s)", "P99 Lat.(s)",
+                  "Input toks/s", "Inputs/s", "Success"]
+        rows = [[_fmt(r["rate"], 2) if open_loop else str(r["concurrency"]), _fmt(r["request_throughput"], 2),
+                 _fmt(r["latency_s"]["mean"]), _fmt(r["latency_s"]["p50"]), _fmt(r["latency_s"]["p99"]),
+                 _fmt(r.get("input_token_throughput"), 1), _fmt(r.get("input_throughput"), 1),
+                 f"{100 * r['success_rate']:.1f}%"] for r in runs]
+        return _summary_text(summary, header, rows)
     header = ["Rate" if open_loop else "Conc.", "RPS", "Avg Lat.(s)", "P99 Lat.(s)", "Gen. toks/s", "Avg TTFT(s)",
               "P99 TTFT(s)", "Avg TPOT(s)", "P99 TPOT(s)", "Success"]
     rows = []
@@ -209,12 +309,22 @@ def summary_table(summary: dict[str, Any]) -> str:
                      _fmt(r["latency_s"]["mean"]), _fmt(r["latency_s"]["p99"]), _fmt(r["output_token_throughput"], 2),
                      _fmt(r["ttft_s"]["mean"]), _fmt(r["ttft_s"]["p99"]), _fmt(r["tpot_s"]["mean"]),
                      _fmt(r["tpot_s"]["p99"]), f"{100 * r['success_rate']:.1f}%"])
+    return _summary_text(summary, header, rows)
+
+
+def _summary_text(summary: dict[str, Any], header: list[str], rows: list[list[str]]) -> str:
     lines = [f"Performance summary: {summary['model']} ({summary.get('url') or summary.get('backend')})",
              _table(header, rows), "Best configuration:"]
-    names = {"highest_rps": "Highest RPS", "lowest_latency": "Lowest latency", "best_goodput": "Best goodput"}
+    names = {"highest_rps": "Highest RPS", "lowest_latency": "Lowest latency", "best_goodput": "Best goodput",
+             "knee": "Knee (≥95% peak)"}
     for key, b in summary.get("best", {}).items():
         unit = "req/s" if key != "lowest_latency" else "s mean latency"
-        lines.append(f"  {names[key]:<15} {b['run']} ({b['value']:.3f} {unit})")
+        lines.append(f"  {names.get(key, key):<16} {b['run']} ({b['value']:.3f} {unit})")
+    sla = summary.get("sla_search")
+    if sla:
+        best = sla.get("best")
+        lines.append(f"  {'SLA frontier':<16} {sla['dimension']} {best if best is not None else '-'} "
+                     f"({len(sla.get('probes') or [])} probes; {sla.get('stopped')})")
     if summary.get("recommendations"):
         lines.append("Recommendations:")
         lines += [f"  • {a}" for a in summary["recommendations"]]
