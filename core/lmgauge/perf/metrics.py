@@ -17,6 +17,9 @@ Definitions (all from ``time.perf_counter()`` stamps taken as bytes arrive):
   session latency (first turn sent → last turn ended, think time included), turns completed.
 - Over time (trace replay, ramps): per-second buckets of the level of requests scheduled
   (offered rate), sent (achieved rate) and finished, with their TTFT and latency.
+- Endpoints without text output (embeddings, rerank, score): no TTFT/ITL/TPOT; latency, req/s,
+  input tokens/s and inputs/s (texts embedded, documents scored), the vector lengths returned.
+- Images (vision-language requests): images per request and their widths and heights.
 """
 from __future__ import annotations
 
@@ -83,7 +86,8 @@ def request_metrics(rec: PerfRecord, count: Callable[[str], int] | None = None) 
                          "ttfc_s": rec.first_content - rec.sent if rec.first_content is not None else None,
                          "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
                          "usage_source": rec.usage_source, "itl_s": [], "tpot_s": None,
-                         "cached_tokens": rec.cached_tokens, "session": rec.session, "turn": rec.turn}
+                         "cached_tokens": rec.cached_tokens, "session": rec.session, "turn": rec.turn,
+                         "inputs": rec.inputs, "embedding_dim": rec.embedding_dim, "images": rec.images}
     if not rec.success:
         return m
     toks = chunk_tokens(rec, count)
@@ -206,12 +210,32 @@ def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, w
         "usage_source": dict(sources),
         "client_cpu_s": cpu_s, "client_cpu_share": (cpu_s / wall_s) if cpu_s is not None and wall_s > 0 else None,
     }
+    run["input_token_throughput"] = in_tokens / wall
+    run.update(input_figures(ok, wall))
     if slo:
         good = sum(1 for m in metrics if meets_slo(m, slo))
         run["slo"] = {k: v for k, v in slo.items()}
         run["goodput"] = good / wall
         run["slo_attainment"] = good / n if n else 0.0
     return run
+
+
+def input_figures(ok: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    """Figures of the successful requests that sent several inputs (embeddings: texts;
+    rerank/score: documents) or images; empty for plain text requests."""
+    out: dict[str, Any] = {}
+    inputs = [m["inputs"] for m in ok if m.get("inputs") is not None]
+    if inputs:
+        out.update(inputs_total=sum(inputs), input_throughput=sum(inputs) / wall, inputs=stats(inputs))
+    dims = sorted({m["embedding_dim"] for m in ok if m.get("embedding_dim") is not None})
+    if dims:
+        out["embedding_dims"] = dims
+    sizes = [m["images"] for m in ok if m.get("images")]
+    if sizes:
+        out["images"] = {"requests": len(sizes), "per_request": stats([len(s) for s in sizes]),
+                         "width": stats([w for s in sizes for w, _ in s]),
+                         "height": stats([h for s in sizes for _, h in s])}
+    return out
 
 
 def hit_rates(metrics: Iterable[dict[str, Any]]) -> list[float]:
