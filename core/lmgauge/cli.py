@@ -84,6 +84,8 @@ def cli() -> None:
     lmgauge perf    load-test an OpenAI-compatible server (TTFT, TPOT, throughput)
     lmgauge plugins list installed plugins and what they register
     lmgauge report  one HTML page (and terminal tables) for one or more run folders
+    lmgauge compare paired significance of B - A for two eval runs of the same questions
+    lmgauge regrade grade a finished eval run again (new graders, an LLM judge) without the model
     """
 
 

@@ -20,6 +20,8 @@ def report(run_dirs: tuple[str, ...], output: str | None, tables: bool) -> None:
     lmgauge report runs/eval-A runs/eval-B -o ab.html two models side by side
     lmgauge report runs/perf-vllm runs/perf-sglang   two backends, charts overlaid
 
+    Two eval runs of the same questions also get the paired comparison of `lmgauge compare`.
+
     The page works offline (file://): no CDN, inline CSS/JS/SVG.
     """
     from . import load_runs, write_html_report
@@ -31,4 +33,13 @@ def report(run_dirs: tuple[str, ...], output: str | None, tables: bool) -> None:
     path = write_html_report(list(run_dirs), output)
     if tables:
         click.echo(render_terminal(runs))
+        evals = [r for r in runs if r.kind == "eval"]
+        if len(evals) == 2:  # two eval runs: the paired comparison, as `lmgauge compare` prints it
+            from ..errors import LmgaugeError
+            from ..eval.compare import compare_runs, compare_text
+
+            try:
+                click.echo(compare_text(compare_runs(*evals)))
+            except LmgaugeError as exc:
+                click.echo(f"paired comparison not computed: {exc.line()}")
     click.echo(f"html report: {path}")

@@ -94,6 +94,10 @@ class Page:
         body = [self.header(), "<main>", self.glance(), self.runs_table()]
         if self.evals:
             body.append(self.eval_section())
+            if len(self.evals) == 2:  # paired significance of the two runs (lmgauge compare)
+                from ..eval.compare import compare_section_for_runs
+
+                body.append(compare_section_for_runs(self.runs[self.evals[0]], self.runs[self.evals[1]]))
         if self.perfs:
             body.append(self.perf_section())
         if self.evals:  # long: last

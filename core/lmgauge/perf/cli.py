@@ -115,6 +115,9 @@ def _slug(text: str) -> str:
 @click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds without data before a request fails (default 600).")
 @click.option("--slo", default=None, help="Service levels for goodput, e.g. ttft=500ms,tpot=50ms,latency=10s.")
+@click.option("--server-metrics", "server_metrics", is_flag=False, flag_value="", default=None, metavar="[URL]",
+              help="Scrape the server's Prometheus metrics every second during each level (default URL: /metrics on "
+                   "--url's host): queue, KV cache, prefix-cache hits, preemptions beside the client's figures.")
 @click.option("--sla", default=None, metavar="OBJECTIVES",
               help="Objectives for --sla-search, e.g. 'ttft_p99<=500ms,tpot_p90<=50ms' (metric_stat op value).")
 @click.option("--sla-search", "--sla-variable", "sla_search", type=click.Choice(["concurrency", "rate", "parallel"]),
@@ -210,6 +213,18 @@ class Level:
         if self.ramp is not None:
             return f"ramp {self.ramp.start:g}→{self.ramp.end:g} req/s"
         return f"rate {self.rate:g}" if self.rate is not None else f"concurrency {self.concurrency}"
+
+
+def server_metrics_target(c: PerfConfig, bconf: Any) -> tuple[str, dict[str, str]]:
+    """(the /metrics URL, the headers it may get) of ``--server-metrics [URL]``: the run's
+    Authorization and extra headers go only to the endpoint's own host and port."""
+    from .server_metrics import metrics_url, scrape_headers
+
+    url = metrics_url(c.url, c.server_metrics or None)
+    headers = {k.strip(): v.strip() for k, _, v in (str(h).partition("=") for h in bconf.options.get("headers") or ())}
+    if bconf.api_key:
+        headers["Authorization"] = f"Bearer {bconf.api_key}"
+    return url, scrape_headers(url, c.url, headers)
 
 
 def sla_search(c: PerfConfig):
@@ -327,6 +342,7 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
     bconf = BackendConfig(model=c.model, base_url=c.url, endpoints=[c.url] if c.url else [], api_key=c.api_key,
                           api=c.api, connect_timeout=c.connect_timeout, read_timeout=c.read_timeout,
                           options=values_for(backend_cls, c.options))
+    scrape = server_metrics_target(c, bconf) if c.server_metrics is not None else None
     tok = load_tokenizer(c.tokenizer) if c.tokenizer else None
     tok_spec = c.tokenizer
     backend = backend_cls(bconf)
@@ -363,7 +379,7 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
         saved["api"] = backend.api
         saved = redact({**saved, **values_for(backend_cls, c.options), **source.options})
         (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        run = PerfRun(c, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, out, saved, source, search)
+        run = PerfRun(c, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, out, saved, source, search, scrape)
         return out, run.sweep()
     finally:
         try:
@@ -406,6 +422,7 @@ class PerfRun:
     saved: dict[str, Any]
     source: RequestSource
     search: Any = None  # lmgauge.perf.sla.SLASearch with --sla-search
+    scrape: tuple[str, dict[str, str]] | None = None  # --server-metrics: (URL, headers)
 
     def sweep(self) -> bool:
         """Run every level (or the SLA search's probes); write perf.sqlite and summary.json
@@ -419,6 +436,10 @@ class PerfRun:
             "load_time_s": self.backend.load_time_s, "tokenizer": tok.name if tok is not None else None,
             "api": self.backend.api, "runs": []}
         self.store = PerfStore(self.out / "perf.sqlite")
+        if self.scrape is not None:
+            from .server_metrics import create_tables
+
+            create_tables(self.store.db)
         interrupted = False
         try:
             if self.search is not None:
@@ -478,13 +499,24 @@ class PerfRun:
             if warm.interrupted:
                 return True
         progress = _Progress(lv.count, c.log_every, lv)
-        if c.workers > 1:
-            result = self.run_shards(load)
-        else:
-            items = prebuilt(schedule(load, self.source.requests(tok, lv.count)),
-                             1000 if lv.count == UNBOUNDED else 20_000)
-            result = run_in_loop(self.loop, lambda res: run_load(self.backend, items, load, res, on_done=progress.done))
-            count_prompt_tokens(result.records, count)
+        scraper = scraped = None
+        if self.scrape is not None:
+            from .server_metrics import ServerMetricsScraper
+
+            scraper = ServerMetricsScraper(self.scrape[0], headers=self.scrape[1])
+            # shards leave this process's loop idle: the scraper then runs in a thread of its own
+            scraper.start_thread() if c.workers > 1 else self.loop.run_until_complete(scraper.start())
+        try:
+            if c.workers > 1:
+                result = self.run_shards(load)
+            else:
+                items = prebuilt(schedule(load, self.source.requests(tok, lv.count)),
+                                 1000 if lv.count == UNBOUNDED else 20_000)
+                result = run_in_loop(self.loop, lambda res: run_load(self.backend, items, load, res, on_done=progress.done))
+                count_prompt_tokens(result.records, count)
+        finally:
+            if scraper is not None:
+                scraped = scraper.stop_thread() if c.workers > 1 else self.loop.run_until_complete(scraper.stop())
         records = sorted(result.records, key=lambda r: r.index)
         metrics = [request_metrics(r, count) for r in records]
         run = aggregate(records, metrics, wall_s=result.wall_s, concurrency=lv.concurrency, rate=lv.rate,
@@ -499,6 +531,14 @@ class PerfRun:
         if result.interrupted:
             run["interrupted"] = True
             run["abandoned_in_flight"] = result.abandoned
+        if scraped is not None:
+            from .server_metrics import store as store_series
+            from .server_metrics import summary as series_summary
+
+            run["server_metrics"] = series_summary(scraped)
+            store_series(self.store.db, run_id, scraped, result.started)
+            if run["server_metrics"].get("warning"):
+                click.echo(f"lmgauge: warning: {run['server_metrics']['warning']}", err=True)
         self.summary["runs"].append(run)
         self.store.add_run(run_id, run, records, metrics, result.started)
         in_process = bool(getattr(self.backend_cls, "process_local", False))

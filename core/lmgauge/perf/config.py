@@ -45,6 +45,7 @@ class PerfConfig:
     log_every: int | None = None
     export: list[str] = field(default_factory=list)
     export_path: str | None = None
+    server_metrics: str | None = None   # "" = the server's own /metrics
     sla: str | None = None
     sla_search: str | None = None
     sla_range: str | None = None
