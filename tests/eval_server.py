@@ -4,7 +4,7 @@ Run: ``python tests/eval_server.py SCRIPT.json`` → prints ``PORT <n>`` once li
 
 The script (JSON) says what to answer::
 
-    {"model": "test-model", "supports_n": true, "delay": 0.0,
+    {"model": "test-model", "supports_n": true, "delay": 0.0, "max_in_flight": 0,
      "answers": {"<exact user message>": ["answer for repeat 0", "answer for repeat 1"]},
      "default": "I cannot solve this.",
      "finish_reason": {"<exact user message>": "length"},
@@ -13,7 +13,9 @@ The script (JSON) says what to answer::
 
 The repeat index of a request is its ``seed`` (the runner sends seed + repeat) when present,
 else the running count of requests for that message. ``faults`` lists failures served to
-the first attempts for that message, in order; later attempts succeed. Every request is logged
+the first attempts for that message, in order; later attempts succeed. ``max_in_flight`` > 0
+serves that many requests at a time (the rest wait their turn, as on a server with a fixed
+batch), each taking ``delay`` seconds. Every request is logged
 to ``SCRIPT.log.jsonl`` (with whether an Authorization header was present, never its value).
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ def build_app(script: dict, log_path: str | None) -> web.Application:
     attempts: dict[str, int] = defaultdict(int)
     counts: dict[str, int] = defaultdict(int)
     log = open(log_path, "a", buffering=1) if log_path else None
+    slots = asyncio.Semaphore(int(script["max_in_flight"])) if script.get("max_in_flight") else None
 
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": script.get("model", "test-model"), "object": "model"}]})
@@ -75,7 +78,10 @@ def build_app(script: dict, log_path: str | None) -> web.Application:
                 raise ConnectionResetError
             if kind == "hang":
                 await asyncio.sleep(3600)
-        if script.get("delay"):
+        if slots is not None:
+            async with slots:
+                await asyncio.sleep(float(script.get("delay") or 0.0))
+        elif script.get("delay"):
             await asyncio.sleep(float(script["delay"]))
         if body.get("seed") is not None:
             first = int(body["seed"]) - int(script.get("seed_base", 0))

@@ -142,6 +142,13 @@ class Backend(abc.ABC):
         """Token count of ``text`` under the run's tokenizer, if there is one."""
         return self.run_tokenizer.count(text) if self.run_tokenizer is not None else None
 
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Per-endpoint counts of a backend that spreads requests over several servers (the
+        openai backend with several ``--base-url``): one dict per endpoint with ``url``,
+        ``requests``, ``ok``, ``failures``, ``parked`` (times), ``parked_s``, ``latency_mean_s``,
+        ``latency_max_s``. The eval runner writes them into report.json (``endpoints``)."""
+        return []
+
     async def close(self) -> None:
         return None
 

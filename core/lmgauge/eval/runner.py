@@ -34,6 +34,23 @@ from .progress import Progress
 from .report import Report, build_results, render_table
 
 ABORT_AFTER = 8  # this many fatal errors in a row, with nothing succeeding, stops the run
+UNREACHABLE_MAX_DELAY = 5.0  # seconds: the backoff cap between tries while no endpoint answers
+
+
+def connection_failure_bound(config: EvalConfig) -> int:
+    """How many "no endpoint can be reached" failures in a row (across all requests, reset by
+    any success) stop the run: ``--max-connection-failures``, default 4 × concurrency (at least
+    8), about four tries per worker, a few seconds with the default backoff."""
+    return getattr(config, "max_connection_failures", None) or max(8, 4 * config.concurrency)
+
+
+class _EndpointsGone(Exception):
+    """Raised inside the run when the bound of unreachable failures is passed: the units in
+    flight are dropped unjournaled and the run stops (``EvalRun.run`` says how to resume)."""
+
+    def __init__(self, error: BackendError):
+        super().__init__(error.message)
+        self.error = error
 
 
 @dataclass
@@ -172,6 +189,9 @@ class EvalRun:
         self.fatal_streak = 0
         self.first_fatal: BackendError | None = None
         self.succeeded = 0
+        self.unreachable_streak = 0  # "no endpoint can be reached" failures in a row, all workers together
+        self.unreachable_bound = connection_failure_bound(config)
+        self.endpoint_stats: list[dict[str, Any]] = []
 
     # -- one unit of work: one request for one question (n repeats, or one repeat) ------
     async def _request(self, backend: Backend, sample: Sample, n: int, seed: int | None) -> tuple[list[Completion], int, float]:
@@ -184,17 +204,27 @@ class EvalRun:
                               "use --api chat")
         req = GenerationRequest(messages=_messages(sample, c.system_prompt), prompt=prompt, params=params,
                                 id=f"{sample.benchmark}/{sample.id}")
-        attempt = 0
+        attempt = unreachable = 0
         while True:
             attempt += 1
             t0 = time.perf_counter()
             try:
                 comps = await backend.generate(req)
+                self.unreachable_streak = 0
                 return comps, attempt, time.perf_counter() - t0
             except BackendError as exc:
-                if not exc.retryable or attempt > c.retries:
+                cap = 60.0
+                if getattr(exc, "unavailable", False):  # no endpoint answers: not this request's fault
+                    unreachable += 1
+                    self.unreachable_streak += 1
+                    if self.unreachable_streak >= self.unreachable_bound:
+                        raise _EndpointsGone(exc) from None
+                    if unreachable > self.unreachable_bound:  # others get through, this one never does
+                        raise
+                    cap = UNREACHABLE_MAX_DELAY
+                elif not exc.retryable or attempt - unreachable > c.retries:
                     raise
-                delay = min(60.0, c.retry_backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
+                delay = min(cap, c.retry_backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
                 await asyncio.sleep(delay)
 
     async def _unit(self, backend: Backend, grader: GradingPool, sample: Sample, repeats: list[int]) -> None:
@@ -250,6 +280,7 @@ class EvalRun:
                 todo.append((s, missing))
         total = len(self.plan.samples) * c.repeats
         interrupted = False
+        gone: _EndpointsGone | None = None
         self.request_phase_s = 0.0
         if todo:
             backend = make_backend(self.pm, c)
@@ -292,12 +323,20 @@ class EvalRun:
                     raise
             except (asyncio.CancelledError, KeyboardInterrupt):
                 interrupted = True
+            except _EndpointsGone as exc:
+                gone = exc
             finally:
                 if self.progress is not None:
                     self.progress.render(final=True)
                 self.journal.close()
                 grader.close()
+                self.endpoint_stats = backend.endpoint_stats()
                 await backend.close()
+        if gone is not None:
+            report = self.finish(started, complete=False)
+            done = sum(b["graded"] for b in report.data["benchmarks"])
+            raise BackendError(f"every endpoint is unreachable (last: {gone.error.message}); {done} samples done, "
+                               f"{total - done} not run; continue with: lmgauge eval --resume {self.out}")
         if not interrupted:
             try:
                 self.judge_summary = await judge_run(self.out, c, self.plan.benchmarks, self.pm)
@@ -334,8 +373,31 @@ class EvalRun:
         judge = report_section(records, c, getattr(self, "judge_summary", None))
         if judge is not None:
             data["judge"] = judge
+        endpoints = merge_endpoint_stats(prev.get("endpoints") or [], self.endpoint_stats)
+        if endpoints:
+            data["endpoints"] = endpoints
         atomic_write(rp, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         return Report(data)
+
+
+def merge_endpoint_stats(before: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-endpoint counts over every session of a run (a resumed run adds to the saved ones),
+    by URL, in the order the endpoints first appeared."""
+    merged = {e["url"]: dict(e) for e in before}
+    for e in now:
+        old = merged.get(e["url"])
+        if old is None:
+            merged[e["url"]] = dict(e)
+            continue
+        ok = (old.get("ok") or 0) + (e.get("ok") or 0)
+        means = [(m, n) for m, n in ((old.get("latency_mean_s"), old.get("ok")), (e.get("latency_mean_s"), e.get("ok")))
+                 if m is not None and n]
+        maxes = [x for x in (old.get("latency_max_s"), e.get("latency_max_s")) if x is not None]
+        old.update({key: (old.get(key) or 0) + (e.get(key) or 0) for key in ("requests", "ok", "failures", "parked")},
+                   parked_s=round((old.get("parked_s") or 0.0) + (e.get("parked_s") or 0.0), 3),
+                   latency_mean_s=round(sum(m * n for m, n in means) / ok, 4) if means else None,
+                   latency_max_s=max(maxes) if maxes else None, last_error=e.get("last_error") or old.get("last_error"))
+    return list(merged.values())
 
 
 def make_backend(pm: PluginManager, c: EvalConfig) -> Backend:
@@ -378,7 +440,22 @@ def run_eval(config: EvalConfig, pm: PluginManager) -> tuple[Report, Path]:
     return report, out
 
 
+def endpoint_table(endpoints: list[dict[str, Any]]) -> str:
+    """The terminal table of per-endpoint counts (several ``--base-url``)."""
+    from ..texttable import grid_table
+
+    def secs(x: Any) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    rows = [[e["url"], str(e.get("requests", 0)), str(e.get("ok", 0)), str(e.get("failures", 0)),
+             str(e.get("parked", 0)), secs(e.get("latency_mean_s")), secs(e.get("latency_max_s"))] for e in endpoints]
+    return grid_table(["Endpoint", "Requests", "OK", "Failures", "Parked", "Mean s", "Max s"], rows,
+                      right={1, 2, 3, 4, 5, 6})
+
+
 def print_report(report: Report, out: Path, stream=None) -> None:
     stream = stream or sys.stdout
     stream.write(render_table(report.data) + "\n")
+    if len(report.data.get("endpoints") or []) > 1:
+        stream.write(endpoint_table(report.data["endpoints"]) + "\n")
     stream.write(f"run folder: {out}\n")

@@ -20,6 +20,7 @@ from lmgauge.errors import BackendError, ConfigError
 from lmgauge.interfaces import Backend, BackendConfig
 from lmgauge.types import Completion, GenerationRequest, PerfRecord
 
+from .endpoints import Endpoint, EndpointFailure, EndpointPool
 from .openai_http import GENERATIVE, error_text, split_url
 from .openai_stream import send_stamp, stream_request
 
@@ -44,10 +45,15 @@ class OpenAIBackend(Backend):
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
-        if len(config.endpoints) > 1:
-            raise ConfigError(f"the openai backend takes one server URL, got {len(config.endpoints)}",
-                              "pass --base-url / --url once")
         self.base, self.url, self.api = split_url(config.base_url or "", config.api)
+        endpoints = [Endpoint(self.base, self.url)]
+        for other in config.endpoints[1:]:
+            base, url, api = split_url(other, config.api)
+            if api != self.api:
+                raise ConfigError(f"the server URLs name different endpoint kinds: {self.url} ({self.api}) and "
+                                  f"{url} ({api})", "give every --base-url / --url the same path")
+            endpoints.append(Endpoint(base, url))
+        self.pool = EndpointPool(endpoints, self._answers)
         self.headers: dict[str, str] = {"Content-Type": "application/json"}
         for item in config.options.get("headers") or ():
             key, sep, value = str(item).partition("=")
@@ -75,38 +81,76 @@ class OpenAIBackend(Backend):
         await self.check_model()
 
     async def close(self) -> None:
+        await self.pool.close()
         if self.session is not None:
             await self.session.close()
             self.session = None
 
     async def check_model(self) -> None:
-        """Fail early, in one line, when the server is unreachable or lacks the model."""
+        """Fail early, in one line, when no endpoint can be reached or one lacks the model.
+        With several endpoints, those that cannot be reached (or answer HTTP 5xx) while others
+        can are parked, with a warning line, and probed until they answer."""
+        endpoints = self.pool.endpoints
+        results = await asyncio.gather(*(self._check_endpoint(ep) for ep in endpoints), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, EndpointFailure):
+                raise result
+        down = [(ep, r) for ep, r in zip(endpoints, results) if isinstance(r, EndpointFailure)]
+        if len(down) == len(endpoints):
+            first = down[0][1].error
+            if len(endpoints) == 1:
+                raise first
+            raise BackendError(f"none of the {len(endpoints)} endpoints answers (first: {first.message})", first.hint)
+        for ep, failure in down:
+            self.pool.park(ep, f"it did not answer at start ({failure.error.message})")
+
+    async def _check_endpoint(self, ep: Endpoint) -> None:
+        """Raise EndpointFailure when ``ep`` cannot be reached or answers HTTP 5xx, BackendError
+        when it refuses the key or lacks the model."""
         import aiohttp
 
-        url = self.base + "/models"
+        url = ep.base + "/models"
         try:
             async with self.session.get(url, headers=self.headers,
                                         timeout=aiohttp.ClientTimeout(total=max(10.0, self.config.connect_timeout))) as resp:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise BackendError(f"cannot reach the server at {self.base}: {exc.__class__.__name__} {exc}".strip(),
-                               "is the server running? check --base-url / --url") from None
+            raise EndpointFailure(BackendError(
+                f"cannot reach the server at {ep.base}: {exc.__class__.__name__} {exc}".strip(),
+                "is the server running? check --base-url / --url"), connection=True) from None
         if status in (401, 403):
-            raise BackendError(f"the server at {self.base} refused the API key (HTTP {status})",
+            raise BackendError(f"the server at {ep.base} refused the API key (HTTP {status})",
                                "pass --api-key or set LMGAUGE_API_KEY / OPENAI_API_KEY")
         if status == 404:
             return  # some servers have no /models; the first request will tell
         if status >= 400:
-            raise BackendError(f"GET {url} answered HTTP {status}: {error_text(body)}",
-                               "check --base-url / --url")
+            error = BackendError(f"GET {url} answered HTTP {status}: {error_text(body)}", "check --base-url / --url")
+            if status >= 500:
+                raise EndpointFailure(error, connection=False)
+            raise error
         try:
             served = [m.get("id") for m in orjson.loads(body).get("data", [])]
         except Exception:  # noqa: BLE001
             return
         if served and self.config.model not in served:
-            raise BackendError(f"model {self.config.model!r} is not served at {self.base}",
+            raise BackendError(f"model {self.config.model!r} is not served at {ep.base}",
                                f"served: {', '.join(map(str, served))}; pass one with --model")
+
+    async def _answers(self, ep: Endpoint) -> bool:
+        """The probe of a parked endpoint: does ``GET /models`` get an answer below HTTP 500?"""
+        import aiohttp
+
+        try:
+            async with self.session.get(ep.base + "/models", headers=self.headers,
+                                        timeout=aiohttp.ClientTimeout(total=min(5.0, self.config.connect_timeout))) as resp:
+                await resp.read()
+                return resp.status < 500
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return False
+
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        return self.pool.stats()
 
     async def detect_n_support(self) -> bool:
         """Ask for n=2 once with one token; True when the server returns two choices."""
@@ -196,22 +240,32 @@ class OpenAIBackend(Backend):
         self.payload(request)
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """One request, on the endpoint the pool picks (and on others if that one fails)."""
+        data = orjson.dumps(payload)
+        return await self.pool.call(lambda ep: self._post_to(ep, data))
+
+    async def _post_to(self, ep: Endpoint, data: bytes) -> dict[str, Any]:
         import aiohttp
 
         try:
-            async with self.session.post(self.url, data=orjson.dumps(payload),
-                                         headers=self.headers) as resp:
+            async with self.session.post(ep.url, data=data, headers=self.headers) as resp:
                 body = await resp.read()
                 status = resp.status
-        except asyncio.TimeoutError:
-            raise BackendError("request timed out", retryable=True) from None
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                raise EndpointFailure(BackendError(f"connect timeout: no connection within "
+                                                   f"{self.config.connect_timeout:g} s", retryable=True),
+                                      connection=True) from None
+            raise EndpointFailure(BackendError("request timed out", retryable=True), connection=False) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise BackendError(f"connection error: {exc.__class__.__name__} {exc}".strip(),
-                               retryable=True) from None
+            raise EndpointFailure(BackendError(f"connection error: {exc.__class__.__name__} {exc}".strip(),
+                                               retryable=True), connection=True) from None
         if status >= 400:
             retryable = status in (408, 409, 425, 429) or status >= 500
-            raise BackendError(f"HTTP {status}: {error_text(body)}", retryable=retryable,
-                               status=status)
+            error = BackendError(f"HTTP {status}: {error_text(body)}", retryable=retryable, status=status)
+            if status >= 500:
+                raise EndpointFailure(error, connection=False)
+            raise error
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
