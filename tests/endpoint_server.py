@@ -2,7 +2,7 @@
 (vLLM's shapes) and the Responses API, plus plain chat/completions answers for image requests.
 
 ``python tests/endpoint_server.py [--dim 8] [--model NAME] [--log FILE] [--ttft S] [--itl S]
-[--tokens N] [--reasoning N] [--no-usage]`` prints ``PORT <n>``.
+[--tokens N] [--reasoning N] [--no-usage] [--fault NAME]`` prints ``PORT <n>``.
 
 Built on a raw asyncio Protocol (HTTP/1.1 keep-alive), so that it costs the client under test
 little CPU: without ``--log``, delays or faults, an embeddings answer is mostly a precomputed
@@ -27,7 +27,7 @@ byte string (bench/embeddings_vs_evalscope.py drives it hard).
 With ``--log FILE`` it appends one JSON line per request: ``path``, ``body`` (the request as
 received, images included), ``auth`` (whether an Authorization header came).
 
-Faults, chosen by a marker anywhere in the request body: ``FAULT:dim`` (embeddings: the last
+Faults, chosen by a marker anywhere in the request body (or ``--fault NAME`` for every request): ``FAULT:dim`` (embeddings: the last
 vector one number longer), ``FAULT:count`` (one vector too few / one score too few),
 ``FAULT:nonnumber`` (a vector or score holding a string), ``FAULT:500`` (HTTP 500),
 ``FAULT:failed`` (responses: a ``response.failed`` event after two deltas), ``FAULT:error``
@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--reasoning", type=int, default=0)
     ap.add_argument("--no-usage", action="store_true")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--fault", default=None, help="a fault for every request (see the module doc)")
     args = ap.parse_args()
     log = open(args.log, "ab", buffering=0) if args.log else None
     models = dumps({"object": "list", "data": [{"id": args.model, "object": "model"}]})
@@ -197,7 +198,7 @@ def main() -> None:
                                  else response("404 Not Found", b'{"error": {"message": "no such route"}}'))
                     continue
                 m = FAULT.search(raw)
-                fault = m.group(1).decode() if m else None
+                fault = m.group(1).decode() if m else args.fault
                 req = loads(raw)
                 if log is not None:
                     log.write(dumps({"path": path, "body": req, "auth": b"\r\nauthorization:" in head.lower()}) + b"\n")

@@ -49,8 +49,8 @@ def split_url(url: str, api: str | None) -> tuple[str, str, str]:
     (``.../v1/chat/completions``, ``/completions``, ``/embeddings``, ``/rerank``, ``/score``,
     ``/responses``). The URL's path decides the kind when it names an endpoint; otherwise
     ``api`` does (chat when it is None or EvalScope's ``openai``). An ``api`` naming another
-    kind than the URL's path is an error, except chat vs completions, where the path wins (eval
-    passes its default ``chat`` with any URL)."""
+    kind than the URL's path is an error, except chat or completions, where the path wins (eval
+    passes its default ``chat`` with any URL, and refuses endpoints that are neither)."""
     if not url:
         raise ConfigError("no server URL given",
                           "pass --base-url http://HOST:PORT/v1 (eval) or --url http://HOST:PORT/v1/chat/completions (perf)")
@@ -62,7 +62,7 @@ def split_url(url: str, api: str | None) -> tuple[str, str, str]:
     base = url.rstrip("/")
     named = url_kind(urlsplit(base).path)
     if named is not None:
-        if want is not None and want != named and not {want, named} <= {"chat", "completions"}:
+        if want is not None and want != named and want not in ("chat", "completions"):
             raise ConfigError(f"--api {api} does not match the URL {url}, which ends in {ENDPOINTS[named]}",
                               f"pass the base URL (http://HOST:PORT/v1) with --api {want}, or the URL ending in "
                               f"{ENDPOINTS[want]}")
