@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -108,7 +109,9 @@ def test_only_endpoint_dies_the_run_stops_and_resume_finishes_it_exactly(math_sa
     proc = start_run([*args, "--base-url", server.base_url, "--output", str(part)])
     wait_for_lines(part, 6, proc)
     server.stop()
+    killed = time.monotonic()
     out, err = proc.communicate(timeout=120)
+    print(f"the run stopped {time.monotonic() - killed:.1f} s after its only server was killed")
     done = journal(part)
     assert_one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
                           "every endpoint is unreachable", f"{len(done)} samples done", f"{40 - len(done)} not run",
@@ -122,14 +125,15 @@ def test_only_endpoint_dies_the_run_stops_and_resume_finishes_it_exactly(math_sa
     assert "AveragePass@1" in res.stdout
     lines = journal(part)
     assert len(lines) == 40 and len({(l["sample_id"], l["repeat"]) for l in lines}) == 40
-    assert len(again.log()) == 40 - len(done)  # only what was missing was sent
+    sent = [l for l in again.log() if l["user"] != "Say hi."]  # not the n-support probe
+    assert sum(l["n"] for l in sent) == 40 - len(done)  # only what was missing was sent
     a = json.loads((full / "report.json").read_text())
     b = json.loads((part / "report.json").read_text())
     assert a["results"] == b["results"] and b["complete"] is True
     assert [dict(x, warnings=None) for x in a["benchmarks"]] == [dict(x, warnings=None) for x in b["benchmarks"]]
-    by_url = {e["url"]: e for e in b["endpoints"]}
-    assert by_url[again.base_url]["ok"] == 40 - len(done)
-    assert by_url[server.base_url]["ok"] + by_url[again.base_url]["ok"] == 40
+    by_url = {e["url"]: e for e in b["endpoints"]}  # both sessions' endpoints
+    assert by_url[again.base_url]["ok"] == len(again.log()) and by_url[again.base_url]["failures"] == 0
+    assert by_url[server.base_url]["ok"] >= 1 and by_url[server.base_url]["failures"] >= 1
 
 
 def test_unreachable_endpoints_at_start(math_samples, eval_server, tmp_path):
@@ -190,3 +194,43 @@ def test_a_parked_endpoint_rejoins_when_it_answers_again(eval_server, tmp_path):
     asyncio.run(scenario())
     assert any("parked after 3 failures in a row" in n for n in notes)
     assert any("answers again" in n for n in notes)
+
+
+@pytest.fixture
+def stream_servers():
+    procs = []
+
+    def start(log: Path) -> str:
+        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), "--tokens", "6", "--itl", "0.002",
+                              "--ttft", "0.01", "--log", str(log)], stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+        return f"http://127.0.0.1:{int(p.stdout.readline().split()[1])}/v1/chat/completions"
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_perf_splits_requests_over_endpoints_and_reports_each(stream_servers, tmp_path, workers):
+    logs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    urls = [stream_servers(log) for log in logs]
+    out = tmp_path / "run"
+    proc = run_cli("perf", "--url", urls[0], "--url", urls[1], "--model", "perf-model", "--prompt", "hello there",
+                   "--concurrency", "4", "--number", "21", "--workers", str(workers), "--output", str(out),
+                   env={"LMGAUGE_PLUGINS": "openai,openqa"}, check=True, timeout=120)
+    assert [len(log.read_text().splitlines()) for log in logs] == [11, 10]  # request i → URL i mod 2
+    s = json.loads((out / "summary.json").read_text())
+    assert s["url"] == urls[0] and s["urls"] == urls
+    run = s["runs"][0]
+    assert run["requests"] == run["succeeded"] == 21
+    eps = run["endpoints"]
+    assert [e["endpoint"] for e in eps] == urls and [e["requests"] for e in eps] == [11, 10]
+    assert all(e["succeeded"] == e["requests"] and e["output_tokens_total"] == 6 * e["requests"] for e in eps)
+    assert sum(e["request_throughput"] for e in eps) == pytest.approx(run["request_throughput"])
+    db = sqlite3.connect(out / "perf.sqlite")
+    rows = db.execute("select idx, endpoint from requests order by idx").fetchall()
+    assert rows == [(i, urls[i % 2]) for i in range(21)]
+    assert "Endpoint" in proc.stdout and urls[1] in proc.stdout

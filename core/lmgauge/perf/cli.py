@@ -77,8 +77,9 @@ def _slug(text: str) -> str:
 
 
 @click.command("perf", cls=ListFlagsCommand, context_settings={"show_default": False})
-@click.option("--url", default=None, help="Endpoint, e.g. http://HOST:PORT/v1/chat/completions, /v1/completions, /v1/embeddings, "
-                                         "/v1/rerank, /v1/score or /v1/responses (the backend reads it).")
+@click.option("--url", multiple=True, help="Endpoint, e.g. http://HOST:PORT/v1/chat/completions, /v1/completions, /v1/embeddings, "
+                                           "/v1/rerank, /v1/score or /v1/responses (the backend reads it). Repeat for several "
+                                           "servers: request i goes to URL i mod N.")
 @click.option("--model", default=None, help="Model name as served (or a path/alias for in-process backends, e.g. smollm2).")
 @click.option("--api-key", default=None, help="API key (default: $LMGAUGE_API_KEY or $OPENAI_API_KEY). Never written anywhere.")
 @click.option("--backend", default=None, help="Backend plugin (default: the installed default, openai; transformers runs the model in-process).")
@@ -164,6 +165,7 @@ def perf(**kw: Any) -> None:
     kw["extra_args"] = parse_json_object(kw.get("extra_args"), "--extra-args")
     for key in ("concurrency", "number", "rate"):
         kw[key] = list(kw.get(key) or ())
+    kw["url"] = list(kw.get("url") or ())
     pm = get_manager()
     config = perf_settings(kw, pm, plugin_values)
     out, interrupted = run_perf(config, pm)
@@ -339,7 +341,7 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
                           "use --workers 1")
     if c.ray and c.workers < 2:
         raise ConfigError("--ray runs the --workers shards as Ray actors", "pass --workers N (N ≥ 2) with --ray")
-    bconf = BackendConfig(model=c.model, base_url=c.url, endpoints=[c.url] if c.url else [], api_key=c.api_key,
+    bconf = BackendConfig(model=c.model, base_url=c.url, endpoints=c.urls or ([c.url] if c.url else []), api_key=c.api_key,
                           api=c.api, connect_timeout=c.connect_timeout, read_timeout=c.read_timeout,
                           options=values_for(backend_cls, c.options))
     scrape = server_metrics_target(c, bconf) if c.server_metrics is not None else None
@@ -431,7 +433,8 @@ class PerfRun:
 
         c, tok = self.c, self.tok
         self.summary: dict[str, Any] = {
-            "kind": "perf", "model": c.model, "url": c.url, "backend": c.backend, "name": c.name,
+            "kind": "perf", "model": c.model, "url": c.url, **({"urls": c.urls} if c.urls else {}),
+            "backend": c.backend, "name": c.name,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "config": self.saved,
             "load_time_s": self.backend.load_time_s, "tokenizer": tok.name if tok is not None else None,
             "api": self.backend.api, "runs": []}
@@ -552,8 +555,10 @@ class PerfRun:
                              origin: float) -> None:
         """Per-turn and per-session figures of a multi-turn level; the ramp or trace that paced
         a level, with offered vs achieved rate per second."""
-        from .metrics import per_session, per_turn, timeline
+        from .metrics import per_endpoint, per_session, per_turn, timeline
 
+        if self.c.urls:
+            run["endpoints"] = per_endpoint(records, metrics, wall_s=run["duration_s"], slo=self.slo)
         sessions = per_session(records)
         if sessions is not None:
             run["sessions"] = sessions

@@ -13,6 +13,7 @@ from ..redaction import redact
 @dataclass
 class PerfConfig:
     url: str | None = None
+    urls: list[str] = field(default_factory=list)  # every --url when several are given (url is the first)
     model: str = ""
     api_key: str | None = None
     backend: str | None = None  # None: the installed backend that declares itself the default
@@ -74,6 +75,10 @@ class PerfConfig:
         return cfg
 
     def validate(self) -> None:
+        if isinstance(self.url, (list, tuple)):  # --url given several times (or a list in --config)
+            given = [str(u) for u in self.url if u]
+            self.url = given[0] if given else None
+            self.urls = given if len(given) > 1 else []
         for key in ("concurrency", "number", "rate"):
             value = getattr(self, key)
             if not isinstance(value, (list, tuple)):

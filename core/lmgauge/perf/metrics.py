@@ -265,6 +265,19 @@ def per_turn(records: list[PerfRecord], metrics: list[dict[str, Any]], *, slo: d
     return out
 
 
+def per_endpoint(records: list[PerfRecord], metrics: list[dict[str, Any]], *, wall_s: float,
+                 slo: dict[str, float]) -> list[dict[str, Any]]:
+    """One aggregate per server of a level spread over several ``--url`` (``endpoint``: the
+    URL), with the same fields as a level; throughputs divide by the level's wall time (every
+    endpoint was loaded all along)."""
+    by_endpoint: dict[str, list[int]] = {}
+    for j, rec in enumerate(records):
+        by_endpoint.setdefault(getattr(rec, "endpoint", None) or "?", []).append(j)
+    return [{"endpoint": url, **aggregate([records[j] for j in idx], [metrics[j] for j in idx], wall_s=wall_s,
+                                          concurrency=None, rate=None, slo=slo)}
+            for url, idx in by_endpoint.items()]
+
+
 def per_session(records: list[PerfRecord]) -> dict[str, Any] | None:
     """Per-session figures of a multi-turn level (None when it has no sessions): sessions,
     completed (every turn succeeded), turns completed per session, session latency of the

@@ -25,11 +25,12 @@ CREATE TABLE IF NOT EXISTS requests (
     run_id INTEGER, idx INTEGER, scheduled_s REAL, sent_s REAL, ttft_s REAL, ttfc_s REAL, latency_s REAL,
     prompt_tokens INTEGER, completion_tokens INTEGER, usage_source TEXT, itl_json TEXT, success INTEGER,
     error TEXT, queue_delay_s REAL, tpot_s REAL, chunks INTEGER, session INTEGER, turn INTEGER,
-    cached_tokens INTEGER, inputs INTEGER, embedding_dim INTEGER, images INTEGER, image_sizes TEXT);
+    cached_tokens INTEGER, inputs INTEGER, embedding_dim INTEGER, images INTEGER, image_sizes TEXT, endpoint TEXT);
 """
 REQUEST_COLUMNS = ("run_id", "idx", "scheduled_s", "sent_s", "ttft_s", "ttfc_s", "latency_s", "prompt_tokens",
                    "completion_tokens", "usage_source", "itl_json", "success", "error", "queue_delay_s", "tpot_s",
-                   "chunks", "session", "turn", "cached_tokens", "inputs", "embedding_dim", "images", "image_sizes")
+                   "chunks", "session", "turn", "cached_tokens", "inputs", "embedding_dim", "images", "image_sizes",
+                   "endpoint")
 #: endpoint kinds whose responses are vectors or scores, not text
 NO_TEXT_APIS = ("embeddings", "rerank", "score")
 
@@ -55,7 +56,7 @@ class PerfStore:
                   m["ttft_s"], m["ttfc_s"], m["latency_s"], m["prompt_tokens"], m["completion_tokens"], m["usage_source"],
                   orjson.dumps(m["itl_s"]).decode(), 1 if m["success"] else 0, m["error"], m["queue_delay_s"],
                   m["tpot_s"], len(r.chunk_times), r.session, r.turn, r.cached_tokens, r.inputs, r.embedding_dim,
-                  len(r.images) if r.images else None, _sizes(r.images))
+                  len(r.images) if r.images else None, _sizes(r.images), getattr(r, "endpoint", None))
                  for r, m in zip(records, metrics)])
 
     def close(self) -> None:
@@ -210,6 +211,8 @@ def percentile_table(run: dict[str, Any]) -> str:
     tables = [_table(header, rows)]
     if run.get("turns"):
         tables.append(turn_table(run["turns"]))
+    if run.get("endpoints"):
+        tables.append(endpoint_table(run["endpoints"]))
     return "\n".join([head, *notes, *tables])
 
 
@@ -286,6 +289,15 @@ def turn_table(turns: list[dict[str, Any]]) -> str:
         rows.append([str(t["turn"]), str(t["requests"]), str(t["succeeded"]), _fmt(t["avg_input_tokens"], 1),
                      _fmt(t["ttft_s"]["mean"], 4), _fmt(t["ttft_s"]["p50"], 4), _fmt(t["ttft_s"]["p99"], 4),
                      _fmt(t["latency_s"]["mean"], 4), "-" if hit is None else f"{hit:.1%}"])
+    return _table(header, rows)
+
+
+def endpoint_table(endpoints: list[dict[str, Any]]) -> str:
+    """Per-server figures of a level spread over several ``--url``."""
+    header = ["Endpoint", "Requests", "OK", "RPS", "Gen. tok/s", "Avg TTFT(s)", "P99 TTFT(s)", "Avg Lat.(s)", "P99 Lat.(s)"]
+    rows = [[e["endpoint"], str(e["requests"]), str(e["succeeded"]), _fmt(e["request_throughput"], 2),
+             _fmt(e["output_token_throughput"], 1), _fmt(e["ttft_s"]["mean"], 4), _fmt(e["ttft_s"]["p99"], 4),
+             _fmt(e["latency_s"]["mean"], 4), _fmt(e["latency_s"]["p99"], 4)] for e in endpoints]
     return _table(header, rows)
 
 

@@ -66,6 +66,10 @@ class Endpoint:
     latency_sum: float = 0.0
     latency_max: float = 0.0
     last_error: str | None = None
+    label: str = ""               # the URL as written in records and reports (secrets redacted)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or redact_text(self.url)
 
     @property
     def live(self) -> bool:

@@ -318,7 +318,12 @@ class OpenAIBackend(Backend):
                           finish_reason=choice.get("finish_reason"))
 
     async def stream(self, request: GenerationRequest, record: PerfRecord) -> None:
-        await stream_request(self, request, record)
+        if len(self.pool.endpoints) == 1:
+            await stream_request(self, request, record)
+            return
+        ep = self.pool.for_index(record.index)  # several --url: request i goes to URL i mod N
+        record.endpoint = ep.label
+        await stream_request(self, request, record, ep.url)
 
 
 def _responses_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -212,9 +212,9 @@ def _chat_usage(usage: dict) -> dict:
             "prompt_tokens_details": usage.get("input_tokens_details")}
 
 
-async def stream_request(backend, request: GenerationRequest, record: PerfRecord) -> None:
-    """Send one request and fill ``record`` in place (see the module doc). Never raises for
-    a failed request (``asyncio.CancelledError`` passes through)."""
+async def stream_request(backend, request: GenerationRequest, record: PerfRecord, url: str | None = None) -> None:
+    """Send one request (to ``url``, default ``backend.url``) and fill ``record`` in place (see
+    the module doc). Never raises for a failed request (``asyncio.CancelledError`` passes through)."""
     import aiohttp
 
     stream = request.params.stream
@@ -232,7 +232,7 @@ async def stream_request(backend, request: GenerationRequest, record: PerfRecord
     parser = _ResponsesParser(record) if api == "responses" else _Parser(record, chat)
     record.sent = perf_counter()
     try:
-        async with backend.session.post(backend.url, data=payload, headers=backend.headers,
+        async with backend.session.post(url or backend.url, data=payload, headers=backend.headers,
                                         trace_request_ctx=record) as resp:
             if resp.status >= 400:
                 body = await resp.read()
