@@ -164,7 +164,9 @@ def test_side_by_side_runs(browser, tmp_path):
     page = open_report(browser, [a["dir"], b["dir"], pa["dir"], pb["dir"]], tmp_path / "compare.html")
     head = page.text("table.scores thead")
     assert "model-A" in head and "model-B" in head and "Δ" in head
-    assert page.count("table.scores tbody tr") == len(a["report"]["results"])
+    assert page.count("#eval table.scores tbody tr") == len(a["report"]["results"])
+    # the paired comparison of the two eval runs: OVERALL of math_500, gpqa_diamond and ALL
+    assert page.count("#compare table.compare tbody tr.overall") == 3
     legend = page.text('.chartbox[data-chart="ttft_s"] .legend')
     assert "gpt-oss-20b · vllm p50" in legend and "gpt-oss-20b · sglang p99" in legend
     assert page.count('.chartbox[data-chart="ttft_s"] svg path') == 4

@@ -11,7 +11,6 @@ a paired difference.
 """
 from __future__ import annotations
 
-import html
 import os
 import re
 import zlib
@@ -258,34 +257,14 @@ def compare_text(result: CompareResult) -> str:
 
 
 def compare_section_html(result: CompareResult) -> str:
-    """The report page's section: table and verdicts (every value escaped)."""
-    esc = html.escape
+    """The report page's section: table and verdicts (template ``compare.html.j2``, every
+    value escaped)."""
+    from ..htmlreport.templating import render
 
-    def cell(tag: str, i: int, text: str) -> str:
-        cls = ' class="num"' if i in NUMERIC else ""
-        return f"<{tag}{cls}>{esc(text)}</{tag}>"
-
-    head = "".join(cell("th", i, h) for i, h in enumerate(_header_level(result)))
-    body = []
-    for row in result.rows:
-        cells = _cells(row)
-        tds = "".join(cell("td", i, c) for i, c in enumerate(cells[:-1]))
-        badge = "pill ok" if row.result.significant else "small mut"
-        tds += f'<td><span class="{badge}">{esc(cells[-1])}</span></td>'
-        cls = ' class="overall"' if row.subset == OVERALL else ""
-        body.append(f"<tr{cls}>{tds}</tr>")
-    verdicts = "".join(f"<li><b>{esc(r.benchmark)}</b>: {esc(r.verdict)}</li>" for r in result.main_rows())
-    extra = "".join(f'<li class="small mut">skipped: {esc(s)}</li>' for s in result.skipped)
-    extra += "".join(f'<li class="small mut">note: {esc(n)}</li>' for n in result.notes)
-    return ('<section id="compare"><h2>Paired comparison (B − A)</h2>'
-            f'<p class="small">A: {esc(result.a.path)} ({esc(result.a.model)})<br>'
-            f'B: {esc(result.b.path)} ({esc(result.b.model)})</p>'
-            f'<div class="scroll"><table class="scores compare"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>'
-            f'<ul class="verdicts">{verdicts}{extra}</ul>'
-            '<p class="small mut">Each question scored in both runs is one pair (AveragePass@1 over its repeats). '
-            'Single-repeat runs: exact McNemar test, Newcombe interval; repeated sampling: sign-flip permutation '
-            'test, paired bootstrap interval. See docs/compare.md.</p></section>')
+    head = [(text, i in NUMERIC) for i, text in enumerate(_header_level(result))]
+    rows = [{"cells": [(text, i in NUMERIC) for i, text in enumerate(_cells(row))], "overall": row.subset == OVERALL,
+             "significant": row.result.significant} for row in result.rows]
+    return render("compare.html.j2", result=result, head=head, rows=rows, error=None)
 
 
 def compare_section_for_runs(run_a: RunFolder, run_b: RunFolder, **kwargs: Any) -> str:
@@ -294,6 +273,7 @@ def compare_section_for_runs(run_a: RunFolder, run_b: RunFolder, **kwargs: Any) 
     try:
         result = compare_runs(run_a, run_b, **kwargs)
     except LmgaugeError as exc:
-        return ('<section id="compare"><h2>Paired comparison (B − A)</h2>'
-                f'<p class="small mut">Not computed: {html.escape(exc.line())}</p></section>')
+        from ..htmlreport.templating import render
+
+        return render("compare.html.j2", error=exc.line())
     return compare_section_html(result)

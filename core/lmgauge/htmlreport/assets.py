@@ -1,6 +1,7 @@
-"""The report's inline CSS and JavaScript (kept in Python so the page needs no package data
-and no network). The script reads the samples from ``<script type="application/json"
-id="lmg-data">`` and renders them with ``textContent`` only: model output is untrusted."""
+"""The report's inline CSS and JavaScript (the page loads nothing from the network; the CSP
+allows this one script by its hash). The script reads the samples from ``<script
+type="application/json" id="lmg-data">`` and renders them with ``textContent`` only: model
+output is untrusted."""
 
 CSS = r"""
 :root{--fg:#111827;--mut:#6b7280;--bd:#e5e7eb;--bg:#f8fafc;--card:#fff;--ok:#15803d;--bad:#b91c1c;
@@ -82,6 +83,10 @@ border-radius:8px;padding:10px 12px;position:sticky;top:0;z-index:2}
 .sample details summary{cursor:pointer;font-size:12px;color:#475569}
 .sample details pre{max-height:22em;overflow:auto;background:#fffbeb;border:1px solid #fde68a;border-radius:5px;padding:6px 8px;margin-top:4px}
 .errline{color:var(--err);font-weight:600}
+.sample .judge{font-size:12px;font-weight:600;border-radius:4px;padding:0 6px;background:#f1f5f9;color:#334155}
+.sample .j-correct{background:#dcfce7;color:var(--ok)}.sample .j-incorrect{background:#fee2e2;color:var(--bad)}
+.sample .j-unparsable{background:#fef3c7;color:var(--warn)}.sample .j-error{background:#ede9fe;color:var(--err)}
+.sample details.judge-text pre{background:#f8fafc;border-color:var(--bd)}
 """
 
 JS = r"""
@@ -109,7 +114,7 @@ JS = r"""
   function hay(it) {
     if (it.hay === null) {
       var q = it.q, s = it.s;
-      it.hay = [q.b, q.id, q.text, q.gold, s.x, s.r, s.th, s.e].map(function (v) {
+      it.hay = [q.b, q.id, q.text, q.gold, s.x, s.r, s.th, s.e, s.jt].map(function (v) {
         return v === null || v === undefined ? "" : String(v);
       }).join("\n").toLowerCase();
     }
@@ -146,6 +151,7 @@ JS = r"""
     x.appendChild(mk("code", "extracted", s.x === null || s.x === undefined ? "(none)" : s.x)); kv.appendChild(x);
     if (s.sc !== null && s.sc !== undefined) { kv.appendChild(mk("span", "mut", "score " + s.sc)); }
     if (s.gd) { kv.appendChild(mk("span", "mut", s.gd)); }
+    if (s.jv) { kv.appendChild(mk("span", "judge j-" + s.jv, "judge: " + s.jv)); }
     d.appendChild(kv);
     if (s.e) { d.appendChild(mk("div", "errline", "Error: " + s.e)); }
     var qb = mk("div", "blk q"); qb.appendChild(mk("div", "lab", "Question"));
@@ -155,6 +161,12 @@ JS = r"""
       det.appendChild(mk("summary", null, "Reasoning (" + s.th.length.toLocaleString() + " chars)"));
       det.appendChild(mk("pre", null, s.th));
       d.appendChild(det);
+    }
+    if (s.jt) {
+      var jd = mk("details", "judge-text");
+      jd.appendChild(mk("summary", null, "Judge's answer"));
+      jd.appendChild(mk("pre", null, s.jt));
+      d.appendChild(jd);
     }
     var rb = mk("div", "blk resp");
     rb.appendChild(mk("div", "lab", "Response" + (s.r ? " (" + s.r.length.toLocaleString() + " chars)" : "")));
