@@ -126,7 +126,8 @@ def cli() -> None:
 @click.option("--judge-model", default=None, help="LLM judge: the judge's model name (turns the judge on; docs/judge.md).")
 @click.option("--judge-backend", default=None, help="LLM judge: backend plugin serving the judge (default: the run's backend).")
 @click.option("--judge-base-url", default=None, help="LLM judge: the judge server's URL (default: the run's --base-url).")
-@click.option("--judge-api-key", default=None, help="LLM judge: API key (default $LMGAUGE_JUDGE_API_KEY). Never written anywhere.")
+@click.option("--judge-api-key", default=None, help="LLM judge: API key (default $LMGAUGE_JUDGE_API_KEY; the run's key when the judge is the run's own "
+                   "server, i.e. no --judge-base-url). Never written anywhere.")
 @click.option("--judge-mode", type=click.Choice(["fallback", "always"]), default=None,
               help="fallback: judge only answers the rules could not decide (default); always: judge every answer.")
 @click.option("--judge-concurrency", type=click.IntRange(min=1), default=None, help="LLM judge: requests in flight (default 16).")

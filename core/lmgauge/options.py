@@ -183,7 +183,7 @@ class PluginCommand(click.Command):
         core: list[tuple[str, str]] = []
         groups: dict[str, list[tuple[str, str]]] = {}
         for p in self.get_params(ctx):
-            rv = p.get_help_record(ctx)
+            rv = p.get_help_record(ctx) if isinstance(p, click.Option) else None
             if rv is None:
                 continue
             d = getattr(p, OWNERS_ATTR, None)

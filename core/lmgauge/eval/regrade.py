@@ -105,11 +105,10 @@ def run_benchmarks(config: EvalConfig, names: set[str], pm: PluginManager) -> di
 
 
 def run_metrics(config: EvalConfig, pm: PluginManager) -> list[Metric]:
-    from .runner import make_metric
+    """The run's metrics, as the eval planned them."""
+    from .runner import plan_metrics
 
-    names = config.metric or [m for m in pm.names("metrics") if pm.get("metrics", m).default]
-    order = {"AveragePass@1": 0, "pass@k": 1, "maj@k": 2}
-    return sorted((make_metric(pm, m, config.options) for m in names), key=lambda m: (order.get(m.name, 9), m.name))
+    return plan_metrics(config, pm)
 
 
 def _sample(rec: dict[str, Any]) -> Sample:
@@ -124,9 +123,10 @@ def _completion(rec: dict[str, Any]) -> Completion:
 
 
 async def rescore(records: list[dict[str, Any]], benchmarks: dict[str, Benchmark],
-                  workers: int | None = None) -> list[dict[str, Any]]:
-    """Every graded record scored again (judge fields dropped); errored ones unchanged."""
-    pool = GradingPool(workers)
+                  workers: int | None = None, starts_thinking: bool = False) -> list[dict[str, Any]]:
+    """Every graded record scored again (judge fields dropped); errored ones unchanged.
+    ``starts_thinking``: the run's ``--starts-thinking`` (grading_pool.as_graded)."""
+    pool = GradingPool(workers, starts_thinking)
     pool.start()
     try:
         todo = [(i, r) for i, r in enumerate(records) if graded(r)]
@@ -230,7 +230,7 @@ async def regrade(src: str | Path, pm: PluginManager, output: str | None = None,
     planned = _planned(src, records)
     out = _prepare_out(src, output)
 
-    new = await rescore(records, benchmarks, grading_workers or config.grading_workers)
+    new = await rescore(records, benchmarks, grading_workers or config.grading_workers, config.starts_thinking)
     summary_judge = None
     warnings: list[str] = []
     if settings is not None:

@@ -152,12 +152,15 @@ def plan_run(config: EvalConfig, pm: PluginManager) -> Plan:
         chosen = pools[n][: config.limit] if config.limit else pools[n]
         samples.extend(chosen)
         planned[n] = len(chosen)
-    metric_names = config.metric or [m for m in pm.names("metrics") if pm.get("metrics", m).default]
-    metrics = [make_metric(pm, m, config.options) for m in metric_names]
-    # stable order: the built-in three first, then the rest by name
+    return Plan(benches, samples, planned, collection, plan_metrics(config, pm))
+
+
+def plan_metrics(config: EvalConfig, pm: PluginManager) -> list[Metric]:
+    """The run's metrics (``--metric``, else every default one), with their option values, in a
+    stable order: the built-in three first, then the rest by name."""
+    names = config.metric or [m for m in pm.names("metrics") if pm.get("metrics", m).default]
     order = {"AveragePass@1": 0, "pass@k": 1, "maj@k": 2}
-    metrics.sort(key=lambda m: (order.get(m.name, 9), m.name))
-    return Plan(benches, samples, planned, collection, metrics)
+    return sorted((make_metric(pm, m, config.options) for m in names), key=lambda m: (order.get(m.name, 9), m.name))
 
 
 def _messages(sample: Sample, system_prompt: str | None) -> list[dict[str, str]]:
@@ -431,7 +434,10 @@ def prepare_output(config: EvalConfig) -> Path:
 
 def run_eval(config: EvalConfig, pm: PluginManager) -> tuple[Report, Path]:
     """Plan, run (or resume) and report. Raises KeyboardInterrupt after saving on Ctrl-C."""
+    from .judge import check_judge
+
     plan = plan_run(config, pm)
+    check_judge(config, pm)  # an unknown judge backend fails before any request
     out = prepare_output(config)
     if plan.collection is not None:
         (out / "collection.json").write_bytes(orjson.dumps(plan.collection.to_dict(), option=orjson.OPT_INDENT_2))
@@ -458,4 +464,8 @@ def print_report(report: Report, out: Path, stream=None) -> None:
     stream.write(render_table(report.data) + "\n")
     if len(report.data.get("endpoints") or []) > 1:
         stream.write(endpoint_table(report.data["endpoints"]) + "\n")
+    if "judge" in report.data:
+        from .judge import agreement_line
+
+        stream.write(agreement_line(report.data["judge"]) + "\n")
     stream.write(f"run folder: {out}\n")
