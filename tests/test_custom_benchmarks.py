@@ -98,6 +98,12 @@ def test_math_problem_and_solution_columns_row_numbers_as_ids(tmp_path):
     assert [s.gold for s in CustomMath().load(str(write(tmp_path / "p.csv", csv_rows)))] == ["1", "5"]
 
 
+def test_subset_column_names_one_or_several_subsets(tmp_path):
+    rows = [{"question": "a", "answer": "1", "subset": " algebra "}, {"question": "b", "answer": "2", "subset": ["x", "y"]},
+            {"question": "c", "answer": "3", "subset": ""}, {"question": "d", "answer": "4"}]
+    assert [s.subsets for s in CustomMath().load(str(write(tmp_path / "s.jsonl", rows)))] == [("algebra",), ("x", "y"), (), ()]
+
+
 def test_math_reads_math500_rows_exactly_as_math_500_does(tmp_path):
     rows = [json.loads(line) for line in Path(bundled_path()).read_text().splitlines()[:25]]
     path = write(tmp_path / "m500.jsonl", rows)
