@@ -276,7 +276,7 @@ class OpenAIBackend(Backend):
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:
         if self.api not in ("chat", "completions"):
-            raise ConfigError(f"lmgauge eval needs a chat or completions endpoint; {self.url} is a {self.api} endpoint",
+            raise ConfigError(f"lmgauge eval needs a chat or completions endpoint, not {self.api} ({self.url})",
                               "pass --base-url http://HOST:PORT/v1 (or the /v1/chat/completions URL)")
         want = max(1, request.params.n)
         if want > 1 and not self.supports_n:
