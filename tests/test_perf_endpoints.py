@@ -358,10 +358,10 @@ def test_bad_combinations_are_one_line(server, tmp_path, capsys):
     check(base, "--api", "dashscope", "~unknown --api 'dashscope'", "~embeddings, rerank, score, responses")
     check(base + "/chat/completions", "--api", "embedding", "~does not match", "~/embeddings")
     check(base + "/completions", "--dataset", "random_vl", "--min-prompt-length", "3", "--max-prompt-length", "3",
-          "~--dataset random_vl needs a chat or responses endpoint", "~completions")
-    check(base + "/embeddings", "--dataset", "random_rerank", "~needs a rerank or score endpoint")
+          "~--dataset random_vl sends requests for chat or responses endpoints, not for completions")
+    check(base + "/embeddings", "--dataset", "random_rerank", "~sends requests for rerank or score endpoints, not for embeddings")
     check(base + "/rerank", "--dataset", "random_embedding", "--min-prompt-length", "3", "--max-prompt-length", "3",
-          "~needs a embeddings endpoint")
+          "~--dataset random_embedding sends requests for embeddings endpoints, not for rerank")
     check(base + "/rerank", "--prompt", "hello", "~the rerank API needs a query and documents", "~random_rerank")
     check(base + "/chat/completions", "--dataset", "random_vl", "--min-prompt-length", "3", "--max-prompt-length", "3",
           "--image-folder", str(folder), "~notes.txt is not a PNG, JPEG, GIF or WebP image")

@@ -36,8 +36,7 @@ def prompt_lengths(options: dict[str, Any], dataset: str) -> tuple[int, int]:
 def require_api(dataset: str, api: str, allowed: tuple[str, ...], hint: str) -> None:
     """One line when the run's endpoint kind cannot take this dataset's requests."""
     if api not in allowed:
-        raise ConfigError(f"--dataset {dataset} needs a {' or '.join(allowed)} endpoint, but the URL is a {api} endpoint",
-                          hint)
+        raise ConfigError(f"--dataset {dataset} sends requests for {' or '.join(allowed)} endpoints, not for {api}", hint)
 
 
 class RandomEmbedding(PerfDataset):
