@@ -88,10 +88,11 @@ def test_math_problem_and_solution_columns_row_numbers_as_ids(tmp_path):
         {"Problem": "Nested?", "Solution": "So $\\boxed{\\frac{\\sqrt{2}}{2}}$."},
         {"Problem": "Short solution.", "Solution": " 7 "},
         {"Problem": "Answer wins.", "Solution": "\\boxed{1}", "Answer": "2"},
+        {"Problem": "A number zero.", "Answer": 0},
     ]
     samples = CustomMath().load(str(write(tmp_path / "p.jsonl", rows)))
-    assert [s.gold for s in samples] == ["\\frac{1}{2}", "\\frac{\\sqrt{2}}{2}", "7", "2"]
-    assert [s.id for s in samples] == ["1", "2", "3", "4"], "without an id column the id is the row number"
+    assert [s.gold for s in samples] == ["\\frac{1}{2}", "\\frac{\\sqrt{2}}{2}", "7", "2", "0"]
+    assert [s.id for s in samples] == ["1", "2", "3", "4", "5"], "without an id column the id is the row number"
     assert all(s.subsets == () for s in samples)
     # in a CSV whose answer column is empty on one row, that row falls back to its solution
     csv_rows = [{"question": "a", "answer": "1", "solution": ""}, {"question": "b", "answer": "", "solution": "\\boxed{5}"}]
@@ -163,6 +164,7 @@ def test_mcq_letter_columns(tmp_path, fmt):
     assert [s.meta["choices"] for s in samples] == [["4", "6", "7", "9"], ["blue", "red", "green", "violet", "ultraviolet"],
                                                    ["yes", "no"]]
     assert [s.subsets for s in samples] == [("numbers",), ("physics",), ("numbers",)]
+    assert samples[1].prompt == mcq_prompt("Which colour has the longest wavelength?", samples[1].meta["choices"])
     assert "where LETTER is one of ABCDE." in samples[1].prompt and "\nE) ultraviolet" in samples[1].prompt
     assert "where LETTER is one of AB." in samples[2].prompt
     assert samples[0].question == "Which is a prime?\n\nA) 4\nB) 6\nC) 7\nD) 9"

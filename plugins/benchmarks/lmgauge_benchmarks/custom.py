@@ -132,9 +132,8 @@ class _FileBenchmark(Benchmark):
                               "every row needs its own id (rows without an id get their row number)")
         seen[sid] = index
         column, value = _column(row, "subset")
-        subsets = tuple(s for s in (str(v).strip() for v in (value if isinstance(value, (list, tuple))
-                                                              else [value] if value is not None else []))
-                        if s)
+        values = value if isinstance(value, (list, tuple)) else [] if value is None else [value]
+        subsets = tuple(s for s in (str(v).strip() for v in values) if s)
         if "OVERALL" in subsets:
             raise self._error(path, index, column, "the subset name OVERALL is reserved for the whole benchmark",
                               "rename that subset")
@@ -152,8 +151,9 @@ class CustomMath(_FileBenchmark):
         seen: dict[str, int] = {}
         for i, row in enumerate(rows):
             problem = self._text(path, i, row, "question", "problem")
-            gold = str(_column(row, "answer")[1] or "").strip()
-            if not gold:  # no answer: a solution's last \boxed{}, or the solution itself when short
+            answer = _column(row, "answer")[1]
+            gold = str(answer).strip() if answer is not None else ""
+            if not gold:  # no answer: a solution's last \boxed{}, or the whole solution without one
                 solution = self._text(path, i, row, "answer", "solution")
                 gold = last_boxed(solution) or solution
             sid, subsets = self._id_and_subsets(path, i, row, seen)
