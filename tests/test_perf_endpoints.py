@@ -277,7 +277,7 @@ def test_random_vl_images_reach_the_server(server, tmp_path, tok):
     assert r["images"]["width"]["min"] == r["images"]["width"]["max"] == 40
     assert r["images"]["height"]["max"] == 24
     assert r["input_tokens"]["mean"] == 10  # the server counted the text part only
-    assert "images: 3 per request, 40x24 px" in proc.stdout
+    assert proc.stdout.count("images: 3 per request, 40x24 px") == 2  # under the level's table and in the summary
     assert [x["image_sizes"] for x in requests_table(out)] == ["40x24 40x24 40x24"] * 4
     seen = set()
     for g in received():

@@ -326,7 +326,9 @@ def summary_table(summary: dict[str, Any]) -> str:
 
 def _summary_text(summary: dict[str, Any], header: list[str], rows: list[list[str]]) -> str:
     lines = [f"Performance summary: {summary['model']} ({summary.get('url') or summary.get('backend')})",
-             _table(header, rows), "Best configuration:"]
+             _table(header, rows)]
+    lines += [line for r in summary["runs"][:1] for line in _input_notes(r)]  # vector lengths, images sent
+    lines.append("Best configuration:")
     names = {"highest_rps": "Highest RPS", "lowest_latency": "Lowest latency", "best_goodput": "Best goodput",
              "knee": "Knee (≥95% peak)"}
     for key, b in summary.get("best", {}).items():
