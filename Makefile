@@ -23,10 +23,13 @@ install: $(VENV)/.installed
 test: install
 	$(BIN)/python -m pytest -q tests
 
+DEMO_MATH = plugins/benchmarks/lmgauge_benchmarks/data/demo_math.jsonl
+
 demo: install
+	$(BIN)/lmgauge eval --backend transformers --model smollm2 --benchmark demo=custom_math:$(DEMO_MATH) --max-tokens 64 --output runs/demo-custom
 	$(BIN)/lmgauge eval --backend transformers --model smollm2 --benchmark math_500 --limit 3 --max-tokens 256 --output runs/demo-eval
 	$(BIN)/lmgauge perf --backend transformers --model smollm2 --number 8 --concurrency 1 2 --max-tokens 32 --output runs/demo-perf
-	@echo "run folders: runs/demo-eval runs/demo-perf"
+	@echo "run folders: runs/demo-custom (your own questions from a data file, no code) runs/demo-eval runs/demo-perf"
 
 # EVALSCOPE=/path/to/venv/bin/evalscope adds EvalScope side by side to the perf benches
 bench: install
