@@ -1,5 +1,7 @@
 """The HTML report as a file (self-contained, escaped, no secrets), the terminal tables and the
-``lmgauge report`` command. The DOM is exercised in test_htmlreport_browser.py."""
+``lmgauge report`` command; the perf views (timelines with the server's series, SLA frontier,
+per-turn table, offered vs achieved rate, endpoints without text) from run folders written by
+real ``lmgauge perf`` runs. The DOM is exercised in test_htmlreport_browser.py."""
 from __future__ import annotations
 
 import json
@@ -10,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from fixtures.runfolders import EVIL_QUESTION, EVIL_REASONING, EVIL_RESPONSE, folder_state, make_eval_run, make_perf_run
+from fixtures.runfolders import (EVIL_JUDGE, EVIL_QUESTION, EVIL_REASONING, EVIL_RESPONSE, folder_state, make_eval_run,
+                                 make_perf_run, real_perf_runs, real_workload_runs)
 
 from lmgauge.errors import LmgaugeError
 from lmgauge.htmlreport import render_terminal, write_html_report
 from lmgauge.htmlreport.page import json_for_script
-from lmgauge.htmlreport.rundata import redact, sample_status
+from lmgauge.htmlreport.rundata import load_run, redact, sample_status
 
 DATA_RE = re.compile(r'<script type="application/json" id="lmg-data">(.*?)</script>', re.S)
 
@@ -163,3 +166,128 @@ def test_open_loop_rates_get_their_own_axis(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("|")][1:]
     assert [r.split("|")[2].strip() for r in rows] == ["0.5", "1", "2", "4"]
     assert "rate 4 req/s" in text or "rate 0.5 req/s" in text
+
+
+# -- perf views from real runs -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("real-perf")
+    return {**real_perf_runs(out), **real_workload_runs(out)}
+
+
+def report_of(dirs, path) -> str:
+    return Path(write_html_report([str(d) for d in dirs], str(path))).read_text(encoding="utf-8")
+
+
+def blocks(html: str, start: str, end: str) -> list[str]:
+    """The pieces of ``html`` from each ``start`` to the next ``end``."""
+    return [part.split(end, 1)[0] for part in html.split(start)[1:]]
+
+
+SERVER_SERIES = ("requests_running", "requests_waiting", "kv_cache_usage", "prefix_cache_hit_rate", "preemptions",
+                 "spec_decode_acceptance", "spec_decode_accept_length")
+
+
+def test_timeline_shows_client_and_server_series_per_level(real_runs, tmp_path):
+    run = load_run(real_runs["metrics"])
+    series = run.server_series()
+    assert sorted(series) == [0, 1] and set(SERVER_SERIES) <= set(series[0])  # the readers
+    assert {lv: len(t) for lv, t in run.request_times().items()} == {0: 16, 1: 16}
+    assert load_run(real_runs["sla"]).server_series() == {}  # no server_series table: nothing
+    html = report_of([real_runs["metrics"]], tmp_path / "r.html")
+    levels = blocks(html, '<details class="timeline"', "</details>")
+    assert len(levels) == 2 and levels[0].startswith(" open>") and not levels[1].startswith(" open")
+    for i, block in enumerate(levels):
+        assert f"concurrency {run.levels[i]['concurrency']}</summary>" in block
+        assert "vLLM metrics from http://127.0.0.1:" in block
+        for name in SERVER_SERIES:
+            if name in series[i]:
+                assert block.count(f'data-series="{name}"') == 1, name
+        # one TTFT dot per successful request; completions per second
+        dots = blocks(block, 'data-series="client_ttft"', "</g>")
+        assert len(dots) == 1 and dots[0].count("<circle") == run.levels[i]["succeeded"]
+        assert 'data-series="client_throughput"' in block
+    # KV-cache usage is drawn in percent on a 0-100 axis (the fixture server reports 0.1-0.2)
+    kv_chart = blocks(levels[0], 'data-chart="server-cache"', "</svg>")[0]
+    assert 'class="ck">100</text>' in kv_chart and "%" in kv_chart
+
+
+def test_sla_frontier_chart_answer_and_knee(real_runs, tmp_path):
+    summary = json.loads((real_runs["sla"] / "summary.json").read_text())
+    search = summary["sla_search"]
+    html = report_of([real_runs["sla"]], tmp_path / "r.html")
+    best = search["best"]
+    assert f"highest concurrency that meets it: {best}; {search['stopped']} ({len(search['probes'])} probes)" in html
+    chart = blocks(html, '<svg class="chart frontier"', "</svg>")
+    assert len(chart) == 1
+    met = sum(1 for p in search["probes"] if p["met"])
+    assert chart[0].count('class="probe met"') == met
+    assert chart[0].count('class="probe missed"') == len(search["probes"]) - met
+    assert chart[0].count('class="best"') == 1 and f"best {best}</text>" in chart[0]
+    assert 'class="limit"' in chart[0] and "limit ttft_p99&lt;=180ms" in chart[0]
+    probes = blocks(html, '<table class="probes">', "</table>")[0]
+    assert probes.count("<tr") == 1 + len(search["probes"]) and probes.count('<tr class="best">') == 1
+    knee = summary["best"].get("knee")
+    if knee:  # a sweep whose throughput flattens names its knee in the at-a-glance card
+        card = blocks(html, '<div class="card perf-card">', "</div></section>")[0]
+        assert "Knee (≥95% of peak)" in card and knee["run"] in card
+
+
+def test_turns_ramp_and_endpoints_without_text(real_runs, tmp_path):
+    turns = json.loads((real_runs["turns"] / "summary.json").read_text())["runs"][0]
+    html = report_of([real_runs["turns"]], tmp_path / "turns.html")
+    table = blocks(html, '<table class="turns">', "</table>")[0]
+    rows = blocks(table, "<tr><td", "</tr>")
+    assert len(rows) == 3 and [r.split("</td>")[0].rsplit(">", 1)[1] for r in rows] == ["1", "2", "3"]
+    hits = [t["prefix_cache_hit_rate"]["mean"] for t in turns["turns"]]
+    assert hits[0] == 0 and hits[2] > hits[1] > 0  # the server's prefix cache: later turns reuse more
+    assert f"{100 * hits[2]:.1f}%" in rows[2]
+    assert "6 of 6 sessions completed every turn" in html
+
+    ramp = json.loads((real_runs["ramp"] / "summary.json").read_text())["runs"][0]
+    html = report_of([real_runs["ramp"]], tmp_path / "ramp.html")
+    assert 'data-chart="ttft_s"' not in html  # one ramp level: no sweep to chart
+    rate = blocks(html, 'data-chart="timeline-rate"', "</svg>")
+    assert len(rate) == 1 and all(f'data-series="{k}"' in rate[0] for k in ("offered", "achieved", "finished"))
+    assert f"<summary>{ramp['label']}</summary>" in html and f'<td class="num">{ramp["label"]}</td>' in html
+
+    html = report_of([real_runs["embeddings"]], tmp_path / "emb.html")
+    head = blocks(html, '<table class="perf"><thead>', "</thead>")[0]
+    assert "TTFT" not in head and "TPOT" not in head and "Input tok/s" in head and "Inputs/s" in head
+    assert 'data-chart="ttft_s"' not in html and 'data-chart="input_token_throughput"' in html
+    assert 'data-series="client_ttft"' not in html and "Highest input throughput" in html
+
+
+EVIL = '<img src=x onerror="window.__pwned=1">'
+
+
+def test_new_sections_escape_untrusted_text(tmp_path):
+    """Judge model, benchmark and answer, endpoint URLs and errors, level labels, server metrics
+    URL and warning, SLA objectives and the knee: all shown as text."""
+    e = make_eval_run(tmp_path / "e", judge=EVIL, benchmarks={EVIL: 3})
+    rep = json.loads((e["dir"] / "report.json").read_text())
+    rep["endpoints"] = [{"url": f"http://a/{EVIL}", "requests": 3, "ok": 2, "failures": 1, "last_error": EVIL},
+                        {"url": "http://b/v1", "requests": 3, "ok": 3, "failures": 0}]
+    (e["dir"] / "report.json").write_text(json.dumps(rep))
+    p = make_perf_run(tmp_path / "p", levels=[1, 2, 4])
+    s = json.loads((p["dir"] / "summary.json").read_text())
+    s["runs"][0].update(label=EVIL, server_metrics={"url": EVIL, "family": EVIL, "read": 1, "scrapes": 2, "warning": EVIL},
+                        turns=[{"turn": EVIL, "requests": 1, "succeeded": 1}], sessions={"completed": EVIL, "sessions": 1})
+    s["runs"][1]["timeline"] = [{"t": 0.0, "offered": 1.0, "achieved": 1.0, "finished": 1.0}]
+    s["best"]["knee"] = {"run": EVIL, "value": 3.0, "peak": 3.1}
+    s["sla_search"] = {"objectives": [{"text": EVIL, "metric": EVIL, "stat": "p99", "op": "<=", "value": 0.1}],
+                       "dimension": "concurrency", "best": 2, "stopped": EVIL,
+                       "probes": [{"concurrency": c, "met": c < 4, "failed": [] if c < 4 else [EVIL], "values": {EVIL: 0.03 * c}}
+                                  for c in (1, 2, 4)]}
+    (p["dir"] / "summary.json").write_text(json.dumps(s))
+    html = report_of([e["dir"], p["dir"]], tmp_path / "r.html")
+    block = DATA_RE.search(html).group(1)
+    assert EVIL_JUDGE in [s["jt"] for s in json.loads(block)["eval"][0]["s"]]
+    outside = html.replace(block, "")
+    assert "<img" not in outside and "onerror=\"" not in outside
+    escaped = "&lt;img src=x onerror=&#34;window.__pwned=1&#34;&gt;"
+    for where in ('class="judge-h"', '<table class="endpoints">', '<details class="timeline"', '<div class="sla"',
+                  '<table class="turns">', '<div class="card perf-card">'):
+        section = blocks(outside, where, "</section>")[0]
+        assert escaped in section or escaped.replace("&#34;", "&quot;") in section, where
+    assert len(re.findall(r"<script", html, re.I)) == 2

@@ -53,6 +53,11 @@ svg .cib{fill:#e5e7eb}
 .bestbox{background:var(--card);border:1px solid #bbf7d0;border-left:4px solid var(--ok);border-radius:6px;padding:8px 12px;margin:10px 0}
 .bestbox b{display:inline-block;min-width:250px}
 ul.notes{margin:6px 0;padding-left:20px}
+details.timeline{background:var(--card);border:1px solid var(--bd);border-radius:8px;padding:6px 10px;margin:8px 0}
+details.timeline>summary{cursor:pointer;font-weight:600;color:#334155}
+details.timeline .charts{margin-top:6px}
+.sla .answer{background:var(--card);border:1px solid var(--bd);border-left:4px solid var(--acc);border-radius:6px;padding:6px 10px}
+svg.frontier .probe.missed{fill:#fff}
 details.cfg summary{cursor:pointer;color:var(--acc)}
 pre{white-space:pre-wrap;word-break:break-word;margin:0;font:12.5px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .controls{display:flex;flex-wrap:wrap;gap:10px;align-items:center;background:var(--card);border:1px solid var(--bd);

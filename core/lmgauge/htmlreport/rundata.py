@@ -103,6 +103,7 @@ class RunFolder:
     config: dict[str, Any]
     _samples: list[dict[str, Any]] | None = field(default=None, repr=False)
     _requests: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _level_map: dict[Any, int] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -156,10 +157,73 @@ class RunFolder:
             self._requests = self._read_requests() if self.kind == "perf" else []
         return self._requests
 
+    def request_times(self) -> dict[int, list[tuple[float, float | None, float | None, bool]]]:
+        """Per level index: (sent_s, ttft_s, latency_s, success) of each request, seconds from
+        the level's start (perf.sqlite ``requests``; only these columns are read)."""
+        out: dict[int, list[tuple[float, float | None, float | None, bool]]] = {}
+        rows = self._query("requests", "SELECT run_id, sent_s, ttft_s, latency_s, success FROM requests "
+                                       "WHERE sent_s IS NOT NULL ORDER BY run_id, sent_s")
+        level_of = self._level_of()
+        for run_id, sent, ttft, lat, ok in rows:
+            lv = level_of.get(run_id)
+            if lv is not None:
+                out.setdefault(lv, []).append((sent, ttft, lat, bool(ok)))
+        return out
+
+    def server_series(self) -> dict[int, dict[str, list[tuple[float, float]]]]:
+        """Per level index: the server's normalised series (``--server-metrics``: perf.sqlite
+        ``server_series``), each a list of (t_s, value) from the level's start; empty when the
+        run scraped nothing."""
+        out: dict[int, dict[str, list[tuple[float, float]]]] = {}
+        rows = self._query("server_series", "SELECT run_id, series, t_s, value FROM server_series "
+                                            "ORDER BY run_id, series, t_s")
+        level_of = self._level_of()
+        for run_id, series, t, value in rows:
+            lv = level_of.get(run_id)
+            if lv is not None and t is not None and value is not None:
+                out.setdefault(lv, {}).setdefault(str(series), []).append((float(t), float(value)))
+        return out
+
+    def _query(self, table: str, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of one query on perf.sqlite; none when the file or the table is missing."""
+        db = self.path / "perf.sqlite"
+        if self.kind != "perf" or not db.exists():
+            return []
+        try:
+            con = _sqlite_ro(db)
+        except sqlite3.Error as exc:
+            raise DataError(f"cannot open {db}: {exc}") from None
+        try:
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone():
+                return []
+            return con.execute(sql).fetchall()
+        except sqlite3.Error as exc:
+            raise DataError(f"cannot read {db}: {exc}", "the file may be damaged; re-run the perf test") from None
+        finally:
+            con.close()
+
+    def _level_of(self) -> dict[Any, int]:
+        """perf.sqlite ``run_id`` → index of its level in :attr:`levels` (by order when the
+        counts agree, else by concurrency and rate)."""
+        if self._level_map is None:
+            db_runs = self._query("runs", "SELECT run_id, concurrency, rate FROM runs ORDER BY run_id")
+            levels = self.levels
+            if len(db_runs) == len(levels):
+                self._level_map = {r[0]: i for i, r in enumerate(db_runs)}
+            else:
+                self._level_map = {}
+                for run_id, conc, rate in db_runs:
+                    for i, lv in enumerate(levels):
+                        if (lv.get("concurrency"), lv.get("rate")) == (conc, rate):
+                            self._level_map[run_id] = i
+                            break
+        return self._level_map
+
     def _read_requests(self) -> list[dict[str, Any]]:
         db = self.path / "perf.sqlite"
         if not db.exists():
             return []
+        level_of = self._level_of()
         try:
             con = _sqlite_ro(db)
         except sqlite3.Error as exc:
@@ -169,18 +233,6 @@ class RunFolder:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if "requests" not in tables:
                 return []
-            level_of: dict[Any, int] = {}
-            if "runs" in tables:
-                db_runs = [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY run_id")]
-                levels = self.levels
-                if len(db_runs) == len(levels):
-                    level_of = {r["run_id"]: i for i, r in enumerate(db_runs)}
-                else:
-                    for r in db_runs:
-                        for i, lv in enumerate(levels):
-                            if (lv.get("concurrency"), lv.get("rate")) == (r.get("concurrency"), r.get("rate")):
-                                level_of[r["run_id"]] = i
-                                break
             out = []
             for row in con.execute("SELECT * FROM requests ORDER BY run_id, idx"):
                 rec = dict(row)
