@@ -30,7 +30,8 @@ A prefix cache, for multi-turn and trace tests: ``--prefix-cache`` counts a prom
 whole prefix up to that block, as vLLM's block hashes do), and sleeps ``--ttft`` plus
 ``--prefill-per-token`` seconds for every word not in a cached block; prompt and answer blocks
 are cached afterwards. Usage then reports ``prompt_tokens`` = words and
-``prompt_tokens_details.cached_tokens``. ``--unique-answers`` makes every answer's words unique
+``prompt_tokens_details.cached_tokens``. ``--prefill-per-token`` without ``--prefix-cache`` is
+a server without a cache (every word prefilled). ``--unique-answers`` makes every answer's words unique
 (`` r<request>t<k>``), so a test can find a given answer in a later request; ``--log-messages``
 adds the full ``messages`` and the ``answer`` text to each log line.
 
@@ -97,8 +98,8 @@ def main() -> None:
     log_dirty = []
     models = dumps({"object": "list", "data": [{"id": args.model, "object": "model"}]})
     sep = b"\r\n\r\n" if args.crlf else b"\n\n"
-    delays = bool(args.ttft or args.itl or args.split or args.prefix_cache or args.unique_answers
-                  or args.ttft_per_inflight)
+    delays = bool(args.ttft or args.itl or args.split or args.prefix_cache or args.prefill_per_token
+                  or args.unique_answers or args.ttft_per_inflight)
     inflight = [0]
     cache: set[int] = set()  # hashes of cached prompt blocks (--prefix-cache)
     serial = [0]
@@ -251,13 +252,15 @@ def main() -> None:
                 record["messages"] = req.get("messages")
             serial[0] += 1
             prompt_tokens, cached, prefill, words = 10, None, load_delay, []
-            if args.prefix_cache:
+            if args.prefix_cache or args.prefill_per_token:
                 words = prompt_words(req)
-                hashes = block_hashes(words)
-                hits = next((k for k, h in enumerate(hashes) if h not in cache), len(hashes))
-                prompt_tokens, cached = len(words), hits * args.cache_block
-                prefill += args.prefill_per_token * (prompt_tokens - cached)
-                record["cached"] = cached
+                hits = 0
+                if args.prefix_cache:
+                    hashes = block_hashes(words)
+                    hits = next((k for k, h in enumerate(hashes) if h not in cache), len(hashes))
+                    cached = record["cached"] = hits * args.cache_block
+                prompt_tokens = len(words)
+                prefill += args.prefill_per_token * (prompt_tokens - hits * args.cache_block)
             if fault == "500":
                 self.t.write(response("500 Internal Server Error", b'{"error": {"message": "boom"}}'))
                 return
