@@ -128,6 +128,11 @@ class Backend(abc.ABC):
 
         raise ConfigError(f"the {self.name} backend cannot stream, so it cannot run lmgauge perf")
 
+    def check_request(self, request: GenerationRequest) -> None:
+        """Raise a one-line ConfigError for a request this backend's endpoint cannot take (perf
+        checks the first request of a run before it starts). The default accepts everything."""
+        return None
+
     def own_tokenizer(self) -> Tokenizer | None:
         """The model's own tokenizer, when the backend holds one (in-process backends). perf
         uses it for prompt lengths and token counts when no ``--tokenizer`` is given."""

@@ -393,18 +393,14 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
 
 def check_first_request(backend: Backend, source: RequestSource, tok: Any) -> None:
     """A request the backend's endpoint cannot send (prompts to a rerank endpoint, images to
-    completions) is one line now, not a failure per request: backends that can tell have a
-    ``check_request(request)`` raising ConfigError."""
+    completions) is one line now, not a failure per request (``Backend.check_request``)."""
     from ..types import Session
 
-    check = getattr(backend, "check_request", None)
-    if check is None:
-        return
     first = next(iter(source.requests(tok, 1)), None)
     if isinstance(first, Session):
         first = first.turns[0] if first.turns else None
     if first is not None:
-        check(first)
+        backend.check_request(first)
 
 
 @dataclass

@@ -357,11 +357,7 @@ def count_prompt_tokens(records: list[PerfRecord], count: Callable[[str], int] |
     for rec in records:
         req = rec.__dict__.pop("_request", None)
         if rec.prompt_tokens is None and count is not None and req is not None and rec.success:
-            if req.messages is not None:
-                text = "\n".join(str(m.get("content", "")) for m in req.messages)
-            else:
-                text = req.prompt or ""
-            rec.prompt_tokens = count(text)
+            rec.prompt_tokens = sum(count(t) for t in req.input_texts())  # text only, never image data
 
 
 def run_in_loop(loop: asyncio.AbstractEventLoop, coro_factory: Callable[[LoadResult], Any]) -> LoadResult:
