@@ -590,10 +590,13 @@ class _Progress:
         self.label = lv.label
         self.last = time.monotonic()
         self.failed = 0
+        self.sessions = 0  # sessions ended (multi-turn: the total counts sessions, n counts turns)
 
     def done(self, rec) -> None:
         self.n += 1
         self.failed += 0 if rec.success else 1
+        if rec.session is not None and (not rec.success or rec.turn == rec.turns):
+            self.sessions += 1
         if self.every:
             if self.n % self.every:
                 return
@@ -602,4 +605,8 @@ class _Progress:
             if now - self.last < 5.0:
                 return
             self.last = now
+        if self.sessions or rec.session is not None:
+            click.echo(f"perf {self.label}: {self.sessions}/{self.total} sessions done ({self.n} turns, "
+                       f"{self.failed} failed)", err=True)
+            return
         click.echo(f"perf {self.label}: {self.n}/{self.total} requests done, {self.failed} failed", err=True)
