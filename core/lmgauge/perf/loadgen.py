@@ -280,9 +280,10 @@ async def _run_load(backend: Backend, items: Iterable[tuple[int, Item, float | N
     async def conversation(number: int, planned: PlannedSession, scheduled: float) -> None:
         s = planned.session
         history: list[dict[str, str]] = []
+        answered = 0.0  # when the previous turn's answer ended
         for k, turn in enumerate(s.turns):
             if k:
-                scheduled = rec.end + s.think_time
+                scheduled = answered + s.think_time
                 if deadline is not None and scheduled >= deadline:
                     return
                 delay = scheduled - perf()
@@ -292,6 +293,7 @@ async def _run_load(backend: Backend, items: Iterable[tuple[int, Item, float | N
             rec = await one(planned.first + k, req, scheduled, number, k + 1, len(s.turns))
             if not rec.success:
                 return
+            answered = rec.end
             history = req.messages + [{"role": "assistant", "content": rec.output_text}]
 
     async def send(i: int, item: Item, scheduled: float) -> None:
