@@ -282,13 +282,14 @@ def _workload_notes(run: dict[str, Any]) -> list[str]:
 def turn_table(turns: list[dict[str, Any]]) -> str:
     """Per-turn figures of a multi-turn level: TTFT by turn shows prefix-cache reuse."""
     header = ["Turn", "Requests", "OK", "Avg input tok", "Avg TTFT(s)", "P50 TTFT(s)", "P99 TTFT(s)", "Avg Lat.(s)",
-              "Cache hit (mean)"]
+              "Cache hit % mean/p50/p90"]
     rows = []
     for t in turns:
-        hit = (t.get("prefix_cache_hit_rate") or {}).get("mean")
+        hit = t.get("prefix_cache_hit_rate") or {}
         rows.append([str(t["turn"]), str(t["requests"]), str(t["succeeded"]), _fmt(t["avg_input_tokens"], 1),
                      _fmt(t["ttft_s"]["mean"], 4), _fmt(t["ttft_s"]["p50"], 4), _fmt(t["ttft_s"]["p99"], 4),
-                     _fmt(t["latency_s"]["mean"], 4), "-" if hit is None else f"{hit:.1%}"])
+                     _fmt(t["latency_s"]["mean"], 4),
+                     "/".join(f"{100 * hit[k]:.1f}" for k in ("mean", "p50", "p90")) if hit.get("count") else "-"])
     return _table(header, rows)
 
 
