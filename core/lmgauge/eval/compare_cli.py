@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .paired import DEFAULT_RESAMPLES
+# numpy/scipy are imported only when the command runs: `lmgauge --help` lists this command
+RESAMPLES = 10_000
 
 
 @click.command("compare")
@@ -14,7 +15,7 @@ from .paired import DEFAULT_RESAMPLES
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
               help="Significance level; the interval is the matching (1 - alpha) CI.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the permutation and bootstrap resampling.")
-@click.option("--resamples", type=click.IntRange(min=100), default=DEFAULT_RESAMPLES, show_default=True,
+@click.option("--resamples", type=click.IntRange(min=100), default=RESAMPLES, show_default=True,
               help="Random sign flips and bootstrap resamples (repeated-sampling runs).")
 def compare(dir_a: str, dir_b: str, json_path: str | None, alpha: float, seed: int, resamples: int) -> None:
     """Paired significance of B - A, question by question, for two eval runs of the same questions.
