@@ -142,6 +142,7 @@ class _FileBenchmark(Benchmark):
 
 class CustomMath(_FileBenchmark):
     name = "custom_math"
+    judge_kind = "math"
     description = ("Your math questions: --dataset-path custom_math=FILE (question/problem + answer or "
                    "\\boxed solution), graded as math_500")
 
@@ -183,6 +184,7 @@ def permute(question: str, choices: list[str], gold: int, seed: int) -> tuple[li
 
 class CustomMCQ(_FileBenchmark):
     name = "custom_mcq"
+    judge_kind = "mcq"
     description = ("Your multiple-choice questions: --dataset-path custom_mcq=FILE (question, choices A..J or "
                    "a choices list, answer letter or text), graded as gpqa_diamond")
     options = [
