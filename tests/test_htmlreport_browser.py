@@ -1,7 +1,8 @@
 """The HTML report in headless Chromium (DevTools protocol over a pipe, tests/fixtures/browser.py):
 tables present, filters and search change the visible rows, injected markup stays text and
 never runs, perf charts drawn, several runs side by side, a 728×5 run with 20k-character
-responses stays usable. Screenshots land in each test's tmp folder.
+responses stays usable, the judge's verdicts, and the perf views of real ``lmgauge perf`` runs
+(timeline with the server's series, SLA frontier). Screenshots land in each test's tmp folder.
 
 Skipped with a reason when no Chromium is installed (apt-get install chromium)."""
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections import Counter
 import pytest
 
 from fixtures.browser import Browser, chromium_path
-from fixtures.runfolders import EVIL_QUESTION, EVIL_REASONING, EVIL_RESPONSE, make_eval_run, make_perf_run
+from fixtures.runfolders import (EVIL_JUDGE, EVIL_QUESTION, EVIL_REASONING, EVIL_RESPONSE, make_eval_run, make_perf_run,
+                                 real_perf_runs)
 
 from lmgauge.htmlreport import write_html_report
-from lmgauge.htmlreport.rundata import sample_status
+from lmgauge.htmlreport.rundata import load_run, sample_status
 
 pytestmark = pytest.mark.skipif(chromium_path() is None,
                                 reason="chromium is not installed (apt-get install chromium): browser tests skipped")
@@ -203,3 +205,76 @@ def test_large_run_stays_usable(browser, tmp_path):
     assert time.monotonic() - t0 < 10 and visible(page) == 5
     assert len(page.eval("document.querySelector('#samples pre.response').textContent")) > 19_000
     page.screenshot(tmp_path / "big.png", full_height=1400)
+
+
+def test_judge_table_and_verdicts(browser, tmp_path):
+    e = make_eval_run(tmp_path / "judged", benchmarks={"math_500": 4, "gpqa_diamond": 3}, judge="judge-model", seed=3)
+    page = open_report(browser, [e["dir"]], tmp_path / "judged.html")
+    judge = e["report"]["judge"]
+    assert page.count("table.judge tbody tr") == 3  # two benchmarks and OVERALL
+    overall = page.eval("[...document.querySelector('table.judge tr.overall').cells].map(c => c.textContent)")
+    ag = judge["overall"]["agreement"]
+    assert overall[1] == str(judge["overall"]["judged"]) and overall[8] == str(ag["samples"])
+    assert overall[9] == f"{100 * ag['agreement']:.1f}%" and overall[10] == f"{ag['kappa']:,.3f}"
+    verdicts = page.eval("[...document.querySelectorAll('#samples .sample .judge')].map(e => e.textContent)")
+    judged = [r for r in e["records"] if r.get("judge_verdict")]
+    assert sorted(verdicts) == sorted(f"judge: {r['judge_verdict']}" for r in judged)
+    search(page, "looks right", "of 1 ")  # the judge's answer is searchable
+    page.click("#samples details.judge-text summary")
+    page.wait_for("document.querySelector('#samples details.judge-text').open")
+    assert page.eval("document.querySelector('#samples details.judge-text pre').textContent") == EVIL_JUDGE
+    assert page.eval("window.__pwned") is None and page.count("#samples img") == 0
+    assert js_errors(browser, page) == []
+
+
+@pytest.fixture(scope="module")
+def real_perf(tmp_path_factory):
+    return real_perf_runs(tmp_path_factory.mktemp("real-perf"))
+
+
+def test_real_perf_timeline_and_sla_frontier(browser, real_perf, tmp_path):
+    """Run folders written by lmgauge perf: --server-metrics against metrics_server (vLLM) and an
+    --sla-search whose frontier is concurrency 8."""
+    import json
+
+    page = open_report(browser, [real_perf["metrics"], real_perf["sla"]], tmp_path / "perf.html")
+    # CSP intact, only our two scripts, nothing fetched, no error
+    csp = page.eval("document.querySelector('meta[http-equiv=Content-Security-Policy]').content")
+    assert csp.startswith("default-src 'none'") and "script-src 'sha256-" in csp
+    assert page.count("script") == 2 and page.eval("performance.getEntriesByType('resource').length") == 0
+
+    # timeline: one block per level (2 + the SLA probes), the first open with the server's series
+    search_ = json.loads((real_perf["sla"] / "summary.json").read_text())["sla_search"]
+    assert page.count("details.timeline") == 2 + len(search_["probes"])
+    first = "document.querySelectorAll('details.timeline')[0]"
+    assert page.eval(f"{first}.open") is True
+    stored = load_run(real_perf["metrics"]).server_series()[0]
+    for name in ("requests_running", "requests_waiting", "kv_cache_usage", "prefix_cache_hit_rate", "preemptions"):
+        d = page.eval(f"(function(){{var e={first}.querySelector('path[data-series={name}]');"
+                      "return e && e.getBoundingClientRect().bottom > 0 ? e.getAttribute('d') : null;})()")
+        assert d is not None and d.count("L") + 1 == len(stored[name]), name  # one vertex per scrape stored
+    assert page.eval(f"{first}.querySelectorAll('[data-chart=timeline-throughput] circle').length") >= 1  # 1 s bins
+    dots = page.eval(f"{first}.querySelectorAll('g[data-series=client_ttft] circle').length")
+    assert dots == 16
+    # the second level opens on a click and draws its series too
+    second = "document.querySelectorAll('details.timeline')[1]"
+    assert page.eval(f"{second}.open") is False
+    page.click("details.timeline:nth-of-type(2) > summary")
+    page.wait_for(f"{second}.open")
+    assert page.eval(f"{second}.querySelector('path[data-series=requests_running]').getBoundingClientRect().width") > 0
+
+    # SLA frontier: met and missed probes, the best one ringed where its probe is
+    met = sum(1 for p in search_["probes"] if p["met"])
+    assert page.count(".sla svg.frontier circle.probe.met") == met
+    assert page.count(".sla svg.frontier circle.probe.missed") == len(search_["probes"]) - met
+    ring = page.eval("(function(){var b=document.querySelector('.sla svg.frontier circle.best');"
+                     "return [b.getAttribute('cx'), b.getAttribute('cy')];})()")
+    best_probe = page.eval("[...document.querySelectorAll('.sla svg.frontier circle.probe.met')]"
+                           ".map(c => [c.getAttribute('cx'), c.getAttribute('cy')])")
+    assert ring in best_probe  # the ring sits on a met probe: the highest load that met the SLA
+    assert f"best {search_['best']}" in page.text(".sla svg.frontier")
+    assert f"highest concurrency that meets it: {search_['best']};" in page.text(".sla .answer")
+    assert page.count(".sla table.probes tbody tr.best") == 1
+    assert js_errors(browser, page) == []
+    page.eval("document.querySelector('.sla').scrollIntoView()")
+    page.screenshot(tmp_path / "perf-views.png", full_height=4000)

@@ -22,12 +22,12 @@ from markupsafe import Markup
 
 from .. import __version__
 from .assets import CSS, JS
-from .perfviews import PerfViews, best_levels, level_name
+from .perfviews import PerfViews
 from .rundata import RunFolder, run_labels, sample_status
 from .svg import PALETTE, ci_bar
 from .templating import json_for_script, render
 
-__all__ = ["render_page", "json_for_script", "best_levels", "level_name"]
+__all__ = ["render_page", "json_for_script"]
 
 PAGE_SIZE = 25
 STATUSES = (("all", "All"), ("correct", "Correct"), ("wrong", "Wrong"), ("truncated", "Truncated"), ("error", "Error"))

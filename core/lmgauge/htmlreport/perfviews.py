@@ -323,7 +323,8 @@ def client_charts(times: list[tuple[float, float | None, float | None, bool]], x
             counts[k] = counts.get(k, 0) + 1
         last = max(counts)
         covered = max(ends[-1] - last * width, 0.05 * width)  # the last bin ends with the last request
-        pts = [((k + 0.5) * width, counts.get(k, 0) / (width if k < last else covered)) for k in range(last + 1)]
+        pts = [((k + 0.5) * width, counts.get(k, 0) / width) for k in range(last)]
+        pts.append((last * width + covered / 2, counts[last] / covered))
         unit = "per second" if width == 1 else f"per second ({width:g} s bins)"
         s = Series("completions/s", PALETTE[2], pts, key="client_throughput")
         charts.append(Chart("timeline-throughput",

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from ..texttable import clean_cell, grid_table as table
-from .page import best_levels, level_name
+from .perfviews import best_levels, knee_of, level_name
 from .rundata import RunFolder, run_labels
 from .svg import fmt_num, fmt_val
 
@@ -84,7 +84,7 @@ def perf_tables(runs: list[RunFolder], labels: list[str]) -> str:
             req, ok = lv.get("requests") or 0, lv.get("succeeded")
             rows.append(([label] if multi else []) + [
                 "-" if lv.get("concurrency") is None else str(lv.get("concurrency")),
-                "-" if lv.get("rate") is None else fmt_num(float(lv["rate"])),
+                str(lv.get("label") or "-") if lv.get("rate") is None else fmt_num(float(lv["rate"])),
                 _f(lv.get("request_throughput"), 2), _f(_g(lv, "latency_s", "mean"), 3), _f(_g(lv, "latency_s", "p99"), 3),
                 _f(lv.get("output_token_throughput"), 2), _f(_g(lv, "ttft_s", "mean"), 3), _f(_g(lv, "ttft_s", "p99"), 3),
                 _f(_g(lv, "tpot_s", "mean"), 4), _f(_g(lv, "tpot_s", "p99"), 4),
@@ -95,10 +95,13 @@ def perf_tables(runs: list[RunFolder], labels: list[str]) -> str:
         best = best_levels(run)
         lines = [f"Best configuration{' of ' + label if multi else ''}:"]
         for name, key, unit in (("Highest RPS", "rps", "req/s"), ("Highest output", "tok", "tokens/s"),
-                                ("Lowest latency", "lat", "s")):
+                                ("Highest input", "in_tok", "tokens/s"), ("Lowest latency", "lat", "s")):
             lv, val = best.get(key, (None, None))
             if lv is not None:
                 lines.append(f"  {name:<16} {level_name(lv)} ({fmt_val(val)} {unit})")
+        knee = knee_of(run)
+        if knee:
+            lines.append(f"  {'Knee (≥95% peak)':<16} {knee['run']} ({fmt_val(knee['value'])} req/s)")
         for rec in run.report.get("recommendations") or []:
             lines.append(f"  • {rec}")
         out.append("\n".join(clean_cell(x) for x in lines))
