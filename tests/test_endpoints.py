@@ -151,6 +151,9 @@ def test_unreachable_endpoints_at_start(math_samples, eval_server, tmp_path):
     proc = run_cli("eval", "--base-url", server.base_url, "--base-url", server.base_url + "/completions", "--model", "m",
                    "--benchmark", "math_500", "--output", str(tmp_path / "mixed"), env=PLUGINS)
     assert_one_line_error(proc, "different endpoint kinds")
+    proc = run_cli("eval", "--base-url", server.base_url, "--base-url", server.base_url + "/", "--model", "m",
+                   "--benchmark", "math_500", "--output", str(tmp_path / "twice"), env=PLUGINS)
+    assert_one_line_error(proc, "is given twice")
 
 
 def test_a_parked_endpoint_rejoins_when_it_answers_again(eval_server, tmp_path):

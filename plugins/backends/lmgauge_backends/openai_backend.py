@@ -49,6 +49,8 @@ class OpenAIBackend(Backend):
         endpoints = [Endpoint(self.base, self.url)]
         for other in config.endpoints[1:]:
             base, url, api = split_url(other, config.api)
+            if url in (ep.url for ep in endpoints):
+                raise ConfigError(f"the server URL {url} is given twice", "give each --base-url / --url once")
             if api != self.api:
                 raise ConfigError(f"the server URLs name different endpoint kinds: {self.url} ({self.api}) and "
                                   f"{url} ({api})", "give every --base-url / --url the same path")
