@@ -1,13 +1,15 @@
 """Perf workloads: trace replay timing and per-turn TTFT against a simulated prefix cache.
 
-``python bench/perf_workloads.py [--trace-requests 600] [--trace-rate 30] [--sessions 24]``
+``python bench/perf_workloads.py [--trace-requests 600] [--trace-rate 30] [--rounds 2] [--sessions 24]``
 
 1. Trace replay: a Mooncake-style trace (seeded: Poisson gaps at ``--trace-rate`` req/s with
    bursts of requests sharing one millisecond, prompts of 100–1,500 tokens from shared hash-id
    blocks, outputs of 4–24 tokens) replayed by ``lmgauge perf --dataset trace`` against
    tests/perf_server.py. From perf.sqlite and the server's log: scheduled − recorded offset
    (should be 0), sent − scheduled (the client's timing error) and server receipt − intended
-   instant (the error as the server sees it), p50/p99/max.
+   instant (the error as the server sees it), p50/p99/max; for reference, sent − scheduled of
+   a Poisson ``--rate`` run with as many requests at the same mean rate (``--rounds``, their
+   order alternating).
 2. Multi-turn: ``--dataset multi_turn`` sessions (``--turns``, user turns of ``--user-tokens``,
    ``--max-tokens`` answers) against the server with ``--prefix-cache`` (TTFT = 5 ms + 0.1 ms
    per prompt token not in a cached block) and without a cache (every token prefilled): TTFT
@@ -80,29 +82,38 @@ def make_trace(path: Path, n: int, rate: float, seed: int = 0) -> list[float]:
 def trace_replay(args, tmp: Path) -> None:
     trace = tmp / "trace.jsonl"
     offsets = sorted(make_trace(trace, args.trace_requests, args.trace_rate))
-    log = tmp / "trace-server.jsonl"
-    server, url = start_server("--ttft", "0.01", "--itl", "0.002", "--prefix-cache", "--cache-block", "64",
-                               "--log", str(log))
-    try:
-        out = tmp / "trace-run"
-        run = perf(url, out, "--dataset", "trace", "--dataset-path", str(trace), "--trace-block-size", "64")
-    finally:
-        stop(server)
-    with sqlite3.connect(out / "perf.sqlite") as db:
-        got = db.execute("select scheduled_s, sent_s from requests order by idx").fetchall()
-    origin = run["clock_origin"]
-    sched_err = [abs(s - o) for (s, _), o in zip(got, offsets)]
-    send_err = [(sent - s) * 1000 for s, sent in got]
-    starts = sorted(json.loads(x)["start"] for x in log.read_text().splitlines())
-    recv_err = [(st - origin - o) * 1000 for st, o in zip(starts, offsets)]
     span = offsets[-1]
-    print(f"### Trace replay: {len(got)} requests over {span:.1f} s ({len(got) / span:.1f} req/s offered), "
-          f"{run['succeeded']} ok, achieved {run['achieved_rate']:.2f} req/s, "
-          f"prefix-cache hit rate mean {run['prefix_cache_hit_rate']['mean']:.1%}\n")
-    print(f"max |scheduled − recorded offset| = {max(sched_err) * 1e6:.3f} µs\n")
-    print("| error | p50 | p99 | max |\n|---|---:|---:|---:|")
-    for name, vals in (("sent − scheduled (client)", send_err), ("server receipt − intended instant", recv_err)):
-        print(f"| {name} | {pct(vals, 50):.2f} ms | {pct(vals, 99):.2f} ms | {max(vals):.2f} ms |")
+    print(f"### Trace replay: {len(offsets)} requests over {span:.1f} s ({len(offsets) / span:.1f} req/s offered)\n")
+    print("| round | run | ok | achieved req/s | hit rate mean | max abs(scheduled − recorded) | sent − scheduled p50 / p99 / max "
+          "| server receipt − intended p50 / p99 / max |")
+    print("|---:|---|---:|---:|---:|---:|---|---|")
+    for rnd in range(1, args.rounds + 1):
+        order = ("trace", "reference") if rnd % 2 else ("reference", "trace")
+        for kind in order:
+            log = tmp / f"{kind}-{rnd}.jsonl"
+            server, url = start_server("--ttft", "0.01", "--itl", "0.002", "--prefix-cache", "--cache-block", "64",
+                                       "--log", str(log))
+            out = tmp / f"{kind}-{rnd}"
+            try:
+                if kind == "trace":
+                    run = perf(url, out, "--dataset", "trace", "--dataset-path", str(trace), "--trace-block-size", "64")
+                else:  # the same number of requests at the same mean rate, Poisson (--rate)
+                    run = perf(url, out, "--dataset", "random", "--min-prompt-length", "800", "--max-prompt-length",
+                               "800", "--max-tokens", "14", "--rate", f"{len(offsets) / span:.3f}", "--number",
+                               str(len(offsets)))
+            finally:
+                stop(server)
+            with sqlite3.connect(out / "perf.sqlite") as db:
+                got = db.execute("select scheduled_s, sent_s from requests order by idx").fetchall()
+            send = [(sent - sc) * 1000 for sc, sent in got]
+            starts = sorted(json.loads(x)["start"] for x in log.read_text().splitlines())
+            recv = [(st - run["clock_origin"] - sc) * 1000 for st, (sc, _) in zip(starts, sorted(got))]
+            sched = f"{max(abs(sc - o) for (sc, _), o in zip(got, offsets)) * 1e6:.3f} µs" if kind == "trace" else "-"
+            hit = run["prefix_cache_hit_rate"]["mean"]
+            print(f"| {rnd} | {'trace replay' if kind == 'trace' else 'Poisson --rate'} | {run['succeeded']} | "
+                  f"{run['achieved_rate']:.2f} | {hit:.1%} | {sched} | "
+                  f"{pct(send, 50):.2f} / {pct(send, 99):.2f} / {max(send):.2f} ms | "
+                  f"{pct(recv, 50):.2f} / {pct(recv, 99):.2f} / {max(recv):.2f} ms |")
     print()
 
 
@@ -140,6 +151,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trace-requests", type=int, default=600)
     ap.add_argument("--trace-rate", type=float, default=30.0)
+    ap.add_argument("--rounds", type=int, default=2, help="trace and reference runs, alternating")
     ap.add_argument("--sessions", type=int, default=24)
     ap.add_argument("--turns", type=int, default=6)
     ap.add_argument("--user-tokens", type=int, default=200)
