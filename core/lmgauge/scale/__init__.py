@@ -20,6 +20,22 @@ from ..errors import ConfigError
 INSTALL_HINT = "pip install 'lmgauge[ray]'"
 
 
+def ray_perf_workers(n: int, backend_name: str, config: Any, tokenizer_spec: str | None, source: Any, load: Any,
+                     address: str | None = None) -> Any:
+    """``perf --workers N --ray``: see :func:`lmgauge.scale.ray_perf.run_ray_workers`."""
+    from .ray_perf import run_ray_workers
+
+    return run_ray_workers(n, backend_name, config, tokenizer_spec, source, load, address)
+
+
+def replica_backend(backend_name: str, config: Any, replicas: int, gpus_per_replica: float | None = None,
+                    address: str | None = None) -> Any:
+    """``--replicas N``: see :class:`lmgauge.scale.replicas.ReplicaBackend`."""
+    from .replicas import ReplicaBackend
+
+    return ReplicaBackend(backend_name, config, replicas, gpus_per_replica, address)
+
+
 def import_ray(flag: str = "--ray") -> Any:
     try:
         import ray
@@ -70,6 +86,9 @@ def node_info() -> dict[str, Any]:
 
 def short_reason(exc: BaseException) -> str:
     """One short phrase for why a Ray actor is gone (Ray's own messages run to paragraphs)."""
+    cause = getattr(exc, "cause", None)  # a RayTaskError carries the exception raised in the actor
+    if isinstance(cause, BaseException):
+        return f"{cause.__class__.__name__}: {' '.join(str(cause).split())[:160]}"
     text = " ".join(str(exc).split())
     for needle, phrase in (("node has died", "node died"), ("node was", "node died"), ("NodeDied", "node died"),
                            ("SIGKILL", "process killed"), ("killed by", "actor killed"),
