@@ -1,6 +1,9 @@
-"""The report's perf part as plain data for the templates: the at-a-glance cards, the sweep
-charts (throughput and latency against concurrency or request rate), the summary table and the
-best configuration of each run.
+"""The report's perf part as plain data and SVG charts for the templates: the at-a-glance
+cards (with the knee), the sweep charts (throughput and latency against concurrency or request
+rate), the summary table, the best configuration of each run, the SLA frontier of
+``--sla-search`` runs, the per-turn table of multi-turn levels, and one timeline per level
+(client TTFT and completions, offered vs achieved rate, the server's ``--server-metrics``
+series), its points capped so that long levels stay light.
 
 Endpoints that return vectors or scores (embeddings, rerank, score) have no TTFT or TPOT: their
 levels get latency, requests/s, input tokens/s and inputs/s instead (as the terminal tables)."""

@@ -15,7 +15,7 @@ import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from .svg import fmt_num, fmt_val
+from .svg import fmt_val
 
 
 def json_for_script(data: Any) -> Markup:
@@ -48,8 +48,8 @@ def pct(v: Any, digits: int = 1) -> str:
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("lmgauge.htmlreport", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
-    env.filters.update(num=num, pct=pct, fmt_val=fmt_val, fmt_num=fmt_num)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=num, pct=pct, fmt_val=fmt_val)
     return env
 
 
