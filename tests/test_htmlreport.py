@@ -207,7 +207,11 @@ def test_timeline_shows_client_and_server_series_per_level(real_runs, tmp_path):
         dots = blocks(block, 'data-series="client_ttft"', "</g>")
         assert len(dots) == 1 and dots[0].count("<circle") == run.levels[i]["succeeded"]
         assert 'data-series="client_throughput"' in block
-    # KV-cache usage is drawn in percent on a 0-100 axis (the fixture server reports 0.1-0.2)
+    # the level's summary of each series; KV-cache usage in percent (the fixture server reports 0.1-0.2)
+    kv = run.levels[0]["server_metrics"]["series"]["kv_cache_usage"]
+    figures = blocks(levels[0], '<table class="server-figures">', "</table>")[0]
+    assert f"<td>kv cache usage</td><td>%</td><td class=\"num\">{100 * kv['mean']:,.2f}</td>" in figures
+    # ... and drawn on a 0-100 axis
     kv_chart = blocks(levels[0], 'data-chart="server-cache"', "</svg>")[0]
     assert 'class="ck">100</text>' in kv_chart and "%" in kv_chart
 

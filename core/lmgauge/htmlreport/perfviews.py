@@ -223,7 +223,8 @@ class PerfViews:
                 if not charts and not server and not sm:
                     continue
                 out.append({"view": v, "level": level_name(lv), "charts": charts, "server": server,
-                            "note": server_note(sm), "warning": sm.get("warning") if isinstance(sm, dict) else None})
+                            "note": server_note(sm), "figures": server_figures(sm),
+                            "warning": sm.get("warning") if isinstance(sm, dict) else None})
         return out
 
     def turn_tables(self) -> list[dict[str, Any]]:
@@ -370,6 +371,26 @@ def _span(times: list[tuple[float, float | None, float | None, bool]], series: d
     ends += [t for pts in series.values() for t, _ in pts]
     ends += [float(r["t"]) + 1 for r in timeline if isinstance(r, dict) and isinstance(r.get("t"), (int, float))]
     return float(math.ceil(max(ends, default=1.0)))  # whole seconds: the throughput bins end there
+
+
+SERIES_UNITS = {"requests_running": ("requests", 1.0), "requests_waiting": ("requests", 1.0),
+                "kv_cache_usage": ("%", 100.0), "prefix_cache_hit_rate": ("%", 100.0), "preemptions": ("per s", 1.0),
+                "spec_decode_acceptance": ("%", 100.0), "spec_decode_accept_length": ("tokens/step", 1.0)}
+
+
+def server_figures(sm: Any) -> list[dict[str, Any]]:
+    """Mean, max and last of each normalised series (summary.json ``server_metrics.series``),
+    ratios in percent."""
+    series = sm.get("series") if isinstance(sm, dict) else None
+    if not isinstance(series, dict):
+        return []
+    out = []
+    for name, (unit, scale) in SERIES_UNITS.items():
+        f = series.get(name)
+        if isinstance(f, dict):
+            out.append({"name": name.replace("_", " "), "unit": unit,
+                        **{k: f.get(k) * scale if isinstance(f.get(k), (int, float)) else None for k in ("mean", "max", "last")}})
+    return out
 
 
 def server_note(sm: Any) -> str | None:
