@@ -117,6 +117,9 @@ def cli() -> None:
 @click.option("--collection", default=None, type=click.Path(dir_okay=False), help="Collection file (YAML/JSON) mixing benchmarks into one eval.")
 @click.option("--config", default=None, type=click.Path(dir_okay=False), help="YAML file with any of these settings (flags override it).")
 @click.option("--retries", type=int, default=None, help="Retries per request on 429/5xx/connection errors/timeouts. Default 5.")
+@click.option("--max-connection-failures", type=click.IntRange(min=1), default=None,
+              help="Stop the run after this many requests in a row reach no endpoint (default 4 × --concurrency, "
+                   "at least 8); continue with --resume.")
 @click.option("--timeout", type=float, default=None, help="Per-request read timeout in seconds. Default 3600.")
 @click.option("--grading-workers", "grading_workers", type=int, default=None, help="Grading processes (default: CPU count, at most 4).")
 @click.option("--progress/--no-progress", default=None, help="Show the progress line (default: on).")

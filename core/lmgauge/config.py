@@ -69,6 +69,7 @@ class EvalConfig:
     metric: list[str] = field(default_factory=list)
     retries: int = 5
     retry_backoff: float = 1.0
+    max_connection_failures: int | None = None  # None: 4 × concurrency, at least 8 (eval/runner.py)
     timeout: float = 3600.0
     connect_timeout: float = 30.0
     grading_workers: int | None = None

@@ -39,13 +39,16 @@ class BackendError(LmgaugeError):
     """A backend request failed.
 
     ``retryable`` tells the runner whether a retry with backoff may succeed
-    (HTTP 429/5xx, connection errors, timeouts) or not (HTTP 4xx, bad model).
+    (HTTP 429/5xx, connection errors, timeouts) or not (HTTP 4xx, bad model). ``unavailable``
+    means no endpoint of the backend can be reached at all (the runner stops the run after a
+    bounded number of these in a row, instead of failing sample after sample).
     """
 
     exit_code = 3
 
     def __init__(self, message: str, hint: str | None = None, *, retryable: bool = False,
-                 status: int | None = None):
+                 status: int | None = None, unavailable: bool = False):
         super().__init__(message, hint)
         self.retryable = retryable
         self.status = status
+        self.unavailable = unavailable

@@ -176,3 +176,4 @@ class PerfRecord:
     inputs: int | None = None  # embeddings: texts sent; rerank/score: documents sent
     embedding_dim: int | None = None  # embeddings: the length of the vectors returned
     images: list[tuple[int, int]] | None = None  # (width, height) of each image sent
+    endpoint: str | None = None  # several --url: the URL this request went to

@@ -41,7 +41,7 @@ def connection_failure_bound(config: EvalConfig) -> int:
     """How many "no endpoint can be reached" failures in a row (across all requests, reset by
     any success) stop the run: ``--max-connection-failures``, default 4 × concurrency (at least
     8), about four tries per worker, a few seconds with the default backoff."""
-    return getattr(config, "max_connection_failures", None) or max(8, 4 * config.concurrency)
+    return config.max_connection_failures or max(8, 4 * config.concurrency)
 
 
 class _EndpointsGone(Exception):
@@ -217,7 +217,7 @@ class EvalRun:
                 return comps, attempt, time.perf_counter() - t0
             except BackendError as exc:
                 cap = 60.0
-                if getattr(exc, "unavailable", False):  # no endpoint answers: not this request's fault
+                if exc.unavailable:  # no endpoint answers: not this request's fault
                     unreachable += 1
                     self.unreachable_streak += 1
                     if self.unreachable_streak >= self.unreachable_bound:

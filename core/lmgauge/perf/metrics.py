@@ -272,7 +272,7 @@ def per_endpoint(records: list[PerfRecord], metrics: list[dict[str, Any]], *, wa
     endpoint was loaded all along)."""
     by_endpoint: dict[str, list[int]] = {}
     for j, rec in enumerate(records):
-        by_endpoint.setdefault(getattr(rec, "endpoint", None) or "?", []).append(j)
+        by_endpoint.setdefault(rec.endpoint or "?", []).append(j)
     return [{"endpoint": url, **aggregate([records[j] for j in idx], [metrics[j] for j in idx], wall_s=wall_s,
                                           concurrency=None, rate=None, slo=slo)}
             for url, idx in by_endpoint.items()]

@@ -56,7 +56,7 @@ class PerfStore:
                   m["ttft_s"], m["ttfc_s"], m["latency_s"], m["prompt_tokens"], m["completion_tokens"], m["usage_source"],
                   orjson.dumps(m["itl_s"]).decode(), 1 if m["success"] else 0, m["error"], m["queue_delay_s"],
                   m["tpot_s"], len(r.chunk_times), r.session, r.turn, r.cached_tokens, r.inputs, r.embedding_dim,
-                  len(r.images) if r.images else None, _sizes(r.images), getattr(r, "endpoint", None))
+                  len(r.images) if r.images else None, _sizes(r.images), r.endpoint)
                  for r, m in zip(records, metrics)])
 
     def close(self) -> None:
@@ -72,7 +72,8 @@ def best_and_advice(runs: list[dict[str, Any]], in_process: bool = False) -> tup
     """Best configuration and advice. ``in_process``: the model runs in the client process, so
     client CPU is model compute and says nothing about the load generator."""
     ok = [r for r in runs if r["succeeded"]]
-    label = lambda r: (f"rate {r['rate']:g} req/s" if r["rate"] is not None else f"concurrency {r['concurrency']}")  # noqa: E731
+    label = lambda r: r.get("label") or (f"rate {r['rate']:g} req/s" if r["rate"] is not None  # noqa: E731
+                                         else f"concurrency {r['concurrency']}")
     best: dict[str, Any] = {}
     advice: list[str] = []
     no_done = [r for r in runs if "no [DONE]" in (r.get("failures") or {})]

@@ -238,6 +238,7 @@ class SLASearch:
         return {"objectives": [o.as_dict() for o in self.objectives], "dimension": self.dimension,
                 "best": None if best is None else (int(best) if self.dimension == "concurrency" else best),
                 "range": [self.low, self.high], "precision": self.precision, "stopped": self.stopped,
+                "answer": self.answer(),
                 "probes": [p.as_dict(self.dimension) for p in self.probes]}
 
     def answer(self) -> str:

@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 def unavailable(error: BackendError) -> BackendError:
     """Mark ``error`` as "no endpoint can be reached" (the runner reads ``error.unavailable``)."""
-    error.unavailable = True  # type: ignore[attr-defined]
+    error.unavailable = True
     return error
 
 
