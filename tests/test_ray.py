@@ -208,6 +208,11 @@ def test_ray_is_optional(perf_server, tmp_path):
     proc = run_cli(*base, "--ray", "--output", str(tmp_path / "ray"), env=env, timeout=120)
     assert_one_line_error(proc, "--ray needs Ray", "pip install 'lmgauge[ray]'")
     assert marker.exists()
+    demo = REPO / "plugins" / "benchmarks" / "lmgauge_benchmarks" / "data" / "demo_math.jsonl"
+    proc = run_cli("eval", "--backend", "transformers", "--model", "smollm2", "--benchmark", f"demo=custom_math:{demo}",
+                   "--limit", "1", "--replicas", "2", "--output", str(tmp_path / "eval"),
+                   env={**env, "LMGAUGE_PLUGINS": "transformers,custom_math"}, timeout=120)
+    assert_one_line_error(proc, "--replicas needs Ray", "pip install 'lmgauge[ray]'")
     code = ("import sys, lmgauge.cli, lmgauge.scale, lmgauge.scale.ray_perf, lmgauge.scale.replicas, lmgauge.perf.cli; "
             "print('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -52,7 +52,7 @@ def connect(address: str | None, flag: str = "--ray") -> tuple[Any, bool]:
     if ray.is_initialized():
         return ray, False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR}  # Ray's start-up notices are not ours to print
     if not address and not os.environ.get("RAY_ADDRESS"):
         kwargs["include_dashboard"] = False  # a local instance of our own: no web server
     try:

@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import BackendError, ConfigError, LmgaugeError
 from ..interfaces import Backend, BackendConfig
 from ..types import Completion, GenerationRequest, PerfRecord
-from . import boot_id, connect, node_info, short_reason
+from . import boot_id, connect, import_ray, node_info, short_reason
 
 READY_TIMEOUT_S = 900.0  # placing the actors and loading every replica's weights
 CLOSE_TIMEOUT_S = 60.0
@@ -118,6 +118,7 @@ class ReplicaBackend(Backend):
         super().__init__(config)
         if replicas < 1:
             raise ConfigError(f"--replicas must be ≥ 1, got {replicas}")
+        import_ray("--replicas")  # a missing Ray is one line now, not after the run has begun
         self.backend_name = backend_name
         self.replicas = replicas
         self.gpus_per_replica = gpus_per_replica
