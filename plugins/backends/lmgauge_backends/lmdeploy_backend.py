@@ -192,7 +192,7 @@ class LmdeployBackend(Backend):
     def _prompt(self, request: GenerationRequest) -> tuple[Any, bool]:
         """(prompt, do_preprocess): chat messages get lmdeploy's chat template; the
         completions API sends the raw text."""
-        if self.config.api == "chat":
+        if self.api == "chat":
             messages = request.messages or [{"role": "user", "content": request.prompt or ""}]
             return [dict(m) for m in messages], True
         text = request.prompt if request.prompt is not None else "\n".join(m["content"] for m in request.messages or [])

@@ -162,7 +162,7 @@ class TransformersBackend(Backend):
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         """Token ids the model sees: chat template (``--api chat``) or the raw prompt."""
         tok = self.tokenizer
-        if self.config.api == "chat" and getattr(tok, "chat_template", None):
+        if self.api == "chat" and getattr(tok, "chat_template", None):
             messages = request.messages or [{"role": "user", "content": request.prompt or ""}]
             ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
             if not isinstance(ids, list):  # a BatchEncoding in recent transformers
