@@ -249,6 +249,21 @@ def test_trace_offsets_are_kept(server, tmp_path):
     assert sum(b["offered"] for b in run["timeline"]) == 20 and sum(b["achieved"] for b in run["timeline"]) == 20
 
 
+def test_trace_over_two_workers_keeps_every_offset(server, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    offsets_ms = [0, 10, 10, 60, 90, 150, 155, 230, 300, 301, 420, 480]
+    write_trace(trace, [{"timestamp": t, "input_length": 8 + i, "output_length": 2} for i, t in enumerate(offsets_ms)])
+    log = tmp_path / "server.jsonl"
+    url = server("--log-messages", "--log", str(log))
+    out = tmp_path / "run"
+    perf(url, out, "--dataset", "trace", "--dataset-path", str(trace), "--workers", "2")
+    got = rows(out, "select idx, scheduled_s from requests order by idx")
+    assert [i for i, _ in got] == list(range(12))
+    assert [s for _, s in got] == pytest.approx([t / 1000 for t in offsets_ms], abs=1e-9)
+    lengths = sorted(TOK.count(r["messages"][0]["content"]) for r in log_lines(log))
+    assert lengths == [8 + i for i in range(12)]  # each recorded request sent once, by one of the workers
+
+
 def test_burstgpt_csv_rows_by_model():
     path = bundled("burstgpt_sample.csv")
     with open(path, newline="") as f:
