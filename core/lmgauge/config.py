@@ -43,8 +43,45 @@ def load_yaml(path: str, what: str = "config file") -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
+class Settings:
+    """What EvalConfig and PerfConfig share: built from a flat mapping (flags, ``--config``,
+    config.yaml) with unknown names refused in one line, and written back flat with plugin
+    option values beside the core fields and the secrets (``SECRET_FIELDS``) dropped."""
+
+    COMMAND = ""
+    SECRET_FIELDS: tuple[str, ...] = ("api_key",)
+
+    @classmethod
+    def keys(cls) -> set[str]:
+        return {f.name for f in fields(cls)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "settings"):
+        unknown = sorted(set(data) - cls.keys())
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {source}: {', '.join(unknown)}",
+                              f"see `lmgauge {cls.COMMAND} --help` for the names")
+        cfg = cls(**{k: v for k, v in data.items() if v is not None})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        raise NotImplementedError
+
+    def to_dict(self, secrets: bool = False) -> dict[str, Any]:
+        """Flat settings: core fields and plugin option values side by side (what config.yaml
+        and ``--config`` files hold). Secrets are dropped or redacted unless ``secrets``."""
+        data = asdict(self)  # type: ignore[call-overload]
+        data.update(data.pop("options"))
+        if not secrets:
+            for key in self.SECRET_FIELDS:
+                data[key] = None
+            data = redact(data)
+        return data
+
+
 @dataclass
-class EvalConfig:
+class EvalConfig(Settings):
     """Everything ``lmgauge eval`` / ``lmgauge.evaluate`` takes (flag names with underscores)."""
 
     backend: str | None = None  # None: the installed backend that declares itself the default
@@ -91,20 +128,8 @@ class EvalConfig:
     #: values of plugin-declared options, by parameter name (options.py)
     options: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def keys(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "settings") -> "EvalConfig":
-        known = cls.keys()
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in {source}: {', '.join(unknown)}",
-                              "see `lmgauge eval --help` for the names")
-        cfg = cls(**{k: v for k, v in data.items() if v is not None})
-        cfg.validate()
-        return cfg
+    COMMAND = "eval"
+    SECRET_FIELDS = ("api_key", "judge_api_key")
 
     def validate(self) -> None:
         if isinstance(self.base_url, str):
@@ -136,14 +161,3 @@ class EvalConfig:
             raise ConfigError(f"--judge-mode must be fallback or always, got {self.judge_mode!r}")
         if not isinstance(self.replicas, int) or self.replicas < 1:
             raise ConfigError(f"--replicas must be an integer ≥ 1, got {self.replicas!r}")
-
-    def to_dict(self, secrets: bool = False) -> dict[str, Any]:
-        """Flat settings: core fields and plugin option values side by side (what config.yaml
-        and ``--config`` files hold). Secrets are dropped or redacted unless ``secrets``."""
-        data = asdict(self)
-        data.update(data.pop("options"))
-        if not secrets:
-            data["api_key"] = None
-            data["judge_api_key"] = None
-            data = redact(data)
-        return data

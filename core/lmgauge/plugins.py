@@ -174,39 +174,30 @@ class PluginManager:
             seen.add((ep.name, ep.value))
             if only is not None and ep.name not in only and dist_name not in only:
                 continue
-            info = PluginInfo(name=ep.name, distribution=dist_name, version=version,
-                              module=ep.value)
-            try:
-                module = ep.load()
-            except BaseException as exc:  # noqa: BLE001 - a broken plugin must not kill the CLI
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                info.error = f"import failed: {_one_line(exc)}"
-                self.plugins.append(info)
-                continue
-            try:
-                self._add(module, info)
-            except Exception as exc:  # noqa: BLE001
-                info.error = f"invalid plugin: {_one_line(exc)}"
-                self.plugins.append(info)
+            self._load(PluginInfo(name=ep.name, distribution=dist_name, version=version, module=ep.value), ep.load)
 
     def _load_files(self) -> None:
         for path in plugin_files():
             info = PluginInfo(name=os.path.splitext(os.path.basename(path))[0],
                               distribution=f"file {os.path.basename(path)}", version="local", module=path)
-            try:
-                module = import_plugin_file(path)
-            except BaseException as exc:  # noqa: BLE001
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                info.error = f"import failed: {_one_line(exc)}"
-                self.plugins.append(info)
-                continue
-            try:
-                self._add(module, info)
-            except Exception as exc:  # noqa: BLE001
-                info.error = f"invalid plugin: {_one_line(exc)}"
-                self.plugins.append(info)
+            self._load(info, lambda path=path: import_plugin_file(path))
+
+    def _load(self, info: PluginInfo, load: Any) -> None:
+        """Import one plugin (``load()`` returns its module) and register its hooks; a failure
+        marks it broken and never reaches the caller."""
+        try:
+            module = load()
+        except BaseException as exc:  # noqa: BLE001 - a broken plugin must not kill the CLI
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            info.error = f"import failed: {_one_line(exc)}"
+            self.plugins.append(info)
+            return
+        try:
+            self._add(module, info)
+        except Exception as exc:  # noqa: BLE001
+            info.error = f"invalid plugin: {_one_line(exc)}"
+            self.plugins.append(info)
 
     def _add(self, module: Any, info: PluginInfo) -> None:
         self.pm.register(module, name=f"{info.distribution}:{info.name}")

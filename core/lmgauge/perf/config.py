@@ -3,15 +3,15 @@
 config.yaml; plugin option values travel in ``options`` (options.py)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..redaction import redact
+from ..config import Settings
 
 
 @dataclass
-class PerfConfig:
+class PerfConfig(Settings):
     url: str | None = None
     urls: list[str] = field(default_factory=list)  # every --url when several are given (url is the first)
     model: str = ""
@@ -60,19 +60,7 @@ class PerfConfig:
     #: values of plugin-declared options, by parameter name
     options: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def keys(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "settings") -> "PerfConfig":
-        unknown = sorted(set(data) - cls.keys())
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in {source}: {', '.join(unknown)}",
-                              "see `lmgauge perf --help` for the names")
-        cfg = cls(**{k: v for k, v in data.items() if v is not None})
-        cfg.validate()
-        return cfg
+    COMMAND = "perf"
 
     def validate(self) -> None:
         if isinstance(self.url, (list, tuple)):  # --url given several times (or a list in --config)
@@ -116,13 +104,3 @@ class PerfConfig:
             raise ConfigError("--ramp-up and --rate both set the request rate", "drop --rate (the ramp sets it)")
         if len(self.concurrency) > 1:
             raise ConfigError("--ramp-up takes at most one --concurrency value (the cap on requests in flight)")
-
-    def to_dict(self, secrets: bool = False) -> dict[str, Any]:
-        """Flat settings (core fields and plugin option values side by side), secrets removed
-        unless ``secrets``."""
-        data = asdict(self)
-        data.update(data.pop("options"))
-        if not secrets:
-            data["api_key"] = None
-            data = redact(data)
-        return data
