@@ -31,13 +31,23 @@ demo: install
 	$(BIN)/lmgauge perf --backend transformers --model smollm2 --number 8 --concurrency 1 2 --max-tokens 32 --output runs/demo-perf
 	@echo "run folders: runs/demo-custom (your own questions from a data file, no code) runs/demo-eval runs/demo-perf"
 
-# EVALSCOPE=/path/to/venv/bin/evalscope adds EvalScope side by side to the perf benches
+# EVALSCOPE=/path/to/venv/bin/evalscope adds EvalScope side by side to the perf and grading benches
 bench: install
 	$(BIN)/python bench/eval_overhead.py
 	$(BIN)/python bench/grading_throughput.py --workers 2
 	$(BIN)/python bench/perf_accuracy.py $(if $(EVALSCOPE),--evalscope $(EVALSCOPE))
 	$(BIN)/python bench/perf_throughput.py $(if $(EVALSCOPE),--evalscope $(EVALSCOPE))
 	$(BIN)/python bench/backends.py
+	$(BIN)/python bench/core_footprint.py
+	$(BIN)/python bench/sla_search.py
+	$(BIN)/python bench/perf_workloads.py
+	$(BIN)/python bench/server_metrics_cost.py
+	$(BIN)/python bench/endpoint_scaling.py
+	$(BIN)/python bench/ray_scale.py
+	$(BIN)/python bench/judge_overhead.py
+	$(BIN)/python bench/compare_runtime.py
+	$(if $(EVALSCOPE),$(BIN)/python bench/embeddings_vs_evalscope.py --evalscope $(EVALSCOPE))
+	$(if $(EVALSCOPE),$(BIN)/python bench/grading_vs_evalscope.py --evalscope $(EVALSCOPE))
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info core/*.egg-info plugins/*/*.egg-info
