@@ -41,7 +41,10 @@ class LocalRayCluster:
         self.nodes: list[subprocess.Popen] = []
 
     def _start(self, args: list[str], cpu: int | None, until: str) -> tuple[subprocess.Popen, list[str]]:
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # Ray >= 2.5x turns token authentication on for `ray start` once ~/.ray/auth_token exists
+        # (any local ray.init() writes one), while a driver given an address never sends it:
+        # say which mode this cluster uses
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
         pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         proc = subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env, preexec_fn=pin)

@@ -61,7 +61,8 @@ def connect(address: str | None, flag: str = "--ray") -> tuple[Any, bool]:
         where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
         text = " ".join(str(exc).split())[:200]
         raise ConfigError(f"cannot connect to the Ray cluster at {where}: {text}",
-                          "pass --ray-address HOST:6379 of the head node (or ray://HOST:10001)") from None
+                          "pass --ray-address HOST:6379 of the head node (or ray://HOST:10001); a cluster with "
+                          "token authentication also needs RAY_AUTH_MODE=token and its token") from None
     return ray, True
 
 
