@@ -22,7 +22,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
-from .types import Completion, GenerationParams, GenerationRequest, PerfRecord, Sample, Score
+from .types import Completion, GenerationParams, GenerationRequest, PerfRecord, Sample, Score, Session
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tokenizers import Tokenizer
@@ -203,6 +203,9 @@ class PerfDataset(abc.ABC):
     options: ClassVar[list] = []
     default: ClassVar[bool] = False  # the dataset used when --dataset is not given
     needs_tokenizer: ClassVar[bool] = False
+    #: requests carry their own send offsets (GenerationRequest.at, trace replay): the run is one
+    #: open-loop level at those offsets
+    timed: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any], settings: RequestSettings | None = None,
                  tokenizer: Tokenizer | None = None):
@@ -216,8 +219,10 @@ class PerfDataset(abc.ABC):
         next(iter(self.requests(1)), None)
 
     @abc.abstractmethod
-    def requests(self, count: int) -> Iterator[GenerationRequest]:
-        """Yield ``count`` requests."""
+    def requests(self, count: int) -> Iterator[GenerationRequest | Session]:
+        """Yield ``count`` requests, or ``count`` :class:`lmgauge.types.Session` objects
+        (multi-turn: ``--number`` then counts sessions, and each next turn is sent with the whole
+        history, the server's own answers included)."""
 
 
 class Exporter(abc.ABC):

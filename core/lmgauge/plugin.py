@@ -8,7 +8,8 @@ change between releases.
   (constructed with a :class:`BackendConfig`), :class:`PerfDataset` (with its options, the
   run's :class:`RequestSettings` and tokenizer), :class:`Exporter`, :class:`Metric`.
 - Plain data: :class:`Sample`, :class:`Score`, :class:`Completion`,
-  :class:`GenerationRequest`, :class:`GenerationParams`, :class:`PerfRecord`.
+  :class:`GenerationRequest`, :class:`GenerationParams`, :class:`Session` (multi-turn perf),
+  :class:`PerfRecord`.
 - Errors printed as one line: :class:`LmgaugeError` and its kinds :class:`ConfigError`,
   :class:`DataError`, :class:`BackendError`, :class:`PluginError`.
 - Grading helpers (thinking split, answer extraction, math-verify, integer and letter
@@ -35,12 +36,12 @@ from .options import PluginCommand
 from .perf.requests import make_request
 from .redaction import redact
 from .tokenizers import Tokenizer, load_tokenizer
-from .types import Completion, GenerationParams, GenerationRequest, PerfRecord, Sample, Score
+from .types import Completion, GenerationParams, GenerationRequest, PerfRecord, Sample, Score, Session
 
 __all__ = [
     "hookimpl",
     "Benchmark", "Backend", "BackendConfig", "PerfDataset", "RequestSettings", "Exporter", "Metric",
-    "Sample", "Score", "Completion", "GenerationRequest", "GenerationParams", "PerfRecord",
+    "Sample", "Score", "Completion", "GenerationRequest", "GenerationParams", "PerfRecord", "Session",
     "LmgaugeError", "ConfigError", "DataError", "BackendError", "PluginError",
     "split_thinking", "answer_part", "last_boxed", "extract_math_answer", "normalize_math", "math_equal",
     "grade_math", "to_integer", "grade_integer", "extract_choice", "grade_choice",

@@ -333,7 +333,7 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
 
     backend_cls = pm.get("backends", c.backend)
     dataset_cls = pm.get("datasets", c.dataset) if c.prompt is None else None
-    levels = plan_levels(c, timed=bool(getattr(dataset_cls, "timed", False)))
+    levels = plan_levels(c, timed=bool(dataset_cls.timed if dataset_cls is not None else False))
     search = sla_search(c)
     slo = parse_slo(c.slo)
     if c.workers > 1 and getattr(backend_cls, "process_local", False):
