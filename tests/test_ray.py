@@ -221,6 +221,29 @@ def test_ray_is_optional(perf_server, tmp_path):
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
+def test_ctrl_c_stops_every_shard_and_keeps_what_finished(cluster, perf_server, tmp_path):
+    log = tmp_path / "server.jsonl"
+    url = perf_server("--tokens", "20", "--itl", "0.02", "--log", str(log))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*LMGAUGE, "perf", "--url", url, "--model", "perf-model", "--prompt", "hi", "--concurrency", "4",
+                             "8", "--number", "1000", "--workers", "2", "--ray", "--ray-address", cluster.address,
+                             "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **ENV})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 12):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    s = summary(out)
+    assert len(s["runs"]) == 1 and s["runs"][0]["interrupted"] is True
+    r = s["runs"][0]
+    assert 0 < r["succeeded"] == r["requests"] < 1000 and r["failed"] == 0
+    assert r["abandoned_in_flight"] == 4  # two shards of concurrency 2, each stopped mid-request
+    assert len(r["nodes"]) == 2 and all(n["cpu_s"] > 0 and n["lost"] == 0 for n in r["nodes"])  # stopped, not lost
+
+
 def test_a_node_lost_mid_run_is_reported_and_never_hangs(cluster, perf_server, tmp_path):
     """The second node dies mid-run: the run finishes, and the requests of its shard that never
     came back are failed with 'worker lost: node IP (node died)'. Runs last: it kills the node."""

@@ -91,11 +91,12 @@ def short_reason(exc: BaseException) -> str:
     if isinstance(cause, BaseException):
         return f"{cause.__class__.__name__}: {' '.join(str(cause).split())[:160]}"
     text = " ".join(str(exc).split())
+    # first match wins: Ray's texts list possible causes (OOM, ray stop) that did not happen
     for needle, phrase in (("node has died", "node died"), ("node was", "node died"), ("NodeDied", "node died"),
-                           ("SIGKILL", "process killed"), ("killed by", "actor killed"),
-                           ("out of memory", "out of memory"), ("OOM", "out of memory"),
-                           ("exited unexpectedly", "worker process died"),
-                           ("died unexpectedly", "worker process died"), ("unavailable", "actor unreachable")):
+                           ("worker process has died", "worker process died"),
+                           ("unexpectedly exits", "worker process died"), ("exited unexpectedly", "worker process died"),
+                           ("low on memory", "out of memory"), ("ray.kill", "actor killed"),
+                           ("unavailable", "actor unreachable")):
         if needle in text:
             return phrase
     return f"{exc.__class__.__name__}: {text[:120]}"
