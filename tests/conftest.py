@@ -19,6 +19,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ray: starts a local Ray cluster (lmgauge.scale)")
+
+
 class EvalServer:
     def __init__(self, script: dict, tmp: Path):
         self.path = tmp / f"server-{time.monotonic_ns()}.json"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-import os
 import re
 import sys
 import time
@@ -137,7 +136,10 @@ def _slug(text: str) -> str:
               help="EvalScope compatibility: search (on --sla-variable, default parallel).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Client processes (for loads one process cannot drive).")
 @click.option("--ray", is_flag=True, default=None, help="Run the --workers shards as Ray actors across a cluster's nodes (docs/scale.md).")
-@click.option("--ray-address", default=None, help="Ray cluster to join with --ray (default: a local one).")
+@click.option("--ray-address", default=None, help="Ray cluster to join with --ray or --replicas (default: a local one).")
+@click.option("--replicas", type=click.IntRange(min=1), default=None,
+              help="In-process backends: N model replicas as Ray actors, requests to the least busy (docs/scale.md).")
+@click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=None, help="GPUs per replica (default 1 where GPUs exist).")
 @click.option("--seed", type=int, default=None, help="Seed for prompts and arrival times (default 0).")
 @click.option("--output", "--outputs-dir", "output", default=None, type=click.Path(file_okay=False),
               help="Run folder (default runs/perf-MODEL-TIME).")
@@ -341,13 +343,22 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
                           "use --workers 1")
     if c.ray and c.workers < 2:
         raise ConfigError("--ray runs the --workers shards as Ray actors", "pass --workers N (N ≥ 2) with --ray")
+    if c.ray:
+        from ..scale import import_ray
+
+        import_ray()  # missing Ray is one line, before the run folder exists
     bconf = BackendConfig(model=c.model, base_url=c.url, endpoints=c.urls or ([c.url] if c.url else []), api_key=c.api_key,
                           api=c.api, connect_timeout=c.connect_timeout, read_timeout=c.read_timeout,
                           options=values_for(backend_cls, c.options))
     scrape = server_metrics_target(c, bconf) if c.server_metrics is not None else None
     tok = load_tokenizer(c.tokenizer) if c.tokenizer else None
     tok_spec = c.tokenizer
-    backend = backend_cls(bconf)
+    if c.replicas > 1:
+        from ..scale import replica_backend
+
+        backend = replica_backend(c.backend, bconf, c.replicas, c.gpus_per_replica, c.ray_address)
+    else:
+        backend = backend_cls(bconf)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -545,6 +556,11 @@ class PerfRun:
         self.summary["best"], self.summary["recommendations"] = best, advice
         write_summary(self.out / "summary.json", self.summary)
         click.echo(percentile_table(run))
+        if result.nodes:
+            from ..scale.ray_perf import describe_nodes
+
+            for line in describe_nodes(result.nodes):
+                click.echo(line)
         return result.interrupted
 
     def add_workload_figures(self, run: dict[str, Any], lv: Level, records: list, metrics: list[dict[str, Any]],

@@ -56,6 +56,8 @@ class PerfConfig(Settings):
     sla_params: Any = None
     sla_auto_tune: bool = False
     ray: bool = False
+    replicas: int = 1
+    gpus_per_replica: float | None = None
     ray_address: str | None = None
     #: values of plugin-declared options, by parameter name
     options: dict[str, Any] = field(default_factory=dict)

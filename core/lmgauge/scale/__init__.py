@@ -31,8 +31,12 @@ def ray_perf_workers(n: int, backend_name: str, config: Any, tokenizer_spec: str
 def replica_backend(backend_name: str, config: Any, replicas: int, gpus_per_replica: float | None = None,
                     address: str | None = None) -> Any:
     """``--replicas N``: see :class:`lmgauge.scale.replicas.ReplicaBackend`."""
+    from ..plugins import get_manager
     from .replicas import ReplicaBackend
 
+    if not getattr(get_manager().get("backends", backend_name), "process_local", False):
+        raise ConfigError(f"--replicas runs copies of an in-process model; the {backend_name} backend talks to a server",
+                          "give the server's replicas as several --base-url / --url instead")
     return ReplicaBackend(backend_name, config, replicas, gpus_per_replica, address)
 
 

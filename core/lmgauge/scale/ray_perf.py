@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import LmgaugeError
 from ..interfaces import BackendConfig
-from ..perf.loadgen import Load, LoadResult, ShardRunner, WorkerJob, arrivals, shard_load
+from ..perf.loadgen import Load, LoadResult, ShardRunner, WorkerJob, shard_load
 from ..types import PerfRecord
 from . import boot_id, connect, node_info, short_reason
 
@@ -255,10 +255,12 @@ def _lost_indices(s: _Shard, load: Load, n: int, interrupted: bool) -> list[tupl
     """(index, arrival offset or None) of the requests shard ``s`` would have sent and never
     returned."""
     returned = {r.index for r in s.records}
-    if interrupted or (load.duration is not None and not load.rate):
+    # what was in flight is all that can be named when the plan cannot be rebuilt here: a stop,
+    # a closed loop bounded by --duration, a trace replay or sessions (they need the dataset)
+    if interrupted or load.timed or (load.duration is not None and not (load.rate or load.ramp)):
         return [(i, None) for i in s.active if i not in returned]
     out: list[tuple[int, float | None]] = []
-    times = arrivals(load.rate, load.burstiness, load.seed) if load.rate else None
+    times = load.offsets() if (load.rate or load.ramp) else None
     for i in range(load.count):
         at = next(times) if times is not None else None
         if load.duration is not None and at is not None and at >= load.duration:
