@@ -21,7 +21,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata as md
 import importlib.util
 import os
@@ -66,6 +65,8 @@ def plugin_files() -> list[str]:
 def file_module_name(path: str) -> str:
     """The module name a plugin file is imported under: the same in every process, so objects
     from it unpickle in worker processes."""
+    import hashlib  # only for plugin files: `lmgauge --help` does not pay for it
+
     stem = os.path.splitext(os.path.basename(path))[0]
     digest = hashlib.sha256(path.encode()).hexdigest()[:8]
     return f"lmgauge_file_plugin_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"
