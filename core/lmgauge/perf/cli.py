@@ -22,16 +22,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
+
+if TYPE_CHECKING:  # imported where used: `lmgauge --help` lists this command without building it
+    from .config import PerfConfig
 
 from ..errors import ConfigError
 from ..export import export_click_options
 from ..interfaces import Backend, RequestSettings
 from ..options import COMMAND_FAMILIES, PluginCommand, values_for
 from ..redaction import redact
-from .config import PerfConfig
 
 LIST_FLAGS = {"--concurrency", "--parallel", "--number", "-n", "--rate"}
 NUMBER = re.compile(r"\d+(\.\d*)?|\.\d+")
@@ -198,6 +200,8 @@ def perf_settings(explicit: dict[str, Any], pm: Any, plugin_values: dict[str, An
         settings["backend"] = default_plugin(pm, "backends", "--backend")
     if not settings.get("dataset") and settings.get("prompt") is None:
         settings["dataset"] = default_plugin(pm, "datasets", "--dataset")
+    from .config import PerfConfig
+
     return PerfConfig.from_dict(settings, source=config_file or "settings")
 
 
