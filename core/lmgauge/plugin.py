@@ -23,20 +23,45 @@ change between releases.
 """
 from __future__ import annotations
 
-from .errors import BackendError, ConfigError, DataError, LmgaugeError, PluginError
-from .eval.journal import JOURNAL_FIELDS, read_records
-from .export import export_target
-from .files import atomic_write
-from .grading import (answer_part, extract_choice, extract_math_answer, grade_choice, grade_integer, grade_math,
-                      last_boxed, math_equal, normalize_math, split_thinking, to_integer)
+from importlib import import_module
+from typing import Any
+
 from .hookspecs import hookimpl
-from .htmlreport.rundata import RunFolder, load_run
-from .interfaces import Backend, BackendConfig, Benchmark, Exporter, Metric, PerfDataset, RequestSettings
-from .options import PluginCommand
-from .perf.requests import make_request
-from .redaction import redact
-from .tokenizers import Tokenizer, load_tokenizer
-from .types import Completion, GenerationParams, GenerationRequest, PerfRecord, Sample, Score, Session
+
+#: where each public name lives; imported on first use (PEP 562), so that a plugin importing a
+#: base class does not pull the grading, report or tokenizer modules into `lmgauge --help`
+_WHERE = {
+    **dict.fromkeys(("BackendError", "ConfigError", "DataError", "LmgaugeError", "PluginError"), "errors"),
+    **dict.fromkeys(("JOURNAL_FIELDS", "read_records"), "eval.journal"),
+    "export_target": "export",
+    "atomic_write": "files",
+    **dict.fromkeys(("answer_part", "extract_choice", "extract_math_answer", "grade_choice", "grade_integer",
+                     "grade_math", "last_boxed", "math_equal", "normalize_math", "split_thinking", "to_integer"),
+                    "grading"),
+    **dict.fromkeys(("RunFolder", "load_run"), "htmlreport.rundata"),
+    **dict.fromkeys(("Backend", "BackendConfig", "Benchmark", "Exporter", "Metric", "PerfDataset", "RequestSettings"),
+                    "interfaces"),
+    "PluginCommand": "options",
+    "make_request": "perf.requests",
+    "redact": "redaction",
+    **dict.fromkeys(("Tokenizer", "load_tokenizer"), "tokenizers"),
+    **dict.fromkeys(("Completion", "GenerationParams", "GenerationRequest", "PerfRecord", "Sample", "Score", "Session"),
+                    "types"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'lmgauge.plugin' has no attribute {name!r}")
+    value = getattr(import_module(f"lmgauge.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "hookimpl",
