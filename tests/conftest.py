@@ -48,6 +48,25 @@ class EvalServer:
 
 
 @pytest.fixture
+def stream_server():
+    """Start tests/perf_server.py (its own process) with the given flags; returns its chat URL."""
+    procs = []
+
+    def start(*args: str) -> str:
+        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), *args],
+                             stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+        port = int(p.stdout.readline().split()[1])
+        return f"http://127.0.0.1:{port}/v1/chat/completions"
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+@pytest.fixture
 def eval_server(tmp_path):
     servers = []
 

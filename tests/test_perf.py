@@ -7,32 +7,13 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import LMGAUGE, REPO, assert_one_line_error, child_pids, pid_alive, run_cli
+from conftest import LMGAUGE, assert_one_line_error, child_pids, pid_alive, run_cli
 
 ENV = {"LMGAUGE_PLUGINS": "openai,random,openqa,text_files"}
-
-
-@pytest.fixture
-def stream_server():
-    procs = []
-
-    def start(*args: str) -> str:
-        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), *args],
-                             stdout=subprocess.PIPE, text=True)
-        procs.append(p)
-        port = int(p.stdout.readline().split()[1])
-        return f"http://127.0.0.1:{port}/v1/chat/completions"
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
-        p.stdout.close()
 
 
 def summary(out):

@@ -7,11 +7,11 @@ import json
 import sqlite3
 
 from conftest import run_cli
-from test_perf import ENV, stream_server  # noqa: F401  (fixture)
-from test_server_metrics import metrics_server  # noqa: F401  (fixture)
+from test_perf import ENV
+from test_server_metrics import metrics_server  # noqa: F401,F811  (fixture)
 
 
-def test_perf_scrapes_server_metrics_beside_the_client(stream_server, metrics_server, tmp_path):  # noqa: F811
+def test_perf_scrapes_server_metrics_beside_the_client(stream_server, metrics_server, tmp_path):
     url = stream_server("--ttft", "0.02", "--itl", "0.005", "--tokens", "40")
     murl = metrics_server("--flavor", "vllm").url
     out = tmp_path / "run"
@@ -32,7 +32,7 @@ def test_perf_scrapes_server_metrics_beside_the_client(stream_server, metrics_se
     assert "warning" not in proc.stderr
 
 
-def test_failed_scrapes_are_one_warning_not_a_failed_run(stream_server, metrics_server, tmp_path):  # noqa: F811
+def test_failed_scrapes_are_one_warning_not_a_failed_run(stream_server, metrics_server, tmp_path):
     url = stream_server("--tokens", "8", "--itl", "0.01")
     murl = metrics_server("--flavor", "404").url
     out = tmp_path / "run"

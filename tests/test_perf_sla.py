@@ -15,10 +15,10 @@ from conftest import assert_one_line_error, run_cli
 from lmgauge.errors import ConfigError
 from lmgauge.perf.output import best_and_advice
 from lmgauge.perf.sla import SLASearch, parse_objectives, parse_range
-from test_perf import ENV, stream_server  # noqa: F401  (fixture)
+from test_perf import ENV
 
 
-def test_search_converges_on_a_server_whose_latency_grows_with_load(stream_server, tmp_path):  # noqa: F811
+def test_search_converges_on_a_server_whose_latency_grows_with_load(stream_server, tmp_path):
     # TTFT = 10 ms + 20 ms per request in flight: concurrency c gives 10 + 20c ms, so
     # ttft_p99 <= 180 ms holds up to c = 8 (170 ms) and fails from c = 9 (190 ms)
     url = stream_server("--ttft", "0.01", "--ttft-per-inflight", "0.02", "--tokens", "4")

@@ -9,13 +9,11 @@ import csv
 import itertools
 import json
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli
 from lmgauge.interfaces import RequestSettings
 from lmgauge.options import values_for
 from lmgauge.perf.loadgen import Ramp, ramp_arrivals
@@ -30,21 +28,8 @@ TOK = load_tokenizer("cl100k_base")
 
 
 @pytest.fixture
-def server():
-    procs = []
-
-    def start(*args: str) -> str:
-        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), *args],
-                             stdout=subprocess.PIPE, text=True)
-        procs.append(p)
-        port = int(p.stdout.readline().split()[1])
-        return f"http://127.0.0.1:{port}/v1/chat/completions"
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
-        p.stdout.close()
+def server(stream_server):
+    return stream_server
 
 
 def perf(url: str, out, *args: str, check: bool = True):

@@ -98,21 +98,8 @@ def cluster():
 
 
 @pytest.fixture
-def perf_server(tmp_path):
-    procs = []
-
-    def start(*args: str) -> str:
-        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), *args], stdout=subprocess.PIPE,
-                             text=True)
-        procs.append(p)
-        port = int(p.stdout.readline().split()[1])
-        return f"http://127.0.0.1:{port}/v1/chat/completions"
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
-        p.stdout.close()
+def perf_server(stream_server):
+    return stream_server
 
 
 def summary(out: Path) -> dict:
