@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-from lmgauge.errors import DataError
+from lmgauge.errors import ConfigError, DataError
 from lmgauge.interfaces import PerfDataset
 from lmgauge.perf.requests import make_request
 from lmgauge.types import GenerationRequest
@@ -47,3 +47,11 @@ class TextDataset(PerfDataset):
         for i in range(count):
             text, messages = items[i % len(items)]
             yield make_request(text, self.settings, i, messages)
+
+
+def need_tokenizer(dataset: PerfDataset):
+    """The run's tokenizer, which a dataset of exact token lengths cannot do without (perf
+    always gives one to datasets with ``needs_tokenizer``; this is for direct use)."""
+    if dataset.tokenizer is None:
+        raise ConfigError(f"--dataset {dataset.name} needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+    return dataset.tokenizer

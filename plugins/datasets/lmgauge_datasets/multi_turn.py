@@ -30,6 +30,7 @@ from lmgauge.errors import ConfigError, DataError
 from lmgauge.interfaces import PerfDataset
 from lmgauge.types import GenerationRequest, Session
 
+from .base import need_tokenizer
 from .random_prompts import PROMPT_LENGTH_OPTIONS, exact_text, word_tokens
 from .sharegpt import OUTPUT_LEN_OPTION, exchanges, output_length, read_conversations, turn_params
 
@@ -63,8 +64,7 @@ class MultiTurn(PerfDataset):
         return lo, hi
 
     def requests(self, count: int) -> Iterator[Session]:
-        if self.tokenizer is None:
-            raise ConfigError("--dataset multi_turn needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+        need_tokenizer(self)
         if self.settings.dataset_path:
             return self._from_file(count)
         return self._synthetic(count)

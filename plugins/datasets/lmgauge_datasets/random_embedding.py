@@ -18,6 +18,7 @@ from lmgauge.errors import ConfigError
 from lmgauge.interfaces import PerfDataset
 from lmgauge.types import GenerationRequest
 
+from .base import need_tokenizer
 from .random_prompts import PROMPT_LENGTH_OPTIONS, exact_text, word_tokens
 
 
@@ -54,9 +55,7 @@ class RandomEmbedding(PerfDataset):
         super().check()
 
     def requests(self, count: int) -> Iterator[GenerationRequest]:
-        tok = self.tokenizer
-        if tok is None:
-            raise ConfigError(f"--dataset {self.name} needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+        tok = need_tokenizer(self)
         lo, hi = prompt_lengths(self.options, self.name)
         batch = int(self.options.get("embedding_batch") or 1)
         rng = random.Random(self.settings.seed)

@@ -22,6 +22,8 @@ from lmgauge.types import GenerationRequest
 from lmgauge.interfaces import PerfDataset
 from lmgauge.perf.requests import make_request
 
+from .base import need_tokenizer
+
 WORD = re.compile(r"^ [A-Za-z]{2,12}$")
 _WORDS: dict[tuple, list[int]] = {}
 
@@ -93,9 +95,7 @@ class RandomDataset(PerfDataset):
 
     def requests(self, count: int) -> Iterator[GenerationRequest]:
         o = self.options
-        tok = self.tokenizer
-        if tok is None:
-            raise ConfigError("--dataset random needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+        tok = need_tokenizer(self)
         lo = int(o.get("min_prompt_length") or 0)
         hi = int(o.get("max_prompt_length") or 0)
         if lo <= 0 or hi <= 0:

@@ -13,10 +13,10 @@ from typing import Iterator
 import click
 
 from lmgauge import hookimpl
-from lmgauge.errors import ConfigError
 from lmgauge.interfaces import PerfDataset
 from lmgauge.types import GenerationRequest
 
+from .base import need_tokenizer
 from .random_embedding import require_api
 from .random_prompts import exact_text, word_tokens
 
@@ -39,9 +39,7 @@ class RandomRerank(PerfDataset):
         super().check()
 
     def requests(self, count: int) -> Iterator[GenerationRequest]:
-        tok = self.tokenizer
-        if tok is None:
-            raise ConfigError(f"--dataset {self.name} needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+        tok = need_tokenizer(self)
         o = self.options
         docs, q_len, d_len = int(o.get("rerank_documents") or 10), int(o.get("rerank_query_length") or 32), \
             int(o.get("rerank_document_length") or 256)

@@ -18,10 +18,10 @@ from typing import Any, Iterator
 import click
 
 from lmgauge import hookimpl
-from lmgauge.errors import ConfigError
 from lmgauge.interfaces import PerfDataset
 from lmgauge.types import GenerationRequest
 
+from .base import need_tokenizer
 from .images import Image, ImageFolder, made_image
 from .random_embedding import prompt_lengths, require_api
 from .random_prompts import PROMPT_LENGTH_OPTIONS, exact_text, word_tokens
@@ -53,9 +53,7 @@ class RandomVL(PerfDataset):
         super().check()
 
     def requests(self, count: int) -> Iterator[GenerationRequest]:
-        tok = self.tokenizer
-        if tok is None:
-            raise ConfigError(f"--dataset {self.name} needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+        tok = need_tokenizer(self)
         o = self.options
         lo, hi = prompt_lengths(o, self.name)
         per_request = int(o.get("image_num") or 1)

@@ -29,7 +29,7 @@ from lmgauge.errors import ConfigError, DataError
 from lmgauge.interfaces import PerfDataset, RequestSettings
 from lmgauge.types import GenerationRequest
 
-from .base import bundled, jsonl_rows
+from .base import bundled, jsonl_rows, need_tokenizer
 from .random_prompts import PROMPT_LENGTH_OPTIONS
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant", "bard": "assistant",
@@ -154,9 +154,7 @@ class ShareGPT(PerfDataset):
     needs_tokenizer = True
 
     def requests(self, count: int) -> Iterator[GenerationRequest]:
-        tok = self.tokenizer
-        if tok is None:
-            raise ConfigError("--dataset sharegpt needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+        tok = need_tokenizer(self)
         o = self.options
         fixed = output_length(o.get("sharegpt_output_len"), self.settings)
         lo, hi = o.get("min_prompt_length") or 1, o.get("max_prompt_length")

@@ -35,11 +35,11 @@ from typing import Iterator
 import click
 
 from lmgauge import hookimpl
-from lmgauge.errors import ConfigError, DataError
+from lmgauge.errors import DataError
 from lmgauge.interfaces import PerfDataset
 from lmgauge.types import GenerationRequest
 
-from .base import bundled, jsonl_rows
+from .base import bundled, jsonl_rows, need_tokenizer
 from .random_prompts import exact_text, word_tokens
 
 MOONCAKE_HINT = 'Mooncake JSONL lines look like {"timestamp": 0, "input_length": 900, "output_length": 40, "hash_ids": [0, 1]}'
@@ -163,9 +163,7 @@ class Trace(PerfDataset):
     timed = True  # requests carry their own send offsets: one open-loop level at those offsets
 
     def requests(self, count: int) -> Iterator[GenerationRequest]:
-        o, tok = self.options, self.tokenizer
-        if tok is None:
-            raise ConfigError("--dataset trace needs a tokenizer", "pass --tokenizer cl100k_base or a tokenizer path")
+        o, tok = self.options, need_tokenizer(self)
         rows = read_trace(self.settings.dataset_path or bundled("mooncake_sample.jsonl"), o.get("trace_format") or "auto",
                           o.get("trace_model"))
         speedup = float(o.get("trace_speedup") or 1.0)
