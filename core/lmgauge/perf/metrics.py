@@ -127,6 +127,18 @@ def failure_reason(err: str | None) -> str:
     return kind[:80]
 
 
+def failure_examples(metrics: list[dict[str, Any]]) -> dict[str, str]:
+    """The first full error text of each failure group, when it says more than the group's
+    name: backends put their advice there (e.g. the flag that accepts a server's habit)."""
+    out: dict[str, str] = {}
+    for m in metrics:
+        if not m["success"]:
+            reason = failure_reason(m["error"])
+            if reason not in out and (m["error"] or "") != reason:
+                out[reason] = (m["error"] or "")[:300]
+    return out
+
+
 def parse_slo(text: str | None) -> dict[str, float]:
     """``ttft=500ms,tpot=50ms,latency=2s`` → seconds per metric key."""
     from ..errors import ConfigError
@@ -207,6 +219,7 @@ def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, w
         "cached_tokens": stats([m["cached_tokens"] for m in ok if m["cached_tokens"] is not None]),
         "prefix_cache_hit_rate": stats(hit_rates(ok)),
         "failures": dict(Counter(failure_reason(m["error"]) for m in metrics if not m["success"])),
+        "failure_examples": failure_examples(metrics),
         "usage_source": dict(sources),
         "client_cpu_s": cpu_s, "client_cpu_share": (cpu_s / wall_s) if cpu_s is not None and wall_s > 0 else None,
     }

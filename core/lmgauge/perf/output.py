@@ -68,57 +68,64 @@ def _sizes(images: list[tuple[int, int]] | None) -> str | None:
     return " ".join(f"{w}x{h}" for w, h in images) if images else None
 
 
+def level_label(run: dict[str, Any]) -> str:
+    """How a level is named in tables and advice: its own label (ramp, trace replay), else its
+    request rate or concurrency."""
+    if run.get("label"):
+        return str(run["label"])
+    return f"rate {run['rate']:g} req/s" if run["rate"] is not None else f"concurrency {run['concurrency']}"
+
+
 def best_and_advice(runs: list[dict[str, Any]], in_process: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Best configuration and advice. ``in_process``: the model runs in the client process, so
     client CPU is model compute and says nothing about the load generator."""
     ok = [r for r in runs if r["succeeded"]]
-    label = lambda r: r.get("label") or (f"rate {r['rate']:g} req/s" if r["rate"] is not None  # noqa: E731
-                                         else f"concurrency {r['concurrency']}")
     best: dict[str, Any] = {}
     advice: list[str] = []
-    no_done = [r for r in runs if "no [DONE]" in (r.get("failures") or {})]
-    if no_done:
-        advice.append(f"{label(no_done[0])}: the server ended streams after their finish_reason without data: [DONE]; "
-                      "if it never sends [DONE] (transformers serve does not), rerun with --no-require-done.")
+    for r in runs:  # every level's failures, with the backend's own words for each kind
+        if r["failed"]:
+            examples = r.get("failure_examples") or {}
+            kinds = ", ".join(f"{k} ×{v}" for k, v in r["failures"].items())
+            said = "; ".join(f"first {k}: {examples[k]}" for k in r["failures"] if examples.get(k))
+            advice.append(f"{level_label(r)}: {r['failed']} of {r['requests']} requests failed ({kinds})"
+                          + (f"; {said}" if said else "") + ".")
     if not ok:
         return best, advice + ["No request succeeded: check the failures above."]
     top = max(ok, key=lambda r: r["request_throughput"])
     fast = min(ok, key=lambda r: r["latency_s"]["mean"] or float("inf"))
-    best["highest_rps"] = {"run": label(top), "value": top["request_throughput"]}
-    best["lowest_latency"] = {"run": label(fast), "value": fast["latency_s"]["mean"]}
+    best["highest_rps"] = {"run": level_label(top), "value": top["request_throughput"]}
+    best["lowest_latency"] = {"run": level_label(fast), "value": fast["latency_s"]["mean"]}
     if any("goodput" in r for r in ok):
         good = max(ok, key=lambda r: r.get("goodput", 0.0))
-        best["best_goodput"] = {"run": label(good), "value": good.get("goodput")}
-    knee_advice(ok, best, advice, label)
+        best["best_goodput"] = {"run": level_label(good), "value": good.get("goodput")}
+    knee_advice(ok, best, advice)
     for r in ok:
-        if r["failed"]:
-            advice.append(f"{label(r)}: {r['failed']} of {r['requests']} requests failed ({', '.join(f'{k} ×{v}' for k, v in r['failures'].items())}).")
         lag = (r.get("queue_delay_s") or {}).get("p90")
         if r["rate"] is not None and not r["concurrency"] and lag is not None and lag > 0.010:
-            advice.append(f"{label(r)}: requests left {1000 * lag:.0f} ms after their scheduled time (p90): the client "
+            advice.append(f"{level_label(r)}: requests left {1000 * lag:.0f} ms after their scheduled time (p90): the client "
                           f"fell behind the schedule (sent {r.get('achieved_rate') or 0:.2f} req/s); use --workers to drive more load.")
         elif r["rate"] is not None and r["concurrency"] and lag is not None and lag > 0.010:
-            advice.append(f"{label(r)}: requests waited {1000 * lag:.0f} ms (p90) for one of the {r['concurrency']} slots "
+            advice.append(f"{level_label(r)}: requests waited {1000 * lag:.0f} ms (p90) for one of the {r['concurrency']} slots "
                           "(--concurrency caps requests in flight): the server cannot keep up with this rate.")
         if not in_process and (r.get("client_cpu_share") or 0) > 0.8:
-            advice.append(f"{label(r)}: the client used {r['client_cpu_share']:.0%} of a core and may be the bottleneck; "
+            advice.append(f"{level_label(r)}: the client used {r['client_cpu_share']:.0%} of a core and may be the bottleneck; "
                           "add --workers.")
         if r.get("api") in NO_TEXT_APIS:
             if r["usage_source"].get("tokenizer"):
-                advice.append(f"{label(r)}: the server sent no token usage; input tokens were counted with the tokenizer.")
+                advice.append(f"{level_label(r)}: the server sent no token usage; input tokens were counted with the tokenizer.")
             elif r["usage_source"].get("none"):
-                advice.append(f"{label(r)}: the server sent no token usage and no tokenizer was given: input tokens "
+                advice.append(f"{level_label(r)}: the server sent no token usage and no tokenizer was given: input tokens "
                               "are unknown; pass --tokenizer.")
         elif r["usage_source"].get("tokenizer") or r["usage_source"].get("chunks"):
             src = "the tokenizer" if r["usage_source"].get("tokenizer") else "one token per chunk (no tokenizer)"
-            advice.append(f"{label(r)}: the server sent no token usage; output tokens were counted with {src}.")
+            advice.append(f"{level_label(r)}: the server sent no token usage; output tokens were counted with {src}.")
     return best, list(dict.fromkeys(advice))
 
 
 KNEE = 0.95  # the knee: the smallest level reaching this share of the sweep's peak throughput
 
 
-def knee_advice(ok: list[dict[str, Any]], best: dict[str, Any], advice: list[str], label) -> None:
+def knee_advice(ok: list[dict[str, Any]], best: dict[str, Any], advice: list[str]) -> None:
     """Name the saturation point of a sweep over concurrency (or request rate): the smallest
     level that reaches ≥ 95 % of the peak throughput. Levels above it add latency, not
     throughput, so it is the one to recommend."""
@@ -135,17 +142,17 @@ def knee_advice(ok: list[dict[str, Any]], best: dict[str, Any], advice: list[str
         if knee is last:
             gain = last["request_throughput"] / prev["request_throughput"] if prev["request_throughput"] else 0
             if gain > 1.05:
-                advice.append(f"Not saturated yet: throughput still grew {gain:.2f}x from {label(prev)} to {label(last)}; "
+                advice.append(f"Not saturated yet: throughput still grew {gain:.2f}x from {level_label(prev)} to {level_label(last)}; "
                               f"try higher {key}.")
             continue
-        best["knee"] = {"run": label(knee), "value": knee["request_throughput"], "peak": peak}
+        best["knee"] = {"run": level_label(knee), "value": knee["request_throughput"], "peak": peak}
         higher = sweep[-1]
         lat = (knee.get("latency_s") or {}).get("mean")
         lat_hi = (higher.get("latency_s") or {}).get("mean")
         more = f" and {lat_hi / lat:.1f}x its mean latency" if lat and lat_hi else ""
-        advice.append(f"Saturated at {label(knee)}: it reaches {knee['request_throughput'] / peak:.0%} of the peak throughput "
-                      f"({peak:.2f} req/s); {label(higher)} adds {higher['request_throughput'] / knee['request_throughput']:.2f}x "
-                      f"the throughput{more}. Serve near {label(knee)}.")
+        advice.append(f"Saturated at {level_label(knee)}: it reaches {knee['request_throughput'] / peak:.0%} of the peak throughput "
+                      f"({peak:.2f} req/s); {level_label(higher)} adds {higher['request_throughput'] / knee['request_throughput']:.2f}x "
+                      f"the throughput{more}. Serve near {level_label(knee)}.")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -175,9 +182,7 @@ def percentile_table(run: dict[str, Any]) -> str:
     rows.append(["mean", _fmt(run["ttft_s"]["mean"], 4), _fmt(run["itl_s"]["mean"], 4), _fmt(run["tpot_s"]["mean"], 4),
                  _fmt(run["latency_s"]["mean"], 4), _fmt(run["input_tokens"]["mean"], 1), _fmt(run["output_tokens"]["mean"], 1),
                  _fmt(run["output_token_rate_per_request"]["mean"], 2), _fmt(total.get("mean"), 2)])
-    label = run.get("label") or (f"rate {run['rate']:g} req/s" if run["rate"] is not None
-                                 else f"concurrency {run['concurrency']}")
-    head = (f"{label}: {run['succeeded']}/{run['requests']} ok in {run['duration_s']:.2f} s | "
+    head = (f"{level_label(run)}: {run['succeeded']}/{run['requests']} ok in {run['duration_s']:.2f} s | "
             f"{run['request_throughput']:.2f} req/s | {run['output_token_throughput']:.1f} output tok/s")
     if run.get("goodput") is not None:
         head += f" | goodput {run['goodput']:.2f} req/s ({run['slo_attainment']:.0%} within SLO)"
@@ -226,8 +231,7 @@ def no_text_table(run: dict[str, Any]) -> str:
              _fmt(inputs.get(f"p{p}"), 0), _fmt(rate.get(f"p{p}"), 1)] for p in PERCENTILES]
     rows.append(["mean", _fmt(run["latency_s"]["mean"], 4), _fmt(run["input_tokens"]["mean"], 1),
                  _fmt(inputs.get("mean"), 1), _fmt(rate.get("mean"), 1)])
-    label = f"rate {run['rate']:g} req/s" if run["rate"] is not None else f"concurrency {run['concurrency']}"
-    head = (f"{run['api']} {label}: {run['succeeded']}/{run['requests']} ok in {run['duration_s']:.2f} s | "
+    head = (f"{run['api']} {level_label(run)}: {run['succeeded']}/{run['requests']} ok in {run['duration_s']:.2f} s | "
             f"{run['request_throughput']:.2f} req/s | {run.get('input_token_throughput') or 0:.1f} input tok/s")
     if run.get("input_throughput") is not None:
         what = "inputs" if run["api"] == "embeddings" else "documents"
