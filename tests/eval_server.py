@@ -110,17 +110,24 @@ def build_app(script: dict, log_path: str | None) -> web.Application:
     return app
 
 
-async def _main(path: str) -> None:
-    with open(path) as fh:
-        script = json.load(fh)
-    runner = web.AppRunner(build_app(script, path + ".log.jsonl"), access_log=None)
+async def serve_app(app: web.Application, port: int = 0) -> None:
+    """Serve ``app`` on 127.0.0.1 (port 0: any free one), print ``PORT <n>``, run until killed.
+    The one start-up of the aiohttp test servers (eval, judge, metrics)."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", int(script.get("port", 0)))
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    print(f"PORT {port}", flush=True)
+    print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
     await asyncio.Event().wait()
 
 
+def run_script_server(build_app, path: str) -> None:
+    """``python SERVER.py SCRIPT.json``: the app built from the script, logging to
+    ``SCRIPT.json.log.jsonl``, on the script's ``port`` (default: any free one)."""
+    with open(path) as fh:
+        script = json.load(fh)
+    asyncio.run(serve_app(build_app(script, path + ".log.jsonl"), int(script.get("port", 0))))
+
+
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1]))
+    run_script_server(build_app, sys.argv[1])

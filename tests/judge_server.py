@@ -18,7 +18,6 @@ sampling settings, and whether an Authorization header came (never its value).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections import defaultdict
@@ -64,16 +63,7 @@ def build_app(script: dict, log_path: str) -> web.Application:
     return app
 
 
-async def _main(path: str) -> None:
-    with open(path) as fh:
-        script = json.load(fh)
-    runner = web.AppRunner(build_app(script, path + ".log.jsonl"), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", int(script.get("port", 0)))
-    await site.start()
-    print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)
-    await asyncio.Event().wait()
-
-
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1]))
+    from eval_server import run_script_server  # this folder is on sys.path when run as a script
+
+    run_script_server(build_app, sys.argv[1])

@@ -277,18 +277,12 @@ def main() -> None:
         ctype = "text/html" if args.flavor == "garbage" else "text/plain; version=0.0.4; charset=utf-8"
         return web.Response(body=render(args.flavor, n, args.engines, args.model).encode(), headers={"Content-Type": ctype})
 
-    async def serve() -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", args.port)
-        await site.start()
-        print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
-        await asyncio.Event().wait()
+    from eval_server import serve_app  # this folder is on sys.path when run as a script
 
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
     try:
-        asyncio.run(serve())
+        asyncio.run(serve_app(app, args.port))
     except KeyboardInterrupt:
         pass
 
