@@ -85,12 +85,6 @@ def _sqlite_ro(path: Path) -> sqlite3.Connection:
         return sqlite3.connect(uri.replace("mode=ro", "immutable=1"), uri=True, timeout=10)
 
 
-def _x_of(level: dict[str, Any]) -> tuple[str, float | None]:
-    if level.get("rate") is not None:
-        return "rate", level.get("rate")
-    return "concurrency", level.get("concurrency")
-
-
 # --------------------------------------------------------------------------------------
 @dataclass
 class RunFolder:
