@@ -80,11 +80,12 @@ def eval_server(tmp_path):
         s.stop()
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False,
+            cwd: str | Path | None = None) -> subprocess.CompletedProcess:
     """Run ``lmgauge`` in a subprocess exactly as a user would."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.run([*LMGAUGE, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+    proc = subprocess.run([*LMGAUGE, *args], capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"lmgauge {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -8,7 +8,7 @@ from itertools import combinations
 import pytest
 
 from lmgauge.eval.collection import Collection, CollectionEntry, _largest_remainder, load_collection, sample_collection
-from lmgauge.eval.journal import Journal, read_records
+from lmgauge.runfolder import JournalWriter, SampleRecord, read_samples
 from lmgauge.eval.metrics import AveragePass1, MajAtK, PassAtK, confidence_interval, pass_at_k
 from lmgauge.eval.report import CollectionSpec, build_results
 from lmgauge.errors import ConfigError
@@ -48,8 +48,8 @@ def test_wilson_and_t_intervals():
 
 
 def rec(b, sid, r, score, subsets=(), extracted="1", error=None, truncated=False):
-    return {"benchmark": b, "sample_id": sid, "repeat": r, "score": score, "extracted": extracted,
-            "subsets": list(subsets), "error": error, "truncated": truncated}
+    return SampleRecord(benchmark=b, sample_id=sid, repeat=r, score=score, extracted=extracted,
+                        subsets=list(subsets), error=error, truncated=truncated)
 
 
 def test_results_rows_subsets_errors_and_collection():
@@ -59,17 +59,17 @@ def test_results_rows_subsets_errors_and_collection():
                rec("b", "2", 0, 1.0, truncated=True), rec("b", "2", 1, 1.0)]
     metrics = [AveragePass1(), PassAtK(), MajAtK()]
     results, summaries = build_results(records, metrics, 2, {"a": 2, "b": 2}, CollectionSpec("mix", {"a": 3, "b": 1}))
-    rows = {(r["benchmark"], r["subset"], r["metric"]): r for r in results}
-    assert rows[("a", "OVERALL", "AveragePass@1")]["score"] == 0.75
-    assert rows[("a", "x", "AveragePass@1")]["score"] == 0.5
-    assert rows[("a", "OVERALL", "pass@2")]["score"] == 1.0
-    assert rows[("b", "OVERALL", "AveragePass@1")]["score"] == 0.5  # q1: 0 (error excluded), q2: 1
-    assert rows[("mix", "OVERALL", "AveragePass@1")]["score"] == pytest.approx((0.5 + 1 + 0 + 1) / 4)
-    assert rows[("mix", "MACRO", "AveragePass@1")]["score"] == pytest.approx((0.75 + 0.5) / 2)
-    assert rows[("mix", "WEIGHTED", "AveragePass@1")]["score"] == pytest.approx(0.75 * 0.75 + 0.25 * 0.5)
-    b = {s["benchmark"]: s for s in summaries}["b"]
-    assert (b["errors"], b["graded"], b["truncated"]) == (1, 3, 1)
-    assert any("max_tokens" in w for w in b["warnings"]) and any("--resume" in w for w in b["warnings"])
+    rows = {(r.benchmark, r.subset, r.metric): r for r in results}
+    assert rows[("a", "OVERALL", "AveragePass@1")].score == 0.75
+    assert rows[("a", "x", "AveragePass@1")].score == 0.5
+    assert rows[("a", "OVERALL", "pass@2")].score == 1.0
+    assert rows[("b", "OVERALL", "AveragePass@1")].score == 0.5  # q1: 0 (error excluded), q2: 1
+    assert rows[("mix", "OVERALL", "AveragePass@1")].score == pytest.approx((0.5 + 1 + 0 + 1) / 4)
+    assert rows[("mix", "MACRO", "AveragePass@1")].score == pytest.approx((0.75 + 0.5) / 2)
+    assert rows[("mix", "WEIGHTED", "AveragePass@1")].score == pytest.approx(0.75 * 0.75 + 0.25 * 0.5)
+    b = {s.benchmark: s for s in summaries}["b"]
+    assert (b.errors, b.graded, b.truncated) == (1, 3, 1)
+    assert any("max_tokens" in w for w in b.warnings) and any("--resume" in w for w in b.warnings)
 
 
 def test_largest_remainder_and_samplers(tmp_path):
@@ -97,15 +97,15 @@ def test_largest_remainder_and_samplers(tmp_path):
 
 def test_journal_survives_torn_line_and_supersedes(tmp_path):
     p = tmp_path / "samples.jsonl"
-    j = Journal(p)
+    j = JournalWriter(p)
     j.append(rec("a", "1", 0, None, error="HTTP 500"))
     j.append(rec("a", "2", 0, 1.0))
     j.close()
     with open(p, "ab") as fh:
         fh.write(b'{"benchmark": "a", "sample_id": "3", "rep')  # crash mid-write
-    j = Journal(p)
+    j = JournalWriter(p)
     j.append(rec("a", "1", 0, 1.0))
     j.close()
-    got = {(r["sample_id"], r["score"]) for r in read_records(p)}
+    got = {(r.sample_id, r.score) for r in read_samples(p)}
     assert got == {("1", 1.0), ("2", 1.0)}
     assert all(json.loads(l) for l in p.read_text().splitlines()[:2])

@@ -122,6 +122,9 @@ def cli() -> None:
                    "at least 8); continue with --resume.")
 @click.option("--timeout", type=float, default=None, help="Per-request read timeout in seconds. Default 3600.")
 @click.option("--grading-workers", "grading_workers", type=int, default=None, help="Grading processes (default: CPU count, at most 4).")
+@click.option("--sandbox", default=None, help="Sandbox plugin that runs model-written code (code benchmarks; default: the installed default, local).")
+@click.option("--sandbox-require-isolation", "sandbox_require_isolation", is_flag=True, default=None,
+              help="Refuse to run model code in a sandbox with weaker isolation (e.g. local without bubblewrap).")
 @click.option("--progress/--no-progress", default=None, help="Show the progress line (default: on).")
 @click.option("--starts-thinking", is_flag=True, default=None,
               help="The chat template opens <think> in the prompt (DeepSeek-R1 distills without a reasoning parser): "
@@ -171,28 +174,9 @@ def eval_command(**kwargs: Any) -> None:
                    f"Continue with: lmgauge eval --resume {out}", err=True)
         sys.exit(130)
     print_report(report, out)
+    from .runsetup import finish_run
+
     finish_run(str(out), config.to_dict(secrets=True), plugin_values)
-
-
-def finish_run(run_dir: str, settings: dict[str, Any], explicit: dict[str, Any] | None = None) -> None:
-    """Write DIR/report.html and run the exporters; failures are one line each, the run's
-    own files stay."""
-    try:
-        from .htmlreport import write_html_report
-    except ImportError:
-        write_html_report = None
-    if write_html_report is not None:
-        try:
-            path = write_html_report([run_dir], os.path.join(run_dir, "report.html"))
-            click.echo(f"html report: {path}")
-        except LmgaugeError as exc:
-            click.echo(f"lmgauge: warning: HTML report not written: {exc.line()}", err=True)
-    from .export import export_settings, run_exporters
-    from .plugins import get_manager
-
-    names, options = export_settings(settings, explicit, get_manager())
-    for line in run_exporters(names, run_dir, options):
-        click.echo(line, err=line.startswith("lmgauge: warning"))
 
 
 # --------------------------------------------------------------------------------------

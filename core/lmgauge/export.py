@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import ConfigError, LmgaugeError
-from .htmlreport.rundata import RunFolder, load_run, redact, redact_text
+from .redaction import redact, redact_text
+from .runfolder import RunFolder, load_run
 
 #: files a run writes itself: exporters must never write to them
 RUN_FILES = ("config.yaml", "samples.jsonl", "report.json", "summary.json", "perf.sqlite", "report.html",

@@ -33,7 +33,7 @@ import threading
 from fractions import Fraction
 from functools import lru_cache
 
-from .types import Score
+from .types import DECIDED, UNDECIDED, Score
 
 TIMEOUT_S = 5
 """Seconds allowed for each math-verify parse and each verify (math-verify's own timeout)."""
@@ -260,7 +260,18 @@ def math_equal(pred: str, gold: str, timeout_s: int = TIMEOUT_S) -> tuple[bool, 
 
 
 def _no_answer(response: str | None) -> Score:
-    return Score(0.0, None, UNCLOSED_THINK if _unclosed(response) else NO_ANSWER)
+    """No answer found: a response whose thinking never closed has no answer part at all, a
+    wrong answer (decided); one whose answer part holds nothing extractable is undecided (a
+    judge may read it)."""
+    if _unclosed(response):
+        return Score(0.0, None, UNCLOSED_THINK)
+    return Score(0.0, None, NO_ANSWER, UNDECIDED if answer_part(response).strip() else DECIDED)
+
+
+def _compared(ok: bool, pred: str, detail: str | None) -> Score:
+    """A comparison's score: math-verify failing to parse or timing out leaves a wrong
+    comparison undecided."""
+    return Score(1.0 if ok else 0.0, pred, detail, UNDECIDED if detail and not ok else DECIDED)
 
 
 def grade_math(response: str | None, gold: str, timeout_s: int = TIMEOUT_S) -> Score:
@@ -269,7 +280,7 @@ def grade_math(response: str | None, gold: str, timeout_s: int = TIMEOUT_S) -> S
     if pred is None:
         return _no_answer(response)
     ok, detail = math_equal(pred, str(gold), timeout_s)
-    return Score(1.0 if ok else 0.0, pred, detail)
+    return _compared(ok, pred, detail)
 
 # ---------------------------------------------------------------------------- integers
 
@@ -296,7 +307,7 @@ def grade_integer(response: str | None, gold: str | int, timeout_s: int = TIMEOU
     if gold_int is not None and pred_int is not None:
         return Score(1.0 if gold_int == pred_int else 0.0, pred)
     ok, detail = math_equal(pred, str(gold), timeout_s)
-    return Score(1.0 if ok else 0.0, pred, detail)
+    return _compared(ok, pred, detail)
 
 # ---------------------------------------------------------------------------- multiple choice
 

@@ -82,5 +82,32 @@ def register_metrics(register):
 
 
 @hookspec
+def register_perf_metrics(register):
+    """Register perf metrics: ``register(metric)``.
+
+    ``metric`` is an instance (or subclass) of :class:`lmgauge.interfaces.PerfMetric` with a
+    unique ``name``: what ``--sla`` calls it (``ttft`` → ``ttft_p99``; ``rps``). Its
+    declaration drives everything about it: the per-request value (``per_request``) or the
+    level's (``level``), the summary.json key, the perf.sqlite column, the terminal tables, the
+    report, ``--sla`` objectives and the exporters. lmgauge's own perf metrics are registered
+    through this hook too (lmgauge.perf.builtin_metrics).
+    """
+
+
+@hookspec
+def register_sandboxes(register):
+    """Register code executors: ``register(SandboxClass)``.
+
+    ``SandboxClass`` subclasses :class:`lmgauge.interfaces.Sandbox`, has a unique ``name``
+    (what ``lmgauge eval --sandbox NAME`` selects; ``default = True`` makes it the one used
+    without the flag) and is constructed with the values of its own ``options``. Benchmarks
+    that run model-written code (``needs_sandbox = True``) get the run's sandbox as
+    ``benchmark.sandbox`` and call ``sandbox.run(...)`` from ``score``, in grading worker
+    processes: the object must pickle. A local executor (bubblewrap) and a remote one
+    (Docker, SandboxFusion) implement the same ``run``.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add subcommands to the ``lmgauge`` click group: ``cli.add_command(command)``."""

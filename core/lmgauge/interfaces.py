@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
 
 from .types import Completion, GenerationParams, GenerationRequest, PerfRecord, Sample, Score, Session
 
@@ -43,6 +43,9 @@ class Benchmark(abc.ABC):
     description: ClassVar[str] = ""
     options: ClassVar[list] = []
     judge_kind: ClassVar[str | None] = None
+    #: runs model-written code: the core sets ``self.sandbox`` (a :class:`Sandbox`) on the object it uses
+    needs_sandbox: ClassVar[bool] = False
+    sandbox: Any = None
 
     @abc.abstractmethod
     def load(self, path: str | None = None) -> list[Sample]:
@@ -54,6 +57,20 @@ class Benchmark(abc.ABC):
     def score(self, sample: Sample, completion: Completion) -> Score:
         """Grade one completion. Runs in a worker process: it must not rely on global state set
         up in the parent other than what pickling the benchmark carries."""
+
+    def sample_view(self, record: Any) -> list[dict[str, Any]]:
+        """Extra blocks the report page and ``lmgauge serve`` show for one journal record
+        (a :class:`lmgauge.runfolder.SampleRecord`) of this benchmark, as plain data; the
+        views render them as untrusted text. Each block is one of:
+
+        - ``{"kind": "table", "title": str, "columns": [str, ...], "rows": [[value, ...], ...]}``
+        - ``{"kind": "text", "title": str, "text": str}`` (monospaced, e.g. captured output)
+        - ``{"kind": "fields", "title": str, "items": [[label, value], ...]}``
+
+        A cell may be ``{"text": str, "status": "pass" | "fail" | "warn"}`` to be coloured.
+        The default shows nothing beyond the question, answer and verdict every sample has
+        (e.g. a code benchmark shows each test's outcome from ``record.grade_info``)."""
+        return []
 
 
 @dataclass
@@ -90,7 +107,10 @@ class Backend(abc.ABC):
     otherwise repeats become separate requests. ``load_time_s`` is set by ``start`` for
     in-process backends (reported apart from TTFT). ``process_local`` backends hold the model in
     this process (no perf ``--workers``). ``api`` is the endpoint kind the backend serves
-    (``chat``, ``completions``, ...), known once it is constructed; perf datasets see it.
+    (``chat``, ``completions``, ...), known once it is constructed; perf datasets see it;
+    ``generates_text`` says whether that kind generates text. A failed ``stream`` request is
+    marked with :meth:`lmgauge.types.PerfRecord.fail` and a typed kind
+    (:data:`lmgauge.types.FAILURE_KINDS`).
     """
 
     name: ClassVar[str] = ""
@@ -104,6 +124,9 @@ class Backend(abc.ABC):
         self.supports_n = False
         self.load_time_s: float | None = None
         self.api: str = config.api or "chat"
+        #: the endpoint generates text (TTFT, ITL, output tokens mean something); False for
+        #: endpoints that answer with vectors or scores (embeddings, rerank …)
+        self.generates_text: bool = True
         self.run_tokenizer: Tokenizer | None = None
 
     async def start(self) -> None:
@@ -265,12 +288,235 @@ class Metric(abc.ABC):
         """The metric's value for one question."""
 
 
+class PerfMetric(abc.ABC):
+    """A perf figure, declared once: this declaration drives its per-request computation,
+    its aggregation over a level, its perf.sqlite column, its summary.json key, the terminal
+    tables, the report's views, its ``--sla`` objective name and the exporters. Register an
+    instance (or the class) with ``register_perf_metrics``; lmgauge's own metrics
+    (lmgauge.perf.builtin_metrics) are registered the same way.
+
+    - ``name``: what ``--sla`` calls it. A per-request metric is named with a statistic
+      (``ttft_p99``, ``ttft_mean``, ``ttft_max``); a level metric by itself (``rps``).
+      ``aliases`` are other names ``--sla`` accepts (``e2el`` for ``latency``).
+    - ``key``: its summary.json field and, for a stored per-request metric, its perf.sqlite
+      column (default: ``name``).
+    - ``unit``: ``"s"`` (durations: ``--sla`` values take ``ms`` or ``s``, a bare number is
+      milliseconds), or any label (``tokens``, ``tok/s``, ``req/s``, ``share``).
+    - ``kind``: ``"request"`` (:meth:`per_request` gives a value, or a list of values, per
+      request; the level gets a :class:`lmgauge.runfolder.Distribution` of them) or
+      ``"level"`` (:meth:`level` gives one number per level).
+    - ``over``: a per-request metric over the successful requests (``"ok"``) or all
+      (``"all"``).
+    - ``endpoints``: ``"text"`` (only endpoints that generate text: chat, completions,
+      responses …), ``"no_text"`` (embeddings, rerank, score …) or ``"all"``.
+    - ``stored``: a per-request metric keeps its value per request in perf.sqlite (``is_list``:
+      a list per request, stored as JSON, e.g. ITL); ``omit_empty``: a level where no request
+      has a value leaves the metric out (embeddings' ``inputs`` on a chat level).
+    - ``higher_is_better``: for comparisons and regression gates.
+    - ``columns``: per profile (``"text"``/``"no_text"``) the level's percentile table column,
+      ``(header, digits, mean digits)``; ``summary``: per profile the sweep table's columns,
+      ``((stat or None, header, digits), ...)``; ``order`` / ``summary_order`` place them.
+
+    :meth:`per_request` receives the :class:`lmgauge.types.PerfRecord` and a
+    :class:`lmgauge.runfolder.RequestRow` holding the values of the metrics computed before
+    this one (built-in metrics first: ``row.value("ttft_s")``, ``row.value("latency_s")``).
+    :meth:`level` receives a :class:`lmgauge.perf.metrics.LevelInput` (the rows, the wall
+    time, the level's figures so far).
+    """
+
+    name: ClassVar[str] = ""
+    key: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    options: ClassVar[list] = []
+    unit: ClassVar[str] = ""
+    kind: ClassVar[str] = "request"
+    over: ClassVar[str] = "ok"
+    endpoints: ClassVar[str] = "text"
+    stored: ClassVar[bool] = False
+    is_list: ClassVar[bool] = False
+    omit_empty: ClassVar[bool] = False
+    higher_is_better: ClassVar[bool] = False
+    aliases: ClassVar[tuple[str, ...]] = ()
+    columns: ClassVar[dict[str, tuple[str, int, int]]] = {}
+    summary: ClassVar[dict[str, tuple[tuple[str | None, str, int], ...]]] = {}
+    order: ClassVar[int] = 100
+    summary_order: ClassVar[int] = 100
+    #: the name tracker exporters (swanlab, wandb, mlflow) log a level metric under
+    #: (default: ``name``); per-request metrics are logged as ``NAME/STAT``
+    export_name: ClassVar[str] = ""
+
+    @property
+    def summary_key(self) -> str:
+        """The summary.json key (``key``, else ``name``)."""
+        return self.key or self.name
+
+    def applies(self, generates_text: bool) -> bool:
+        return self.endpoints == "all" or (self.endpoints == "text") == bool(generates_text)
+
+    def per_request(self, record: PerfRecord, row: Any) -> float | list[float] | None:
+        """A request's value (``kind = "request"``); ``None`` when it has none."""
+        return None
+
+    def level(self, level: Any) -> float | None:
+        """The level's value (``kind = "level"``)."""
+        return None
+
+    def format(self, value: float | None, digits: int) -> str:
+        """How a value is written in the terminal tables."""
+        if value is None or (isinstance(value, float) and value != value):
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.{digits}f}"
+        return str(value)
+
+
+#: what an :class:`Execution` ended as. Every status but ``"error"`` is a verdict on the
+#: program (a timeout or a memory kill is the program's fault); ``"error"`` means the sandbox
+#: itself failed to run it: no verdict, the sample is a grading error that ``regrade`` retries.
+EXECUTION_STATUSES = ("ok", "exit", "timeout", "memory", "output", "signal", "error")
+
+
+@dataclass
+class Limits:
+    """What one execution may use. ``timeout_s`` is wall-clock time; ``cpu_s`` CPU seconds
+    (default ``timeout_s + 1``); ``memory_mb`` bounds each process's address space and the
+    execution's total resident memory; ``processes`` counts processes and threads at once;
+    ``file_size_mb`` the largest file it may write, ``disk_mb`` its whole private writable space
+    (its ``/tmp`` and working folder); ``open_files`` its file descriptors. Output beyond
+    ``stdout_bytes`` stops the program (status ``"output"``); stderr beyond ``stderr_bytes`` is
+    dropped."""
+
+    timeout_s: float = 10.0
+    cpu_s: float | None = None
+    memory_mb: int = 4096
+    processes: int = 64
+    file_size_mb: int = 64
+    disk_mb: int = 256
+    open_files: int = 256
+    stdout_bytes: int = 1 << 20
+    stderr_bytes: int = 64 << 10
+
+
+@dataclass
+class ExecutionRequest:
+    """One program to run: ``files`` (relative path → text or bytes) written into an empty
+    private working folder, then ``argv`` run there with ``stdin``. ``argv[0] == "python"``
+    means the sandbox's Python 3 interpreter."""
+
+    files: dict[str, str | bytes]
+    argv: Sequence[str]
+    stdin: str | bytes | None = None
+    limits: Limits | None = None
+
+
+@dataclass
+class Execution:
+    """How one execution ended (plain data, so that a remote executor can send it back).
+
+    ``status`` is one of :data:`EXECUTION_STATUSES`: ``ok`` (exit code 0), ``exit`` (another
+    exit code), ``timeout`` (wall-clock or CPU limit), ``memory``, ``output`` (stdout limit),
+    ``signal`` (killed by a signal: a crash), ``error`` (the sandbox failed: no verdict).
+    ``stdout``/``stderr`` are decoded UTF-8 (undecodable bytes replaced), capped by the
+    limits (``*_truncated`` says so). ``reason`` is one line for people."""
+
+    status: str
+    exit_code: int | None = None
+    signal: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    wall_s: float = 0.0
+    cpu_s: float | None = None
+    max_rss_mb: float | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def sandbox_failed(self) -> bool:
+        """The sandbox, not the program, failed: there is no verdict."""
+        return self.status == "error"
+
+
+class Sandbox(abc.ABC):
+    """Runs untrusted (model-written) code. Register the class with ``register_sandboxes``;
+    lmgauge constructs it with the values of its own ``options`` (``self.options``) and hands
+    it to every benchmark of the run that declares ``needs_sandbox = True`` (as
+    ``benchmark.sandbox``). ``default = True`` makes it the sandbox used without ``--sandbox``.
+
+    It is pickled into grading worker processes with the benchmark, so it holds plain data
+    (connection state, caches and locks are made lazily, per process). ``run`` is called from
+    those processes, possibly from several threads; it never raises for anything the program
+    does (a timeout, a crash, a memory kill are statuses) and returns ``status="error"`` when
+    the sandbox itself fails. Every process the program started is gone when ``run`` returns.
+
+    ``isolation()`` says, in one line, what protection is missing (``None``: fully isolated: no
+    network, no host files but the read-only system and interpreter, no host processes, no
+    environment of the run); ``lmgauge eval --sandbox-require-isolation`` refuses a sandbox that
+    returns a line, otherwise lmgauge prints it as one warning. ``check()`` raises a one-line
+    :class:`lmgauge.errors.ConfigError` when the sandbox cannot work at all (before the run).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    options: ClassVar[list] = []
+    default: ClassVar[bool] = False
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.options = dict(options or {})
+
+    def check(self) -> None:
+        return None
+
+    def isolation(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        """A short label journaled with each result (e.g. ``"local (bubblewrap)"``)."""
+        return self.name
+
+    @abc.abstractmethod
+    def run(self, files: dict[str, str | bytes], argv: Sequence[str], stdin: str | bytes | None = None,
+            limits: Limits | None = None) -> Execution:
+        """Run one program (see :class:`ExecutionRequest`) and report how it ended."""
+
+    def run_many(self, requests: Sequence[ExecutionRequest], stop: Callable[[Execution], bool] | None = None,
+                 budget_s: float | None = None) -> list[Execution]:
+        """Run ``requests`` in order, stopping after the first execution for which ``stop`` is
+        true; ``budget_s`` caps their total wall-clock time (an execution cut by it is a
+        ``timeout``; the rest are not run). Returns the executions that ran. A remote executor
+        may override this to send them in one batch."""
+        import time
+
+        out: list[Execution] = []
+        start = time.monotonic()
+        for req in requests:
+            limits = req.limits or Limits()
+            if budget_s is not None:
+                left = budget_s - (time.monotonic() - start)
+                if left <= 0:
+                    break
+                if left < limits.timeout_s:
+                    from dataclasses import replace
+
+                    limits = replace(limits, timeout_s=left)
+            ex = self.run(req.files, req.argv, req.stdin, limits)
+            out.append(ex)
+            if ex.sandbox_failed or (stop is not None and stop(ex)):
+                break
+        return out
+
+
 #: the base class of each family, by family name (as used by the plugin manager)
 BASES: dict[str, type] = {"benchmarks": Benchmark, "backends": Backend, "datasets": PerfDataset,
-                          "exporters": Exporter, "metrics": Metric}
+                          "exporters": Exporter, "metrics": Metric, "perf_metrics": PerfMetric,
+                          "sandboxes": Sandbox}
 #: families registered as classes only (lmgauge constructs them with the run's settings)
-CLASS_ONLY = ("backends", "datasets")
+CLASS_ONLY = ("backends", "datasets", "sandboxes")
 
-__all__ = ["Benchmark", "Backend", "BackendConfig", "PerfDataset", "RequestSettings", "Exporter", "Metric",
+__all__ = ["Benchmark", "Backend", "BackendConfig", "PerfDataset", "RequestSettings", "Exporter", "Metric", "PerfMetric",
            "Sample", "Score", "Completion", "GenerationRequest", "GenerationParams", "PerfRecord", "BASES",
-           "CLASS_ONLY"]
+           "CLASS_ONLY", "Sandbox", "Limits", "Execution", "ExecutionRequest", "EXECUTION_STATUSES"]

@@ -25,13 +25,14 @@ from .errors import ConfigError, PluginError
 
 #: which families' options each command takes
 COMMAND_FAMILIES: dict[str, tuple[str, ...]] = {
-    "eval": ("backends", "benchmarks", "metrics", "exporters"),
-    "perf": ("backends", "datasets", "exporters"),
+    "eval": ("backends", "benchmarks", "metrics", "exporters", "sandboxes"),
+    "perf": ("backends", "datasets", "perf_metrics", "exporters"),
     "export": ("exporters",),
-    "regrade": ("benchmarks", "exporters"),
+    "regrade": ("benchmarks", "exporters", "sandboxes"),
 }
 FAMILY_WORD = {"benchmarks": "benchmark", "backends": "backend", "datasets": "perf dataset",
-               "exporters": "exporter", "metrics": "metric"}
+               "exporters": "exporter", "metrics": "metric", "perf_metrics": "perf metric",
+               "sandboxes": "sandbox"}
 OWNERS_ATTR = "_lmgauge_owners"
 
 
@@ -97,7 +98,7 @@ class OptionTable:
     def __init__(self, registry: dict[str, dict[str, Any]]):
         self.by_name: dict[str, Declared] = {}
         by_flag: dict[str, Declared] = {}
-        for family in ("backends", "benchmarks", "datasets", "metrics", "exporters"):
+        for family in ("backends", "benchmarks", "datasets", "metrics", "perf_metrics", "exporters", "sandboxes"):
             for name, reg in sorted(registry.get(family, {}).items()):
                 dist = reg.plugin.distribution
                 for opt in declared(reg.obj):

@@ -14,9 +14,15 @@ change between releases.
   :class:`DataError`, :class:`BackendError`, :class:`PluginError`.
 - Grading helpers (thinking split, answer extraction, math-verify, integer and letter
   grading): :func:`grade_math`, :func:`grade_integer`, :func:`grade_choice`, ...
-- Run folders: :func:`load_run` (read any run folder), :func:`read_records` (an eval journal),
-  :data:`JOURNAL_FIELDS` (what a journal line holds), :func:`atomic_write`,
-  :func:`export_target` (where a file-writing exporter writes), :func:`redact`.
+- Run folders (the typed library lmgauge.runfolder): :func:`load_run` → :class:`RunFolder`
+  (any run folder, any schema version), :class:`SampleRecord` (a journal line;
+  :data:`JOURNAL_FIELDS`), :func:`read_samples`, :class:`SampleJournal`, :class:`EvalReport`
+  (report.json: :class:`ResultRow`, :class:`BenchmarkSummary`), :class:`RegradeChange`,
+  :class:`PerfSummary` / :class:`PerfLevel` / :class:`Distribution` (summary.json),
+  :class:`RequestRow` (perf.sqlite), :func:`read_config`, :func:`saved_settings`,
+  :func:`run_labels`; :func:`atomic_write`, :func:`export_target` (where a file-writing
+  exporter writes), :func:`redact`.
+- Perf metrics: :class:`PerfMetric` (register with ``register_perf_metrics``).
 - Perf: :func:`load_tokenizer` / :class:`Tokenizer`, :func:`make_request`.
 - :class:`PluginCommand`: a click command (for ``register_commands``) that takes the options
   plugins declare for the families it names.
@@ -32,25 +38,33 @@ from .hookspecs import hookimpl
 #: base class does not pull the grading, report or tokenizer modules into `lmgauge --help`
 _WHERE = {
     **dict.fromkeys(("BackendError", "ConfigError", "DataError", "LmgaugeError", "PluginError"), "errors"),
-    **dict.fromkeys(("JOURNAL_FIELDS", "read_records"), "eval.journal"),
-    "export_target": "export",
+    **dict.fromkeys(("JOURNAL_FIELDS", "SampleRecord", "SampleJournal", "read_samples", "EvalReport", "ResultRow",
+                     "BenchmarkSummary", "PerfSummary", "PerfLevel", "Distribution", "RequestRow", "RunFolder",
+                     "load_run", "read_config", "saved_settings", "run_labels", "RegradeChange"), "runfolder"),
+    **dict.fromkeys(("export_target", "export_settings", "run_exporters"), "export"),
+    "perf_metrics": "perf.registry",
+    "pop_plugin_values": "options",
     "atomic_write": "files",
     **dict.fromkeys(("answer_part", "extract_choice", "extract_math_answer", "grade_choice", "grade_integer",
                      "grade_math", "last_boxed", "math_equal", "normalize_math", "split_thinking", "to_integer"),
                     "grading"),
-    **dict.fromkeys(("RunFolder", "load_run"), "htmlreport.rundata"),
-    **dict.fromkeys(("Backend", "BackendConfig", "Benchmark", "Exporter", "Metric", "PerfDataset", "RequestSettings"),
-                    "interfaces"),
+    **dict.fromkeys(("Backend", "BackendConfig", "Benchmark", "Exporter", "Metric", "PerfDataset", "PerfMetric",
+                     "RequestSettings"), "interfaces"),
+    **dict.fromkeys(("Sandbox", "Limits", "Execution", "ExecutionRequest", "EXECUTION_STATUSES"), "interfaces"),
     "PluginCommand": "options",
     "make_request": "perf.requests",
     "redact": "redaction",
     **dict.fromkeys(("Tokenizer", "load_tokenizer"), "tokenizers"),
-    **dict.fromkeys(("Completion", "GenerationParams", "GenerationRequest", "PerfRecord", "Sample", "Score", "Session"),
-                    "types"),
+    **dict.fromkeys(("Completion", "GenerationParams", "GenerationRequest", "PerfRecord", "Sample", "Score", "Session",
+                     "DECIDED", "UNDECIDED", "GRADER_ERROR", "FAILURE_KINDS"), "types"),
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name == "lmgauge_version":
+        from . import __version__
+
+        return __version__
     where = _WHERE.get(name)
     if where is None:
         raise AttributeError(f"module 'lmgauge.plugin' has no attribute {name!r}")
@@ -65,11 +79,16 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "hookimpl",
-    "Benchmark", "Backend", "BackendConfig", "PerfDataset", "RequestSettings", "Exporter", "Metric",
+    "Benchmark", "Backend", "BackendConfig", "PerfDataset", "RequestSettings", "Exporter", "Metric", "PerfMetric",
+    "Sandbox", "Limits", "Execution", "ExecutionRequest", "EXECUTION_STATUSES",
     "Sample", "Score", "Completion", "GenerationRequest", "GenerationParams", "PerfRecord", "Session",
+    "DECIDED", "UNDECIDED", "GRADER_ERROR", "FAILURE_KINDS",
     "LmgaugeError", "ConfigError", "DataError", "BackendError", "PluginError",
     "split_thinking", "answer_part", "last_boxed", "extract_math_answer", "normalize_math", "math_equal",
     "grade_math", "to_integer", "grade_integer", "extract_choice", "grade_choice",
-    "load_run", "RunFolder", "read_records", "JOURNAL_FIELDS", "atomic_write", "export_target", "redact",
-    "load_tokenizer", "Tokenizer", "make_request", "PluginCommand",
+    "load_run", "RunFolder", "read_config", "saved_settings", "run_labels", "SampleRecord", "SampleJournal",
+    "read_samples", "JOURNAL_FIELDS", "EvalReport", "ResultRow", "BenchmarkSummary", "RegradeChange", "PerfSummary",
+    "PerfLevel", "Distribution", "RequestRow", "atomic_write", "export_target", "redact",
+    "load_tokenizer", "Tokenizer", "make_request", "PluginCommand", "pop_plugin_values", "export_settings",
+    "run_exporters", "perf_metrics", "lmgauge_version",
 ]

@@ -41,10 +41,12 @@ FAMILIES = {
     "datasets": "register_perf_datasets",
     "exporters": "register_exporters",
     "metrics": "register_metrics",
+    "perf_metrics": "register_perf_metrics",
+    "sandboxes": "register_sandboxes",
 }
 SINGULAR = {"benchmarks": "benchmark", "backends": "backend", "datasets": "perf dataset",
-            "exporters": "exporter", "metrics": "metric"}
-CORE_PLUGINS = ("lmgauge.eval.metrics",)
+            "exporters": "exporter", "metrics": "metric", "perf_metrics": "perf metric", "sandboxes": "sandbox"}
+CORE_PLUGINS = ("lmgauge.eval.metrics", "lmgauge.perf.builtin_metrics")
 PLUGIN_FILES_ENV = "LMGAUGE_PLUGIN_FILES"
 PLUGINS_DIR_ENV = "LMGAUGE_PLUGINS_DIR"
 

@@ -2,6 +2,7 @@
 summaries, `lmgauge report`)."""
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from typing import Any, Iterable
@@ -43,3 +44,36 @@ def grid_table(header: list[str], rows: list[list[Any]], right: Iterable[int] = 
     if not (rule_between_rows and rows):
         lines.append(sep)
     return "\n".join(lines)
+
+
+def fmt_num(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 10000:
+        return f"{v / 1000:.0f}k"
+    if a >= 1000:
+        return f"{v / 1000:.1f}k".replace(".0k", "k")
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}".rstrip("0").rstrip(".")
+    if a >= 1:
+        return f"{v:.2f}".rstrip("0").rstrip(".")
+    if a >= 0.01:
+        return f"{v:.3f}".rstrip("0").rstrip(".")
+    return f"{v:.2g}"
+
+
+def fmt_val(v: float | None) -> str:
+    """A value for prose (best configuration): more digits than an axis tick."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.1f}"
+    if a >= 1:
+        return f"{v:.3g}" if a < 10 else f"{v:.2f}"
+    return f"{v:.3g}"

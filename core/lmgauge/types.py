@@ -121,6 +121,12 @@ class Completion:
     completion_tokens: int | None = None
 
 
+#: what a :class:`Score` is: a verdict, no verdict (the grader could not tell), or no grading
+#: at all (the grader itself failed: never counted as a wrong answer)
+DECIDED, UNDECIDED, GRADER_ERROR = "decided", "undecided", "error"
+SCORE_STATUSES = (DECIDED, UNDECIDED, GRADER_ERROR)
+
+
 @dataclass
 class Score:
     """A benchmark's verdict on one completion.
@@ -128,15 +134,35 @@ class Score:
     ``value`` is 1.0 for correct and 0.0 for wrong (benchmarks may use partial credit).
     ``extracted`` is the answer found in the response (``None`` when none was found), and
     ``detail`` any note on how it was graded (e.g. ``"math-verify timeout"``).
+
+    ``status`` says what the score is:
+
+    - ``"decided"``: a verdict;
+    - ``"undecided"``: the grader found no answer it could check, or could not compare it
+      (math-verify timed out): scored as ``value`` (0 = not credited), and what an LLM judge
+      in fallback mode is asked about;
+    - ``"error"``: the grader itself failed (it raised, its worker process died): no verdict
+      at all. The sample is counted as a grading error, never as a wrong answer, and
+      ``lmgauge regrade`` grades it again.
+
+    ``info`` holds what a benchmark wants journaled beside the verdict and shown by its
+    sample view (plain JSON: e.g. a code benchmark's test outcomes); ``None`` when nothing.
     """
 
     value: float
     extracted: str | None = None
     detail: str | None = None
+    status: str = DECIDED
+    info: dict[str, Any] | None = None
 
     @property
     def correct(self) -> bool:
         return self.value >= 1.0
+
+    @classmethod
+    def grader_error(cls, detail: str) -> "Score":
+        """No verdict: the grader failed (``detail`` says how)."""
+        return cls(0.0, None, detail[:300], GRADER_ERROR)
 
 
 @dataclass
@@ -177,3 +203,24 @@ class PerfRecord:
     embedding_dim: int | None = None  # embeddings: the length of the vectors returned
     images: list[tuple[int, int]] | None = None  # (width, height) of each image sent
     endpoint: str | None = None  # several --url: the URL this request went to
+    failure_kind: str | None = None  # a failed request's kind: one of FAILURE_KINDS
+    failure_group: str | None = None  # how its failures are counted (e.g. "HTTP 500"); default: the kind
+
+    def fail(self, kind: str, error: str, group: str | None = None) -> None:
+        """Mark the request failed: ``kind`` one of :data:`FAILURE_KINDS`, ``error`` the
+        whole text (shown as the first example of its group), ``group`` the name its
+        failures are counted under in the summary (default: the kind)."""
+        self.success = False
+        self.failure_kind = kind
+        self.error = error
+        self.failure_group = group or kind
+
+
+#: what a failed perf request's ``failure_kind`` may be: the server answered an HTTP error
+#: (``http``); a connect or read timeout (``timeout``); the connection failed or broke
+#: (``connection``); the response broke the protocol: malformed SSE or JSON, a stream cut
+#: before its end, no [DONE] (``protocol``); the server reported an error inside the
+#: response (``server_error``); the response held no content (``empty``); the response was
+#: complete but wrong for the request, e.g. the wrong number of vectors (``invalid``); the
+#: request could not be sent as asked (``client``)
+FAILURE_KINDS = ("http", "timeout", "connection", "protocol", "server_error", "empty", "invalid", "client")

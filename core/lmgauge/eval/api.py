@@ -11,20 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import EvalConfig, load_yaml, resolve_api_key, resolve_judge_api_key
+from ..config import EvalConfig, load_yaml
 from ..errors import ConfigError
 from ..options import COMMAND_FAMILIES
 from ..plugins import PluginManager, get_manager
+from ..runsetup import is_empty as _empty
+from ..runsetup import merge_settings as run_settings
 from .report import Report
 
 RUN_DEFINING = ("model", "backend", "benchmark", "repeats", "limit", "collection", "temperature",
                 "top_p", "max_tokens", "seed", "extra_body", "system_prompt", "api", "dataset_path", "metric",
                 "starts_thinking")
 FAMILIES = COMMAND_FAMILIES["eval"]
-
-
-def _empty(v: Any) -> bool:
-    return v is None or v == () or v == [] or v == {}
 
 
 def merge_settings(explicit: dict[str, Any], pm: PluginManager | None = None,
@@ -34,18 +32,15 @@ def merge_settings(explicit: dict[str, Any], pm: PluginManager | None = None,
     pm = pm or get_manager()
     explicit = {k: v for k, v in explicit.items() if not _empty(v)}
     plugin_values = dict(plugin_values or {})
-    settings: dict[str, Any] = {}
-    options: dict[str, Any] = {}
-    config_file = explicit.pop("config", None)
     resume = explicit.get("resume")
+    base = None
     if resume:
         saved_path = Path(resume) / "config.yaml"
         if not saved_path.is_file():
             raise ConfigError(f"--resume {resume}: no config.yaml in that folder",
                               "pass the folder of an earlier `lmgauge eval` run")
-        saved, options = pm.options.split(load_yaml(str(saved_path), "saved run config"), FAMILIES, f"{saved_path}")
-        saved.pop("lmgauge_version", None)
-        settings.update(saved)
+        settings, options = pm.options.split(load_yaml(str(saved_path), "saved run config"), FAMILIES, f"{saved_path}")
+        settings.pop("lmgauge_version", None)
         settings["output"] = str(resume)
         for key in RUN_DEFINING:
             if key in explicit and key in settings and _norm(explicit[key]) != _norm(settings[key]):
@@ -58,25 +53,9 @@ def merge_settings(explicit: dict[str, Any], pm: PluginManager | None = None,
                 raise ConfigError(f"--resume {resume}: {key} differs from the saved run "
                                   f"({options[key]!r} saved, {value!r} given)",
                                   "drop the flag, or start a new run with --output")
-    elif config_file:
-        settings, options = pm.options.split(load_yaml(config_file), FAMILIES, f"config file {config_file}")
-    settings.update(explicit)
-    options.update(plugin_values)
-    settings["options"] = options
-    settings["api_key"] = resolve_api_key(settings.get("api_key"))
-    settings["judge_api_key"] = resolve_judge_api_key(settings.get("judge_api_key"))
-    if not settings.get("backend"):
-        settings["backend"] = default_plugin(pm, "backends", "--backend")
-    return EvalConfig.from_dict(settings, source=config_file or "settings")
-
-
-def default_plugin(pm: PluginManager, family: str, flag: str) -> str:
-    """The installed plugin of ``family`` that declares itself the default."""
-    name = pm.default(family)
-    if name is None:
-        raise ConfigError(f"no {flag} given and no installed plugin is the default",
-                          f"pass {flag} NAME; installed: {', '.join(pm.names(family)) or 'none'}")
-    return name
+        explicit.pop("config", None)
+        base = (settings, options)
+    return run_settings(EvalConfig, explicit, pm, plugin_values, base=base)
 
 
 def _norm(v: Any) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, LmgaugeError
-from ..htmlreport.rundata import RunFolder, load_run
+from ..runfolder import RunFolder, load_run
 from ..texttable import grid_table
 from .paired import DEFAULT_RESAMPLES, PairedResult, format_p, format_points, paired_test
 
@@ -50,14 +50,14 @@ def read_questions(run: RunFolder) -> dict[str, RunQuestions]:
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     out: dict[str, RunQuestions] = {}
     for rec in run.samples():
-        bench, sid = str(rec["benchmark"]), str(rec["sample_id"])
+        bench, sid = rec.benchmark, rec.sample_id
         q = out.setdefault(bench, RunQuestions())
         q.seen.add(sid)
-        q.subsets.setdefault(sid, tuple(str(s) for s in rec.get("subsets") or ()))
-        if rec.get("error") or rec.get("score") is None:
+        q.subsets.setdefault(sid, tuple(rec.subsets))
+        if not rec.graded:
             q.errors += 1
             continue
-        sums[bench][sid].append(float(rec["score"]))
+        sums[bench][sid].append(float(rec.score))
     for bench, per_q in sums.items():
         q = out[bench]
         for sid, vals in per_q.items():
@@ -161,11 +161,11 @@ def compare_runs(run_a: RunFolder | str | os.PathLike, run_b: RunFolder | str | 
             raise _question_mismatch(bench, qa_all[bench], qb_all[bench])
 
     notes: list[str] = []
-    incomplete = {name: [s for s in run.benchmarks if s.get("missing")] for name, run in (("A", ra), ("B", rb))}
+    incomplete = {name: [s for s in run.benchmarks if s.missing] for name, run in (("A", ra), ("B", rb))}
     for name, summaries in incomplete.items():
         for s in summaries:
-            if s.get("benchmark") in shared:
-                notes.append(f"{s['benchmark']}: {s['missing']} samples of {name} not run yet (incomplete run); "
+            if s.benchmark in shared:
+                notes.append(f"{s.benchmark}: {s.missing} samples of {name} not run yet (incomplete run); "
                              "compared on the samples there are")
     rows: list[CompareRow] = []
     pooled_a: list[float] = []

@@ -28,17 +28,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, Iterable, TextIO
 
 import orjson
 
 from ..errors import BackendError, ConfigError, LmgaugeError
 from ..grading import answer_part
-from ..interfaces import BackendConfig
-from ..options import values_for
 from ..redaction import redact_text
+from ..runfolder import JournalWriter, Key, SampleRecord, read_samples
+from ..runfolder.samples import JsonlWriter
 from ..types import GenerationParams, GenerationRequest
-from .journal import Journal, Key, read_records, record_key
 
 PROMPT_VERSION = "1"
 """Bump when a prompt template changes: cached verdicts of the old prompt no longer apply."""
@@ -47,8 +46,6 @@ MODES = ("fallback", "always")
 ANSWER_CHARS = 6000    # the end of a long answer part is kept (the final answer is there)
 QUESTION_CHARS = 8000  # the start of a long question is kept
 ABORT_AFTER = 8        # this many failed judge requests in a row, none answered, stop asking
-UNDECIDED_DETAILS = ("math-verify", "grader error")
-JUDGE_FIELDS = ("judge_verdict", "judge_text", "judge_model", "rule_score", "rule_correct")
 
 MATH_PROMPT = """You are checking one answer to a math problem. Decide whether the final answer \
 the RESPONSE commits to is mathematically equivalent to the REFERENCE ANSWER: the same number, \
@@ -181,17 +178,17 @@ def _prompt_text(prompt: Any) -> str:
     return str(prompt or "")
 
 
-def build_prompt(kind: str, record: dict[str, Any]) -> str:
+def build_prompt(kind: str, record: SampleRecord) -> str:
     """The judge prompt for one journal record (question, gold, the response's answer part)."""
-    answer = _tail(answer_part(record.get("response")).strip(), ANSWER_CHARS)
-    gold = str(record.get("gold")).strip()
-    question = str(record.get("question") or "").strip()
+    answer = _tail(answer_part(record.response).strip(), ANSWER_CHARS)
+    gold = str(record.gold).strip()
+    question = str(record.question or "").strip()
     if kind == "mcq":
         # the question must show the options; the prompt always does
         if not re.search(rf"(?m)^\s*\(?{re.escape(gold[:1])}\s*[).:]", question):
-            question = _prompt_text(record.get("prompt")).strip()
+            question = _prompt_text(record.prompt).strip()
     elif not question:
-        question = _prompt_text(record.get("prompt")).strip()
+        question = _prompt_text(record.prompt).strip()
     return PROMPTS[kind].format(question=_head(question, QUESTION_CHARS), gold=gold, answer=answer)
 
 
@@ -210,44 +207,29 @@ def parse_verdict(text: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------- which samples
-def graded(record: dict[str, Any]) -> bool:
-    return not record.get("error") and record.get("response") is not None
+def rule_undecided(record: SampleRecord) -> bool:
+    """True when the rule grader gave no verdict it stands by (its score's status is
+    ``undecided``, or the grader failed) on an answer that is not a full mark and has an
+    answer part (a response whose thinking never closed has none: it is wrong, decided)."""
+    return record.rule_undecided() and bool(answer_part(record.response).strip())
 
 
-def rule_score(record: dict[str, Any]) -> float:
-    value = record["rule_score"] if "rule_score" in record else record.get("score")
-    return float(value or 0.0)
-
-
-def rule_undecided(record: dict[str, Any]) -> bool:
-    """True when the rule grader could not decide a graded sample: it found no answer, or
-    math-verify timed out / could not parse, or the grader raised. A right answer is decided;
-    a response with no answer part at all (thinking never closed) is wrong, not undecided."""
-    if not graded(record) or rule_score(record) >= 1.0:
-        return False
-    if not answer_part(record.get("response")).strip():
-        return False
-    detail = record.get("grade_detail") or ""
-    return record.get("extracted") is None or detail.startswith(UNDECIDED_DETAILS)
-
-
-def needs_judge(record: dict[str, Any], mode: str) -> bool:
-    if not graded(record) or not answer_part(record.get("response")).strip():
+def needs_judge(record: SampleRecord, mode: str) -> bool:
+    if not record.answered or not answer_part(record.response).strip():
         return False
     return mode == "always" or rule_undecided(record)
 
 
 # ---------------------------------------------------------------------------- the cache
-def response_sha(record: dict[str, Any]) -> str:
-    return hashlib.sha256(str(record.get("response") or "").encode("utf-8")).hexdigest()
+def response_sha(record: SampleRecord) -> str:
+    return hashlib.sha256(str(record.response or "").encode("utf-8")).hexdigest()
 
 
 CacheKey = tuple[str, str, int, str, str, str]
 
 
-def cache_key(record: dict[str, Any], model: str) -> CacheKey:
-    return (record["benchmark"], str(record["sample_id"]), int(record["repeat"]), response_sha(record),
-            model, PROMPT_VERSION)
+def cache_key(record: SampleRecord, model: str) -> CacheKey:
+    return (record.benchmark, record.sample_id, record.repeat, response_sha(record), model, PROMPT_VERSION)
 
 
 def _entry_key(e: dict[str, Any]) -> CacheKey:
@@ -272,7 +254,7 @@ class VerdictCache:
         for p in extra:
             self._read(p, own=False)
         self._read(path, own=True)
-        self._journal: Journal | None = None
+        self._journal: JsonlWriter | None = None
 
     def _read(self, path: Path, own: bool) -> None:
         if not path.is_file():
@@ -308,7 +290,7 @@ class VerdictCache:
 
     def _append(self, e: dict[str, Any]) -> None:
         if self._journal is None:
-            self._journal = Journal(self.path)
+            self._journal = JsonlWriter(self.path)
         self._journal.append(e)
         self.own.add(_entry_key(e))
 
@@ -346,7 +328,7 @@ async def _ask(backend: Any, prompt: str, settings: JudgeSettings, rid: str) -> 
             await asyncio.sleep(delay)
 
 
-async def apply_judge(out_dir: str | os.PathLike, records: Sequence[dict[str, Any]], benchmarks: dict[str, Any],
+async def apply_judge(out_dir: str | os.PathLike, records: Iterable[SampleRecord], benchmarks: dict[str, Any],
                       settings: JudgeSettings, pm: Any, extra_caches: Iterable[Path] = ()) -> JudgeSummary:
     """Ask the judge about the records ``settings.mode`` selects, from the cache where it can;
     return a verdict per record key. Never raises for a judge that fails: the records it could
@@ -354,7 +336,7 @@ async def apply_judge(out_dir: str | os.PathLike, records: Sequence[dict[str, An
     started = time.perf_counter()
     summary = JudgeSummary()
     cache = VerdictCache(Path(out_dir) / "judge.jsonl", extra_caches)
-    todo: list[tuple[dict[str, Any], CacheKey]] = []
+    todo: list[tuple[SampleRecord, CacheKey]] = []
     try:
         for rec in records:
             if not needs_judge(rec, settings.mode):
@@ -362,7 +344,7 @@ async def apply_judge(out_dir: str | os.PathLike, records: Sequence[dict[str, An
             key = cache_key(rec, settings.model)
             hit = cache.get(key)
             if hit is not None:
-                summary.verdicts[record_key(rec)] = hit
+                summary.verdicts[rec.key] = hit
                 summary.cached += 1
             else:
                 todo.append((rec, key))
@@ -374,20 +356,21 @@ async def apply_judge(out_dir: str | os.PathLike, records: Sequence[dict[str, An
     return summary
 
 
-async def _ask_all(todo: list[tuple[dict[str, Any], CacheKey]], benchmarks: dict[str, Any],
+async def _ask_all(todo: list[tuple[SampleRecord, CacheKey]], benchmarks: dict[str, Any],
                    settings: JudgeSettings, pm: Any, cache: VerdictCache, summary: JudgeSummary) -> None:
     def fail_rest(line: str) -> None:
         for rec, _ in todo:
-            summary.verdicts.setdefault(record_key(rec), Verdict("error", line))
+            summary.verdicts.setdefault(rec.key, Verdict("error", line))
         summary.failed = sum(v.verdict == "error" for v in summary.verdicts.values())
         summary.warning = (f"judge {settings.model}: {line}; {summary.failed} samples not judged, their rule "
                            "scores stand (run again to ask about them)")
 
     try:
-        backend_cls = pm.get("backends", settings.backend)
-        backend = backend_cls(BackendConfig(
-            model=settings.model, base_url=settings.base_url, api_key=settings.api_key, api="chat",
-            read_timeout=settings.timeout, options=values_for(backend_cls, settings.options)))
+        from ..runsetup import make_backend
+
+        backend = make_backend(pm, settings.backend, model=settings.model,
+                               urls=[settings.base_url] if settings.base_url else [], api_key=settings.api_key,
+                               api="chat", read_timeout=settings.timeout, options=settings.options)
     except LmgaugeError as exc:
         fail_rest(exc.line())
         return
@@ -402,13 +385,13 @@ async def _ask_all(todo: list[tuple[dict[str, Any], CacheKey]], benchmarks: dict
                 rec, key = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            kind = judge_kind(benchmarks.get(rec["benchmark"]), rec.get("gold"))
-            rid = f"judge/{rec['benchmark']}/{rec['sample_id']}/{rec['repeat']}"
+            kind = judge_kind(benchmarks.get(rec.benchmark), rec.gold)
+            rid = f"judge/{rec.benchmark}/{rec.sample_id}/{rec.repeat}"
             summary.asked += 1
             try:
                 text = await _ask(backend, build_prompt(kind, rec), settings, rid)
             except BackendError as exc:
-                summary.verdicts[record_key(rec)] = Verdict("error", exc.line())
+                summary.verdicts[rec.key] = Verdict("error", exc.line())
                 state["streak"] += 1
                 if state["answered"] == 0 and state["streak"] >= ABORT_AFTER:
                     state["stop"] = f"every request failed: {exc.line()}"
@@ -417,7 +400,7 @@ async def _ask_all(todo: list[tuple[dict[str, Any], CacheKey]], benchmarks: dict
             state["answered"] += 1
             verdict = Verdict(parse_verdict(text), text)
             cache.put(key, verdict, settings.backend)
-            summary.verdicts[record_key(rec)] = verdict
+            summary.verdicts[rec.key] = verdict
 
     try:
         await backend.start()
@@ -445,26 +428,25 @@ async def _ask_all(todo: list[tuple[dict[str, Any], CacheKey]], benchmarks: dict
 
 
 # ---------------------------------------------------------------------------- the score policy
-def strip_judge(record: dict[str, Any]) -> dict[str, Any]:
-    """The record as the rule grader left it (an earlier verdict undone)."""
-    rec = {k: v for k, v in record.items() if k not in JUDGE_FIELDS}
-    if "rule_score" in record:
-        rec["score"], rec["correct"] = record["rule_score"], record.get("rule_correct")
-    return rec
+SCORE_POLICY = ("the rule grader's score counts, except where the judge gave a verdict (correct or incorrect) and, "
+                "in fallback mode, the rule grader was undecided (or failed); in always mode every verdict counts. "
+                "An unparsable or failed verdict leaves the rule's score.")
 
 
-def judged_record(record: dict[str, Any], verdict: Verdict | None, settings: JudgeSettings) -> dict[str, Any]:
-    """The record with the judge's verdict applied: in fallback mode the judge decides the
-    undecided samples, in always mode its verdict is the score; an unparsable or failed verdict
-    leaves the rule score. The rule's own verdict stays in ``rule_score``/``rule_correct``."""
-    rec = strip_judge(record)
+def judged_record(record: SampleRecord, verdict: Verdict | None, settings: JudgeSettings) -> SampleRecord:
+    """The record with the judge's verdict beside the rule grader's score, applied by
+    :data:`SCORE_POLICY`: ``score``/``correct`` are what counts, ``rule_score``/``rule_correct``
+    the rule's own, ``score_source`` which of the two counts."""
+    rec = record.without_judge()
     if verdict is None:
         return rec
-    rec.update(judge_verdict=verdict.verdict, judge_text=verdict.text, judge_model=settings.model,
-               rule_score=rec.get("score"), rule_correct=rec.get("correct"))
-    if verdict.verdict in ("correct", "incorrect") and (settings.mode == "always" or rule_undecided(rec)):
+    counts = verdict.verdict in ("correct", "incorrect") and (settings.mode == "always" or rule_undecided(rec))
+    rec.judge_verdict, rec.judge_text, rec.judge_model = verdict.verdict, verdict.text, settings.model
+    rec.rule_score, rec.rule_correct = rec.score, rec.correct
+    rec.score_source = "judge" if counts else "rule"
+    if counts:
         ok = verdict.verdict == "correct"
-        rec["score"], rec["correct"] = (1.0 if ok else 0.0), ok
+        rec.score, rec.correct = (1.0 if ok else 0.0), ok
     return rec
 
 
@@ -480,54 +462,65 @@ def _kappa(a: int, b: int, c: int, d: int) -> float | None:
     return None if pe >= 1.0 else round((po - pe) / (1.0 - pe), 6)
 
 
-def _stats(records: list[dict[str, Any]]) -> dict[str, Any]:
-    verdicts = {"correct": 0, "incorrect": 0, "unparsable": 0, "error": 0}
-    table = {"both_correct": 0, "rule_correct_judge_incorrect": 0, "rule_incorrect_judge_correct": 0,
-             "both_incorrect": 0}
-    undecided = changed = 0
-    for rec in records:
-        if not graded(rec):
-            continue
-        undecided += rule_undecided(rec)
-        v = rec.get("judge_verdict")
+_TABLE = {(True, True): "both_correct", (True, False): "rule_correct_judge_incorrect",
+          (False, True): "rule_incorrect_judge_correct", (False, False): "both_incorrect"}
+
+
+@dataclass
+class _Tally:
+    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("correct", "incorrect", "unparsable", "error"), 0))
+    table: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TABLE.values(), 0))
+    undecided: int = 0
+    changed: int = 0
+
+    def add(self, rec: SampleRecord) -> None:
+        if not rec.answered:
+            return
+        undecided = rule_undecided(rec)
+        self.undecided += undecided
+        v = rec.judge_verdict
         if v is None:
-            continue
-        verdicts[v] = verdicts.get(v, 0) + 1
-        changed += rule_score(rec) != float(rec.get("score") or 0.0)
-        if v in ("correct", "incorrect") and not rule_undecided(rec):
-            rule_ok = rule_score(rec) >= 1.0
-            name = {(True, True): "both_correct", (True, False): "rule_correct_judge_incorrect",
-                    (False, True): "rule_incorrect_judge_correct", (False, False): "both_incorrect"}
-            table[name[(rule_ok, v == "correct")]] += 1
-    n = sum(table.values())
-    agree = table["both_correct"] + table["both_incorrect"]
-    return {"judged": sum(verdicts.values()), "verdicts": verdicts, "rule_undecided": undecided,
-            "score_changed": changed,
-            "agreement": {"samples": n, **table, "agreement": round(agree / n, 6) if n else None,
-                          "kappa": _kappa(table["both_correct"], table["rule_correct_judge_incorrect"],
-                                          table["rule_incorrect_judge_correct"], table["both_incorrect"])}}
+            return
+        self.verdicts[v] = self.verdicts.get(v, 0) + 1
+        rule = rec.rule().value
+        self.changed += rule != float(rec.score or 0.0)
+        if v in ("correct", "incorrect") and not undecided:
+            self.table[_TABLE[(rule >= 1.0, v == "correct")]] += 1
+
+    def section(self) -> dict[str, Any]:
+        t = self.table
+        n = sum(t.values())
+        agree = t["both_correct"] + t["both_incorrect"]
+        return {"judged": sum(self.verdicts.values()), "verdicts": self.verdicts, "rule_undecided": self.undecided,
+                "score_changed": self.changed,
+                "agreement": {"samples": n, **t, "agreement": round(agree / n, 6) if n else None,
+                              "kappa": _kappa(t["both_correct"], t["rule_correct_judge_incorrect"],
+                                              t["rule_incorrect_judge_correct"], t["both_incorrect"])}}
 
 
-def judge_section(records: list[dict[str, Any]], settings: JudgeSettings,
+def judge_section(records: Iterable[SampleRecord], settings: JudgeSettings,
                   summary: JudgeSummary | None = None) -> dict[str, Any]:
-    """report.json's ``"judge"``: settings (no key), this pass's requests and cache hits, and
-    per benchmark and overall: verdict counts, samples the rule grader left undecided, scores
-    the judge changed, and agreement with the rule grader where both decided (counts,
-    agreement rate, Cohen's kappa; in fallback mode the judge sees no decided sample, so there
-    is nothing to compare)."""
-    by_bench: dict[str, list[dict[str, Any]]] = {}
+    """report.json's ``"judge"``: settings (no key), the score policy, this pass's requests
+    and cache hits, and per benchmark and overall: verdict counts, samples the rule grader
+    left undecided, scores the judge changed, and agreement with the rule grader where both
+    decided (counts, agreement rate, Cohen's kappa; in fallback mode the judge sees no decided
+    sample, so there is nothing to compare). Records are read once."""
+    overall = _Tally()
+    by_bench: dict[str, _Tally] = {}
     for rec in records:
-        by_bench.setdefault(rec["benchmark"], []).append(rec)
+        overall.add(rec)
+        by_bench.setdefault(rec.benchmark, _Tally()).add(rec)
     out = dict(settings.public())
+    out["policy"] = SCORE_POLICY
     if summary is not None:
         out.update(asked=summary.asked, cached=summary.cached, failed=summary.failed,
                    elapsed_s=round(summary.elapsed_s, 3))
-    out["overall"] = _stats(list(records))
-    out["benchmarks"] = {b: _stats(recs) for b, recs in sorted(by_bench.items())}
+    out["overall"] = overall.section()
+    out["benchmarks"] = {b: t.section() for b, t in sorted(by_bench.items())}
     return out
 
 
-def report_section(records: list[dict[str, Any]], config: Any,
+def report_section(records: Iterable[SampleRecord], config: Any,
                    summary: JudgeSummary | None) -> dict[str, Any] | None:
     """report.json's ``"judge"`` for an eval config, or ``None`` when the run has no judge."""
     try:
@@ -569,15 +562,16 @@ async def judge_run(out: Path, config: Any, benchmarks: dict[str, Any], pm: Any,
     if settings is None:
         return None
     path = out / "samples.jsonl"
-    records = [r for r in read_records(path) if r["benchmark"] in benchmarks and r["repeat"] < config.repeats]
+    records = [r for r in read_samples(path) if r.benchmark in benchmarks and r.repeat < config.repeats
+               and (needs_judge(r, settings.mode) or r.judged)]
     summary = await apply_judge(out, records, benchmarks, settings, pm)
     changed = []
     for rec in records:
-        new = judged_record(rec, summary.verdicts.get(record_key(rec)), settings)
+        new = judged_record(rec, summary.verdicts.get(rec.key), settings)
         if new != rec:
             changed.append(new)
     if changed:
-        journal = Journal(path)
+        journal = JournalWriter(path)
         try:
             for rec in changed:
                 journal.append(rec)

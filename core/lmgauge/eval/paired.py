@@ -29,7 +29,7 @@ import numpy as np
 from scipy import stats
 
 EXACT_MAX_NONZERO = 20  # 2**20 sign vectors, ~8 MB, a few ms
-from .compare_cli import RESAMPLES as DEFAULT_RESAMPLES  # noqa: E402  (one default, kept light for --help)
+DEFAULT_RESAMPLES = 10_000  # random sign flips and bootstrap resamples (lmgauge compare --resamples)
 _CHUNK = 2_000  # rows of random signs / bootstrap indices per block (bounds memory)
 
 MCNEMAR = "exact McNemar"

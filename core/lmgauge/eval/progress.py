@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from ..runfolder import SampleRecord
 
 
 def _hms(seconds: float) -> str:
@@ -27,15 +30,15 @@ class Progress:
         self._last = 0.0
         self._last_pct = -1
 
-    def update(self, rec: dict[str, Any]) -> None:
+    def update(self, rec: SampleRecord) -> None:
         self.done += 1
         self.fresh += 1
-        if rec.get("error"):
+        if not rec.graded:
             self.errors += 1
         else:
             self.graded += 1
-            self.scored += float(rec.get("score") or 0.0)
-        self.tokens += int(rec.get("completion_tokens") or 0)
+            self.scored += float(rec.score or 0.0)
+        self.tokens += int(rec.completion_tokens or 0)
         self.render()
 
     def line(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -28,15 +29,12 @@ from ..errors import ConfigError, DataError, LmgaugeError
 from ..files import atomic_write
 from ..interfaces import Benchmark, Metric
 from ..plugins import PluginManager
+from ..runfolder import EvalReport, FolderLock, RegradeChange, SampleRecord, new_manifest, read_samples, write_samples
 from ..texttable import grid_table
 from ..types import Completion, Sample
 from .grading_pool import GradingPool
-from .journal import read_records, record_key
-from .judge import (JudgeSettings, JudgeSummary, apply_judge, graded, judge_section, judged_record,
-                    settings_from_config, strip_judge)
-from .report import CollectionSpec, build_results
-
-MAIN_METRIC = "AveragePass@1"
+from .judge import JudgeSettings, JudgeSummary, apply_judge, judge_section, judged_record, settings_from_config
+from .report import CollectionSpec, build_report
 
 
 @dataclass
@@ -46,8 +44,8 @@ class RegradeResult:
 
     source: Path
     out: Path
-    data: dict[str, Any]
-    changes: list[dict[str, Any]]
+    report: EvalReport
+    changes: list[RegradeChange]
     summary: list[dict[str, Any]]
     judge: JudgeSummary | None = None
     warnings: list[str] = field(default_factory=list)
@@ -63,7 +61,7 @@ def default_output(src: Path) -> Path:
     return out
 
 
-def load_source(src: Path, pm: PluginManager) -> tuple[EvalConfig, list[dict[str, Any]]]:
+def load_source(src: Path, pm: PluginManager) -> tuple[EvalConfig, list[SampleRecord]]:
     """The run's settings (as ``--resume`` would read them) and its journal records."""
     from .api import merge_settings
 
@@ -74,7 +72,7 @@ def load_source(src: Path, pm: PluginManager) -> tuple[EvalConfig, list[dict[str
             raise DataError(f"{src} has no {name}: it is not an eval run folder",
                             "pass the folder of an `lmgauge eval` run")
     config = merge_settings({"resume": str(src), "progress": False}, pm=pm)
-    records = read_records(src / "samples.jsonl")
+    records = list(read_samples(src / "samples.jsonl"))
     if not records:
         raise DataError(f"{src}/samples.jsonl holds no samples", "nothing to re-grade: run or resume the eval first")
     return config, records
@@ -111,33 +109,31 @@ def run_metrics(config: EvalConfig, pm: PluginManager) -> list[Metric]:
     return plan_metrics(config, pm)
 
 
-def _sample(rec: dict[str, Any]) -> Sample:
-    return Sample(id=str(rec["sample_id"]), benchmark=rec["benchmark"], prompt=rec.get("prompt") or "",
-                  gold=rec.get("gold"), subsets=tuple(rec.get("subsets") or ()), question=rec.get("question") or "")
+def _sample(rec: SampleRecord) -> Sample:
+    return Sample(id=rec.sample_id, benchmark=rec.benchmark, prompt=rec.prompt or "", gold=rec.gold,
+                  subsets=tuple(rec.subsets), question=rec.question or "")
 
 
-def _completion(rec: dict[str, Any]) -> Completion:
-    return Completion(text=rec.get("response") or "", reasoning=rec.get("reasoning"),
-                      finish_reason=rec.get("finish_reason"), prompt_tokens=rec.get("prompt_tokens"),
-                      completion_tokens=rec.get("completion_tokens"))
+def _completion(rec: SampleRecord) -> Completion:
+    return Completion(text=rec.response or "", reasoning=rec.reasoning, finish_reason=rec.finish_reason,
+                      prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens)
 
 
-async def rescore(records: list[dict[str, Any]], benchmarks: dict[str, Benchmark],
-                  workers: int | None = None, starts_thinking: bool = False) -> list[dict[str, Any]]:
-    """Every graded record scored again (judge fields dropped); errored ones unchanged.
+async def rescore(records: list[SampleRecord], benchmarks: dict[str, Benchmark],
+                  workers: int | None = None, starts_thinking: bool = False) -> list[SampleRecord]:
+    """Every answered record scored again (judge verdicts dropped); failed requests unchanged.
     ``starts_thinking``: the run's ``--starts-thinking`` (grading_pool.as_graded)."""
     pool = GradingPool(workers, starts_thinking)
     pool.start()
     try:
-        todo = [(i, r) for i, r in enumerate(records) if graded(r)]
-        scores = await asyncio.gather(*(pool.grade(benchmarks[r["benchmark"]], _sample(r), _completion(r))
+        todo = [(i, r) for i, r in enumerate(records) if r.answered]
+        scores = await asyncio.gather(*(pool.grade(benchmarks[r.benchmark], _sample(r), _completion(r))
                                         for _, r in todo))
     finally:
         pool.close()
     out = list(records)
     for (i, rec), score in zip(todo, scores):
-        out[i] = dict(strip_judge(rec), extracted=score.extracted, score=score.value, correct=score.correct,
-                      grade_detail=score.detail)
+        out[i] = rec.with_score(score)
     return out
 
 
@@ -149,40 +145,33 @@ def _kind(before: float, after: float) -> str:
     return "score"
 
 
-def _changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _changes(old: list[SampleRecord], new: list[SampleRecord]) -> list[RegradeChange]:
     out = []
     for a, b in zip(old, new):
-        if not graded(a):
+        if not a.answered:
             continue
-        before, after = float(a.get("score") or 0.0), float(b.get("score") or 0.0)
+        before, after = float(a.score or 0.0), float(b.score or 0.0)
         if before == after:
             continue
-        out.append({"benchmark": a["benchmark"], "sample_id": a["sample_id"], "repeat": a["repeat"],
-                    "change": _kind(before, after), "score_before": before, "score_after": after,
-                    "extracted_before": a.get("extracted"), "extracted_after": b.get("extracted"),
-                    "detail_before": a.get("grade_detail"), "detail_after": b.get("grade_detail"),
-                    "judge_verdict": b.get("judge_verdict")})
+        out.append(RegradeChange(a.benchmark, a.sample_id, a.repeat, _kind(before, after), before, after,
+                                 a.extracted, b.extracted, a.grade_detail, b.grade_detail, b.judge_verdict))
     return out
 
 
-def _main_scores(results: list[dict[str, Any]]) -> dict[str, float | None]:
-    labels = [r["metric"] for r in results]
-    label = MAIN_METRIC if MAIN_METRIC in labels else (labels[0] if labels else None)
-    return {r["benchmark"]: r["score"] for r in results if r["metric"] == label and r["subset"] == "OVERALL"}
-
-
-def _planned(src: Path, records: list[dict[str, Any]]) -> dict[str, int]:
-    planned: dict[str, int] = {}
+def _old_report(src: Path) -> EvalReport | None:
     try:
-        old = orjson.loads((src / "report.json").read_bytes())
-        planned = {b["benchmark"]: int(b["questions"]) for b in old.get("benchmarks") or []}
+        return EvalReport.from_dict(orjson.loads((src / "report.json").read_bytes()))
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        pass
+        return None
+
+
+def _planned(old: EvalReport | None, records: list[SampleRecord]) -> dict[str, int]:
+    planned: dict[str, int] = {b.benchmark: int(b.questions) for b in old.benchmarks} if old is not None else {}
     for rec in records:
-        planned.setdefault(rec["benchmark"], 0)
+        planned.setdefault(rec.benchmark, 0)
     for b in planned:
         if not planned[b]:
-            planned[b] = len({r["sample_id"] for r in records if r["benchmark"] == b})
+            planned[b] = len({r.sample_id for r in records if r.benchmark == b})
     return planned
 
 
@@ -224,68 +213,76 @@ async def regrade(src: str | Path, pm: PluginManager, output: str | None = None,
     config, records = load_source(src, pm)
     config.options.update(options or {})
     settings = judge_settings(config, judge or {}, pm)
-    benchmarks = run_benchmarks(config, {r["benchmark"] for r in records}, pm)
+    benchmarks = run_benchmarks(config, {r.benchmark for r in records}, pm)
     metrics = run_metrics(config, pm)
     collection, spec = _collection(src)
-    planned = _planned(src, records)
+    old_report = _old_report(src)
+    planned = _planned(old_report, records)
     out = _prepare_out(src, output)
+    with FolderLock(out, "regrade"):
+        new_manifest("regrade", source=_relative(src, out)).write(out)
+        return await _regrade_into(out, src, started, config, records, settings, benchmarks, metrics, collection, spec,
+                                   old_report, planned, pm)
 
-    new = await rescore(records, benchmarks, grading_workers or config.grading_workers, config.starts_thinking)
+
+def _relative(src: Path, out: Path) -> str:
+    try:
+        return os.path.relpath(src.resolve(), out.resolve())
+    except ValueError:
+        return str(src.resolve())
+
+
+async def _regrade_into(out: Path, src: Path, started: float, config: EvalConfig, records: list[SampleRecord],
+                        settings: JudgeSettings | None, benchmarks: dict[str, Benchmark], metrics: list[Metric],
+                        collection: dict[str, Any] | None, spec: CollectionSpec | None,
+                        old_report: EvalReport | None, planned: dict[str, int], pm: PluginManager) -> RegradeResult:
+    new = await rescore(records, benchmarks, config.grading_workers, config.starts_thinking)
     summary_judge = None
     warnings: list[str] = []
     if settings is not None:
         summary_judge = await apply_judge(out, new, benchmarks, settings, pm, extra_caches=_earlier_caches(src, out))
-        new = [judged_record(r, summary_judge.verdicts.get(record_key(r)), settings) for r in new]
+        new = [judged_record(r, summary_judge.verdicts.get(r.key), settings) for r in new]
         if summary_judge.warning:
             warnings.append(summary_judge.warning)
 
-    old_results, _ = build_results(records, metrics, config.repeats, planned, spec)
-    results, summaries = build_results(new, metrics, config.repeats, planned, spec)
+    before = build_report(records, config=config, metrics=metrics, planned=planned, spec=spec).main_scores()
+    report = build_report(
+        new, config=config, metrics=metrics, planned=planned, spec=spec,
+        elapsed_s=old_report.elapsed_s if old_report else None,
+        request_phase_s=old_report.request_phase_s if old_report else None)
+    if collection is not None:
+        report.collection = collection
+    if settings is not None:
+        report.judge = judge_section(new, settings, summary_judge)
+    after = report.main_scores()
     changes = _changes(records, new)
-    before, after = _main_scores(old_results), _main_scores(results)
     per_bench = []
     for b in sorted(planned):
-        mine = [r for r in records if r["benchmark"] == b]
-        moved = [c for c in changes if c["benchmark"] == b]
-        per_bench.append({"benchmark": b, "regraded": sum(graded(r) for r in mine),
-                          "skipped_errors": sum(not graded(r) for r in mine),
-                          "wrong_to_right": sum(c["change"] == "wrong→right" for c in moved),
-                          "right_to_wrong": sum(c["change"] == "right→wrong" for c in moved),
-                          "other_changes": sum(c["change"] == "score" for c in moved),
+        mine = [r for r in records if r.benchmark == b]
+        moved = [c for c in changes if c.benchmark == b]
+        per_bench.append({"benchmark": b, "regraded": sum(r.answered for r in mine),
+                          "skipped_errors": sum(not r.answered for r in mine),
+                          "wrong_to_right": sum(c.change == "wrong→right" for c in moved),
+                          "right_to_wrong": sum(c.change == "right→wrong" for c in moved),
+                          "other_changes": sum(c.change == "score" for c in moved),
                           "score_before": before.get(b), "score_after": after.get(b)})
-
-    old_report: dict[str, Any] = {}
-    try:
-        old_report = orjson.loads((src / "report.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        pass
-    data: dict[str, Any] = {
-        "kind": "eval", "model": config.model, "backend": config.backend,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "elapsed_s": old_report.get("elapsed_s"), "request_phase_s": old_report.get("request_phase_s"),
-        "complete": not any(s["missing"] for s in summaries), "repeats": config.repeats,
-        "config": config.to_dict(), "results": results, "benchmarks": summaries}
-    if collection is not None:
-        data["collection"] = collection
-    if settings is not None:
-        data["judge"] = judge_section(new, settings, summary_judge)
-    data["regrade"] = {"source": str(src), "regraded": sum(p["regraded"] for p in per_bench),
-                       "skipped_errors": sum(p["skipped_errors"] for p in per_bench), "changed": len(changes),
-                       "elapsed_s": round(time.time() - started, 3), "benchmarks": per_bench}
+    report.regrade = {"source": str(src), "regraded": sum(p["regraded"] for p in per_bench),
+                      "skipped_errors": sum(p["skipped_errors"] for p in per_bench), "changed": len(changes),
+                      "elapsed_s": round(time.time() - started, 3), "benchmarks": per_bench}
 
     shutil.copyfile(src / "config.yaml", out / "config.yaml")
     if collection is not None:
         shutil.copyfile(src / "collection.json", out / "collection.json")
-    atomic_write(out / "samples.jsonl", b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in new))
-    atomic_write(out / "changes.jsonl", b"".join(orjson.dumps(c) + b"\n" for c in changes))
-    atomic_write(out / "report.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    write_samples(out / "samples.jsonl", new)
+    atomic_write(out / "changes.jsonl", b"".join(orjson.dumps(c.to_dict()) + b"\n" for c in changes))
+    atomic_write(out / "report.json", orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
     from ..htmlreport import write_html_report
 
     try:
         write_html_report([str(out)], str(out / "report.html"))
     except LmgaugeError as exc:
         warnings.append(f"HTML report not written: {exc.line()}")
-    return RegradeResult(src, out, data, changes, per_bench, summary_judge, warnings)
+    return RegradeResult(src, out, report, changes, per_bench, summary_judge, warnings)
 
 
 def _fmt(score: float | None) -> str:
@@ -303,9 +300,9 @@ def render_regrade(result: RegradeResult, show: int = 10) -> str:
         lines.append(f"changed samples ({min(show, len(result.changes))} of {len(result.changes)}; "
                      f"all in {result.out / 'changes.jsonl'}):")
         for c in result.changes[:show]:
-            lines.append(f"  {c['benchmark']} {c['sample_id']} repeat {c['repeat']}: {c['change']} "
-                         f"({c['score_before']:g} → {c['score_after']:g}), extracted "
-                         f"{_short(c['extracted_before'])} → {_short(c['extracted_after'])}")
+            lines.append(f"  {c.benchmark} {c.sample_id} repeat {c.repeat}: {c.change} "
+                         f"({c.score_before:g} → {c.score_after:g}), extracted "
+                         f"{_short(c.extracted_before)} → {_short(c.extracted_after)}")
     else:
         lines.append("no sample changed its score")
     return "\n".join(lines)

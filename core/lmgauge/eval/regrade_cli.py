@@ -51,8 +51,8 @@ def regrade(run_dir: str, output: str | None, show: int, grading_workers: int | 
                                      grading_workers=grading_workers, options=plugin_values))
     click.echo(f"regrade of {result.source} (the model was not called):")
     click.echo(render_regrade(result, show))
-    if "judge" in result.data:
-        click.echo(agreement_line(result.data["judge"]))
+    if result.report.judge is not None:
+        click.echo(agreement_line(result.report.judge))
     for line in result.warnings:
         click.echo(f"lmgauge: warning: {line}", err=True)
     click.echo(f"regrade folder: {result.out}")

@@ -1,61 +1,45 @@
-"""From journal records to ``report.json`` and the terminal table.
+"""From journal records to the report (:class:`lmgauge.runfolder.EvalReport`) and the terminal
+table. The eval runner, ``lmgauge regrade`` and ``lmgauge serve`` (live rows of a running
+eval) build it here, from the same records, the same way.
 
 Rows: one per (benchmark, subset, metric); ``subset`` is ``OVERALL`` for the whole benchmark.
 A collection adds rows under its own name: ``OVERALL`` (micro: every question counts once),
 ``MACRO`` (mean of benchmark scores) and ``WEIGHTED`` (benchmark scores by collection weight).
-Samples whose request failed are counted as errors, never as wrong answers.
+Samples whose request failed are counted as errors, samples the grader could not grade as
+grader errors: neither is ever a wrong answer.
 """
 from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..interfaces import Metric
+from ..runfolder import BenchmarkSummary, EvalReport, ResultRow, SampleRecord
+from ..runfolder.schema import now_iso
 from ..texttable import grid_table
 from .metrics import confidence_interval
 
 TRUNCATION_WARN = 0.05
+
+#: the report lmgauge.evaluate() returns (report.json, typed)
+Report = EvalReport
 
 
 def _natural(s: str) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
-def _ci_row(benchmark: str, subset: str, metric: str, values: Sequence[float]) -> dict[str, Any]:
+def _ci_row(benchmark: str, subset: str, metric: str, values: Sequence[float]) -> ResultRow:
     lo, hi = confidence_interval(values)
-    return {"benchmark": benchmark, "subset": subset, "metric": metric,
-            "score": round(sum(values) / len(values), 6) if values else None,
-            "count": len(values), "ci_low": _r(lo), "ci_high": _r(hi)}
+    return ResultRow(benchmark, subset, metric, round(sum(values) / len(values), 6) if values else None,
+                     len(values), _r(lo), _r(hi))
 
 
 def _r(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 6)
-
-
-@dataclass
-class Report:
-    """The result of an eval: ``data`` is exactly what report.json holds."""
-
-    data: dict[str, Any]
-
-    @property
-    def results(self) -> list[dict[str, Any]]:
-        return self.data["results"]
-
-    def score(self, benchmark: str, metric: str = "AveragePass@1", subset: str = "OVERALL") -> float | None:
-        for row in self.results:
-            if (row["benchmark"], row["subset"], row["metric"]) == (benchmark, subset, metric):
-                return row["score"]
-        raise KeyError(f"no result for {benchmark}/{subset}/{metric}")
-
-    def table(self) -> str:
-        return render_table(self.data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
 
 
 @dataclass
@@ -64,36 +48,59 @@ class CollectionSpec:
     weights: dict[str, float] = field(default_factory=dict)
 
 
-def build_results(records: list[dict[str, Any]], metrics: list[Metric], repeats: int,
+@dataclass
+class _Stats:
+    samples: int = 0
+    graded: int = 0
+    errors: int = 0
+    grader_errors: int = 0
+    truncated: int = 0
+    error_kinds: Counter = field(default_factory=Counter)
+
+
+def _error_kind(text: str | None) -> str:
+    """How a failure is counted: its text on one line, at most 80 characters."""
+    text = " ".join((text or "unknown error").split())
+    return text[:80]
+
+
+def build_results(records: Iterable[SampleRecord], metrics: list[Metric], repeats: int,
                   planned: dict[str, int], collection: CollectionSpec | None = None,
-                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Return (results rows, per-benchmark summaries)."""
-    # group graded repeats per question, in repeat order
-    questions: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+                  ) -> tuple[list[ResultRow], list[BenchmarkSummary]]:
+    """(results rows, per-benchmark summaries) from the latest record of every sample,
+    read once; only each graded sample's score and extracted answer are kept."""
+    questions: dict[tuple[str, str], tuple[tuple[str, ...], list[tuple[int, float, str | None]]]] = {}
+    stats: dict[str, _Stats] = defaultdict(_Stats)
     for rec in records:
-        b = rec["benchmark"]
-        st = stats[b]
-        st["samples"] += 1
-        if rec.get("error"):
-            st["errors"] += 1
+        st = stats[rec.benchmark]
+        st.samples += 1
+        if rec.failed:
+            st.errors += 1
+            st.error_kinds[_error_kind(rec.error)] += 1
             continue
-        st["graded"] += 1
-        if rec.get("truncated"):
-            st["truncated"] += 1
-        questions[(b, rec["sample_id"])].append(rec)
+        if rec.grader_failed or rec.score is None:
+            st.grader_errors += 1
+            st.error_kinds[_error_kind(rec.grade_detail or "grader error")] += 1
+            continue
+        st.graded += 1
+        if rec.truncated:
+            st.truncated += 1
+        key = (rec.benchmark, rec.sample_id)
+        q = questions.get(key)
+        if q is None:
+            q = questions[key] = (tuple(rec.subsets), [])
+        q[1].append((rec.repeat, float(rec.score), rec.extracted))
 
     active = [m for m in metrics if repeats >= m.min_repeats]
-    # per-question metric values, with their subsets
     perq: dict[str, list[tuple[tuple[str, ...], dict[str, float]]]] = defaultdict(list)
-    for (b, _sid), recs in questions.items():
-        recs.sort(key=lambda r: r["repeat"])
-        values = [float(r["score"]) for r in recs]
-        extracted = [r.get("extracted") for r in recs]
+    for (b, _sid), (subsets, reps) in questions.items():
+        reps.sort(key=lambda r: r[0])
+        values = [v for _, v, _ in reps]
+        extracted = [x for _, _, x in reps]
         row = {m.label(repeats): float(m.per_question(values, extracted, repeats)) for m in active}
-        perq[b].append((tuple(recs[0].get("subsets") or ()), row))
+        perq[b].append((subsets, row))
 
-    results: list[dict[str, Any]] = []
+    results: list[ResultRow] = []
     bench_names = sorted(set(stats) | set(perq) | set(planned))
     per_bench_values: dict[str, dict[str, list[float]]] = {}
     for b in bench_names:
@@ -103,8 +110,7 @@ def build_results(records: list[dict[str, Any]], metrics: list[Metric], repeats:
         for m in active:
             label = m.label(repeats)
             for s in subsets:
-                vals = [row[label] for subs, row in items if s in subs]
-                results.append(_ci_row(b, s, label, vals))
+                results.append(_ci_row(b, s, label, [row[label] for subs, row in items if s in subs]))
             overall = [row[label] for _, row in items]
             per_bench_values[b][label] = overall
             results.append(_ci_row(b, "OVERALL", label, overall))
@@ -114,29 +120,46 @@ def build_results(records: list[dict[str, Any]], metrics: list[Metric], repeats:
 
     summaries = []
     for b in bench_names:
-        st = stats.get(b, {})
-        graded = st.get("graded", 0)
-        trunc = st.get("truncated", 0)
-        rate = trunc / graded if graded else 0.0
+        st = stats.get(b) or _Stats()
+        rate = st.truncated / st.graded if st.graded else 0.0
         warnings = []
         if rate > TRUNCATION_WARN:
-            warnings.append(f"{trunc} of {graded} responses ({rate:.1%}) were cut by max_tokens: "
+            warnings.append(f"{st.truncated} of {st.graded} responses ({rate:.1%}) were cut by max_tokens: "
                             "scores are unreliable (answers missing, or taken from unfinished thinking); raise --max-tokens")
-        if st.get("errors"):
-            warnings.append(f"{st['errors']} samples failed after retries (not scored); "
+        if st.errors:
+            warnings.append(f"{st.errors} samples failed after retries (not scored); "
                             "re-run them with --resume DIR")
-        missing = planned.get(b, 0) * repeats - st.get("samples", 0)
+        if st.grader_errors:
+            warnings.append(f"{st.grader_errors} samples could not be graded (grader error, not scored); "
+                            "grade them again with lmgauge regrade DIR")
+        missing = planned.get(b, 0) * repeats - st.samples
         if missing > 0:
             warnings.append(f"{missing} samples not run yet; finish with --resume DIR")
-        summaries.append({"benchmark": b, "questions": planned.get(b, len(perq.get(b, []))),
-                          "samples": st.get("samples", 0), "missing": max(0, missing), "graded": graded,
-                          "errors": st.get("errors", 0), "truncated": trunc,
-                          "truncated_rate": round(rate, 6), "warnings": warnings})
+        summaries.append(BenchmarkSummary(
+            benchmark=b, questions=planned.get(b, len(perq.get(b, []))), samples=st.samples, missing=max(0, missing),
+            graded=st.graded, errors=st.errors, truncated=st.truncated, truncated_rate=round(rate, 6),
+            warnings=warnings, grader_errors=st.grader_errors,
+            error_examples=dict(st.error_kinds.most_common(5)) if st.error_kinds else None))
     return results, summaries
 
 
+def build_report(records: Iterable[SampleRecord], *, config: Any, metrics: list[Metric], planned: dict[str, int],
+                 spec: CollectionSpec | None = None, complete: bool = True, **sections: Any) -> EvalReport:
+    """The report of these records under a run's settings (``config``: an EvalConfig; ``spec``:
+    the collection's weights). ``sections``: the other fields of the report (``elapsed_s``,
+    ``request_phase_s``, ``collection`` as a dict, ``judge``, ``endpoints``, ``regrade``,
+    ``created``)."""
+    results, summaries = build_results(records, metrics, config.repeats, planned, spec)
+    report = EvalReport(model=config.model, backend=config.backend, created=sections.pop("created", None) or now_iso(),
+                        repeats=config.repeats, config=config.to_dict(), results=results, benchmarks=summaries,
+                        complete=complete and not any(s.missing for s in summaries))
+    for name, value in sections.items():
+        setattr(report, name, value)
+    return report
+
+
 def _collection_rows(spec: CollectionSpec, values: dict[str, dict[str, list[float]]],
-                     metrics: list[Metric], repeats: int) -> list[dict[str, Any]]:
+                     metrics: list[Metric], repeats: int) -> list[ResultRow]:
     from scipy import stats
 
     z = float(stats.norm.ppf(0.975))
@@ -163,25 +186,27 @@ def _collection_rows(spec: CollectionSpec, values: dict[str, dict[str, list[floa
             ws = [x / total for x in w]
             score = sum(wi * mi for wi, mi in zip(ws, means))
             se = math.sqrt(sum((wi * si) ** 2 for wi, si in zip(ws, ses)))
-            rows.append({"benchmark": spec.name, "subset": subset, "metric": label,
-                         "score": round(score, 6), "count": len(pooled),
-                         "ci_low": _r(max(0.0, score - z * se)), "ci_high": _r(min(1.0, score + z * se))})
+            rows.append(ResultRow(spec.name, subset, label, round(score, 6), len(pooled),
+                                  _r(max(0.0, score - z * se)), _r(min(1.0, score + z * se))))
     return rows
 
 
-def render_table(data: dict[str, Any]) -> str:
+def render_table(report: EvalReport) -> str:
     """The seed's table: Model | Dataset | Metric | Subset | Num | Score | 95% CI."""
     header = ["Model", "Dataset", "Metric", "Subset", "Num", "Score", "95% CI"]
     rows = []
-    for r in data["results"]:
-        score = "-" if r["score"] is None else f"{r['score']:.4f}"
-        ci = "-" if r.get("ci_low") is None else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-        rows.append([data.get("model", ""), r["benchmark"], r["metric"], r["subset"],
-                     str(r["count"]), score, ci])
+    for r in report.results:
+        score = "-" if r.score is None else f"{r.score:.4f}"
+        ci = "-" if r.ci_low is None else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
+        rows.append([report.model or "", r.benchmark, r.metric, r.subset, str(r.count), score, ci])
     lines = [grid_table(header, rows, right={4, 5}, rule_between_rows=True)]
-    notes = [f"{s['benchmark']}: {w}" for s in data.get("benchmarks", []) for w in s["warnings"]]
-    for s in data.get("benchmarks", []):
-        if s.get("truncated") or s.get("errors"):
-            notes.insert(0, f"{s['benchmark']}: {s['truncated']} truncated, {s['errors']} errors "
-                            f"of {s['samples']} samples")
+    notes = [f"{s.benchmark}: {w}" for s in report.benchmarks for w in s.warnings]
+    for s in report.benchmarks:
+        if s.truncated or s.errors or s.grader_errors:
+            graders = f", {s.grader_errors} grader errors" if s.grader_errors else ""
+            notes.insert(0, f"{s.benchmark}: {s.truncated} truncated, {s.errors} errors{graders} of {s.samples} samples")
+    for s in report.benchmarks:
+        if s.error_examples:
+            kind, n = next(iter(s.error_examples.items()))
+            notes.append(f"{s.benchmark}: most common error ({n}×): {kind}")
     return "\n".join(lines + [f"note: {n}" for n in dict.fromkeys(notes)])

@@ -22,16 +22,16 @@ import orjson
 from ..config import EvalConfig
 from ..errors import BackendError, ConfigError, LmgaugeError
 from ..files import atomic_write
-from ..interfaces import Backend, BackendConfig, Benchmark, Metric
+from ..interfaces import Backend, Benchmark, Metric
 from ..options import values_for
 from ..plugins import PluginManager
 from ..types import Completion, GenerationParams, GenerationRequest, Sample
 from .collection import Collection, load_collection, sample_collection
+from ..runfolder import EvalReport, JournalWriter, SampleRecord, read_samples
 from .grading_pool import GradingPool
-from .journal import Journal, JournalRecord, read_records, record_key
 from .judge import judge_run, report_section
 from .progress import Progress
-from .report import Report, build_results, render_table
+from .report import Report, build_report, render_table
 
 ABORT_AFTER = 8  # this many fatal errors in a row, with nothing succeeding, stops the run
 UNREACHABLE_MAX_DELAY = 5.0  # seconds: the backoff cap between tries while no endpoint answers
@@ -243,17 +243,17 @@ class EvalRun:
         except BackendError as exc:
             self._fatal(exc)
             for r in repeats:
-                self._write(JournalRecord(**base, repeat=r, error=exc.line(), attempts=getattr(exc, "attempts", None)))
+                self._write(SampleRecord(**base, repeat=r, error=exc.line(), attempts=getattr(exc, "attempts", None)))
             return
         self.fatal_streak = 0
         self.succeeded += 1
         scores = await asyncio.gather(*(grader.grade(bench, sample, comp) for comp in comps[: len(repeats)]))
         for r, comp, score in zip(repeats, comps, scores):
-            self._write(JournalRecord(
-                **base, repeat=r, response=comp.text, reasoning=comp.reasoning, finish_reason=comp.finish_reason,
-                truncated=comp.finish_reason == "length", extracted=score.extracted, score=score.value,
-                correct=score.correct, grade_detail=score.detail, prompt_tokens=comp.prompt_tokens,
-                completion_tokens=comp.completion_tokens, latency_s=round(latency, 4), attempts=attempts))
+            rec = SampleRecord(**base, repeat=r, response=comp.text, reasoning=comp.reasoning,
+                               finish_reason=comp.finish_reason, truncated=comp.finish_reason == "length",
+                               prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens,
+                               latency_s=round(latency, 4), attempts=attempts)
+            self._write(rec.with_score(score))
 
     def _fatal(self, exc: BackendError) -> None:
         if exc.retryable:
@@ -264,18 +264,17 @@ class EvalRun:
             raise BackendError(f"every request fails: {exc.line()}",
                                "fix the settings; the failed samples are journaled and re-run by --resume")
 
-    def _write(self, record: JournalRecord) -> None:
+    def _write(self, record: SampleRecord) -> None:
         assert self.journal is not None
-        rec = record.as_dict()
-        self.journal.append(rec)
+        self.journal.append(record)
         if self.progress is not None:
-            self.progress.update(rec)
+            self.progress.update(record)
 
     # -- the whole run -----------------------------------------------------------------
     async def run(self) -> Report:
         c = self.config
         started = time.time()
-        done = {record_key(r) for r in read_records(self.out / "samples.jsonl") if not r.get("error")}
+        done = {r.key for r in read_samples(self.out / "samples.jsonl") if not r.failed}
         todo: list[tuple[Sample, list[int]]] = []
         for s in self.plan.samples:
             missing = [r for r in range(c.repeats) if (s.benchmark, s.id, r) not in done]
@@ -289,7 +288,7 @@ class EvalRun:
             backend = make_backend(self.pm, c)
             grader = GradingPool(c.grading_workers, c.starts_thinking)
             grader.start()
-            self.journal = Journal(self.out / "samples.jsonl")
+            self.journal = JournalWriter(self.out / "samples.jsonl")
             try:
                 await backend.start()
                 if c.repeats > 1:
@@ -337,7 +336,7 @@ class EvalRun:
                 await backend.close()
         if gone is not None:
             report = self.finish(started, complete=False)
-            done = sum(b["graded"] for b in report.data["benchmarks"])
+            done = sum(b.graded for b in report.benchmarks)
             raise BackendError(f"every endpoint is unreachable (last: {gone.error.message}); {done} samples done, "
                                f"{total - done} not run; continue with: lmgauge eval --resume {self.out}")
         if not interrupted:
@@ -350,37 +349,36 @@ class EvalRun:
             raise KeyboardInterrupt
         return report
 
+    def records(self):
+        """The latest record of every planned sample, read one at a time."""
+        wanted = {(s.benchmark, s.id) for s in self.plan.samples}
+        repeats = self.config.repeats
+        return (r for r in read_samples(self.out / "samples.jsonl")
+                if (r.benchmark, r.sample_id) in wanted and r.repeat < repeats)
+
     def finish(self, started: float, complete: bool = True) -> Report:
         c = self.config
-        records = read_records(self.out / "samples.jsonl")
-        wanted = {(s.benchmark, s.id) for s in self.plan.samples}
-        records = [r for r in records if (r["benchmark"], r["sample_id"]) in wanted and r["repeat"] < c.repeats]
         spec = self.plan.collection.spec if self.plan.collection else None
-        results, summaries = build_results(records, self.plan.metrics, c.repeats, self.plan.planned, spec)
-        prev = {}
-        rp = self.out / "report.json"
-        if rp.exists():
-            try:
-                prev = orjson.loads(rp.read_bytes())
-            except orjson.JSONDecodeError:
-                prev = {}
-        data = {"kind": "eval", "model": c.model, "backend": c.backend,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "elapsed_s": round(float(prev.get("elapsed_s") or 0.0) + time.time() - started, 3),
-                "request_phase_s": round(getattr(self, "request_phase_s", 0.0), 3),
-                "complete": complete and not any(s["missing"] for s in summaries),
-                "repeats": c.repeats, "config": c.to_dict(),
-                "results": results, "benchmarks": summaries}
-        if self.plan.collection is not None:
-            data["collection"] = self.plan.collection.to_dict()
-        judge = report_section(records, c, getattr(self, "judge_summary", None))
-        if judge is not None:
-            data["judge"] = judge
-        endpoints = merge_endpoint_stats(prev.get("endpoints") or [], self.endpoint_stats)
-        if endpoints:
-            data["endpoints"] = endpoints
-        atomic_write(rp, orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        return Report(data)
+        prev = previous_report(self.out)
+        report = build_report(
+            self.records(), config=c, metrics=self.plan.metrics, planned=self.plan.planned, spec=spec,
+            complete=complete, elapsed_s=round(float((prev.elapsed_s if prev else None) or 0.0) + time.time() - started, 3),
+            request_phase_s=round(getattr(self, "request_phase_s", 0.0), 3),
+            collection=self.plan.collection.to_dict() if self.plan.collection is not None else None,
+            judge=report_section(self.records(), c, getattr(self, "judge_summary", None)),
+            endpoints=merge_endpoint_stats((prev.endpoints if prev else None) or [], self.endpoint_stats) or None)
+        atomic_write(self.out / "report.json", orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
+        return report
+
+
+def previous_report(out: Path) -> EvalReport | None:
+    """The report an earlier session of this run wrote (a resume adds to its elapsed time and
+    endpoint counts), or None."""
+    rp = out / "report.json"
+    try:
+        return EvalReport.from_dict(orjson.loads(rp.read_bytes())) if rp.exists() else None
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return None
 
 
 def merge_endpoint_stats(before: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -406,30 +404,23 @@ def merge_endpoint_stats(before: list[dict[str, Any]], now: list[dict[str, Any]]
 def make_backend(pm: PluginManager, c: EvalConfig) -> Backend:
     """The run's backend: the plugin named by ``--backend`` (or the installed default), with the
     values of its own options; ``--replicas N`` wraps it in Ray actors."""
-    backend_cls = pm.get("backends", c.backend)
-    bconf = BackendConfig(model=c.model, base_url=c.base_url[0] if c.base_url else None, endpoints=list(c.base_url),
-                          api_key=c.api_key, api=c.api, connect_timeout=c.connect_timeout, read_timeout=c.timeout,
-                          options=values_for(backend_cls, c.options))
-    if c.replicas > 1:
-        from ..scale import replica_backend
+    from ..runsetup import make_backend as build
 
-        return replica_backend(c.backend, bconf, c.replicas, c.gpus_per_replica, c.ray_address)
-    return backend_cls(bconf)
+    return build(pm, c.backend, model=c.model, urls=list(c.base_url), api_key=c.api_key, api=c.api,
+                 connect_timeout=c.connect_timeout, read_timeout=c.timeout, options=c.options, replicas=c.replicas,
+                 gpus_per_replica=c.gpus_per_replica, ray_address=c.ray_address)
 
 
-def prepare_output(config: EvalConfig) -> Path:
+def prepare_output(config: EvalConfig):
+    """The run folder, owned (lock, run.json, config.yaml): ``--resume DIR`` or ``--output``
+    (default runs/eval-MODEL-TIME). Returns (folder, lock)."""
+    from ..runsetup import create_folder
+
     out = Path(config.resume or config.output or default_output(config.model))
-    out.mkdir(parents=True, exist_ok=True)
-    import yaml
-
-    from .. import __version__
-
     saved = config.to_dict()
     saved.pop("resume", None)
     saved["output"] = str(out)
-    saved["lmgauge_version"] = __version__
-    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return out
+    return out, create_folder(out, "eval", saved)
 
 
 def run_eval(config: EvalConfig, pm: PluginManager) -> tuple[Report, Path]:
@@ -438,11 +429,14 @@ def run_eval(config: EvalConfig, pm: PluginManager) -> tuple[Report, Path]:
 
     plan = plan_run(config, pm)
     check_judge(config, pm)  # an unknown judge backend fails before any request
-    out = prepare_output(config)
-    if plan.collection is not None:
-        (out / "collection.json").write_bytes(orjson.dumps(plan.collection.to_dict(), option=orjson.OPT_INDENT_2))
-    run = EvalRun(config, pm, out, plan)
-    report = asyncio.run(run.run())
+    out, lock = prepare_output(config)
+    try:
+        if plan.collection is not None:
+            (out / "collection.json").write_bytes(orjson.dumps(plan.collection.to_dict(), option=orjson.OPT_INDENT_2))
+        run = EvalRun(config, pm, out, plan)
+        report = asyncio.run(run.run())
+    finally:
+        lock.release()
     return report, out
 
 
@@ -461,11 +455,11 @@ def endpoint_table(endpoints: list[dict[str, Any]]) -> str:
 
 def print_report(report: Report, out: Path, stream=None) -> None:
     stream = stream or sys.stdout
-    stream.write(render_table(report.data) + "\n")
-    if len(report.data.get("endpoints") or []) > 1:
-        stream.write(endpoint_table(report.data["endpoints"]) + "\n")
-    if "judge" in report.data:
+    stream.write(render_table(report) + "\n")
+    if len(report.endpoints or []) > 1:
+        stream.write(endpoint_table(report.endpoints) + "\n")
+    if report.judge is not None:
         from .judge import agreement_line
 
-        stream.write(agreement_line(report.data["judge"]) + "\n")
+        stream.write(agreement_line(report.judge) + "\n")
     stream.write(f"run folder: {out}\n")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import DataError, LmgaugeError
 from ..files import atomic_write
-from .rundata import RunFolder, load_run, redact, run_labels
+from ..redaction import redact
+from ..runfolder import RunFolder, load_run, run_labels
 
 __all__ = ["write_html_report", "render_html", "render_terminal", "load_run", "load_runs", "redact",
            "run_labels", "RunFolder"]

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from .. import __version__
 from .assets import CSS, JS
 from .perfviews import PerfViews
-from .rundata import RunFolder, run_labels, sample_status
+from ..runfolder import RunFolder, run_labels
 from .svg import PALETTE, ci_bar
 from .templating import json_for_script, render
 
@@ -97,20 +97,20 @@ class Page:
         """One card per benchmark, one line per run (main metric, OVERALL)."""
         benches: list[str] = []
         for v in self.evals:
-            for row in v.run.results:
-                if row.get("subset") == "OVERALL" and row["benchmark"] not in benches:
-                    benches.append(row["benchmark"])
+            for b in v.run.report.benchmark_names():
+                if b not in benches:
+                    benches.append(b)
         cards = []
         for b in benches:
             lines = []
             for v in self.evals:
-                row = _main_row(v.run.results, b)
+                row = v.run.report.main_row(b)
                 if row is None:
                     continue
-                health = next((h for h in v.run.benchmarks if h.get("benchmark") == b), {})
-                lines.append({"view": v, "row": row, "truncated": health.get("truncated") or 0,
-                              "errors": health.get("errors") or 0,
-                              "bar": Markup(ci_bar(row.get("score"), row.get("ci_low"), row.get("ci_high"), v.color))})
+                health = v.run.report.summary(b)
+                lines.append({"view": v, "row": row, "truncated": health.truncated if health else 0,
+                              "errors": health.errors if health else 0,
+                              "bar": Markup(ci_bar(row.score, row.ci_low, row.ci_high, v.color))})
             cards.append({"title": b, "lines": lines})
         return cards
 
@@ -118,10 +118,10 @@ class Page:
     def scores(self) -> dict[str, Any]:
         """Every (benchmark, subset, metric) row with one cell per eval run, Δ with two."""
         keys: list[tuple[str, str, str]] = []
-        cells: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+        cells: dict[tuple[str, str, str], dict[int, Any]] = {}
         for v in self.evals:
             for row in v.run.results:
-                k = (str(row.get("benchmark")), str(row.get("subset")), str(row.get("metric")))
+                k = (row.benchmark, row.subset, row.metric)
                 if k not in cells:
                     cells[k] = {}
                     keys.append(k)
@@ -137,22 +137,21 @@ class Page:
             for v in self.evals:
                 row = cells[k].get(v.index)
                 row_cells.append(None if row is None else {
-                    "row": row, "bar": Markup(ci_bar(row.get("score"), row.get("ci_low"), row.get("ci_high"), v.color))})
+                    "row": row, "bar": Markup(ci_bar(row.score, row.ci_low, row.ci_high, v.color))})
             delta = _delta(*(cells[k].get(v.index) for v in self.evals)) if two else None
             rows.append({"benchmark": k[0], "subset": k[1], "metric": k[2], "overall": k[1] in special,
                          "cells": row_cells, "delta": delta})
         return {"rows": rows, "two": two}
 
     def health_rows(self) -> list[dict[str, Any]]:
-        return [{"view": v, "h": h, "warnings": "; ".join(str(w) for w in h.get("warnings") or [])}
-                for v in self.evals for h in v.run.benchmarks]
+        return [{"view": v, "h": h, "warnings": "; ".join(h.warnings)} for v in self.evals for h in v.run.benchmarks]
 
     def endpoint_rows(self) -> list[dict[str, Any]]:
         """Requests, failures, parking and latency per endpoint of runs with several
         ``--base-url`` (report.json ``endpoints``)."""
         rows = []
         for v in self.evals:
-            endpoints = v.run.report.get("endpoints") or []
+            endpoints = v.run.report.endpoints or []
             if len(endpoints) < 2:
                 continue
             rows += [{"view": v, "e": e} for e in endpoints if isinstance(e, dict)]
@@ -162,7 +161,7 @@ class Page:
         """report.json ``judge``: one row per (run, benchmark) and the run's overall row."""
         out = []
         for v in self.evals:
-            judge = v.run.report.get("judge")
+            judge = v.run.report.judge
             if not isinstance(judge, dict) or not isinstance(judge.get("overall"), dict):
                 continue
             benches = judge.get("benchmarks") if isinstance(judge.get("benchmarks"), dict) else {}
@@ -172,7 +171,7 @@ class Page:
         return out
 
     def sample_controls(self) -> dict[str, Any]:
-        benches = sorted({str(s.get("benchmark")) for v in self.evals for s in v.run.samples()}, key=_natural)
+        benches = sorted({b for v in self.evals for b in {k[0] for k in v.run.journal().index}}, key=_natural)
         return {"benches": benches, "statuses": STATUSES, "several": len(self.evals) > 1}
 
     def eval_data(self, v: RunView) -> dict[str, Any]:
@@ -181,40 +180,32 @@ class Page:
         qindex: dict[tuple[str, str], int] = {}
         questions: list[dict[str, Any]] = []
         samples: list[dict[str, Any]] = []
-        recs = sorted(v.run.samples(), key=lambda r: (_natural(str(r.get("benchmark"))),
-                                                      _natural(str(r.get("sample_id"))), int(r.get("repeat") or 0)))
-        for rec in recs:
-            key = (str(rec.get("benchmark")), str(rec.get("sample_id")))
+        journal = v.run.journal()
+        order = sorted(journal.index.items(), key=lambda kv: (_natural(kv[0][0]), _natural(kv[0][1]), kv[0][2]))
+        for rec in journal.read(off for _, off in order):
+            key = (rec.benchmark, rec.sample_id)
             qi = qindex.get(key)
             if qi is None:
                 qi = qindex[key] = len(questions)
-                questions.append({"b": key[0], "id": key[1], "text": _stringify(rec.get("question")) or _stringify(rec.get("prompt")),
-                                  "gold": _stringify(rec.get("gold")), "sub": [str(x) for x in rec.get("subsets") or []]})
-            samples.append({"qi": qi, "rp": rec.get("repeat"), "st": sample_status(rec), "ok": rec.get("correct"),
-                            "x": rec.get("extracted") if rec.get("extracted") is None else _stringify(rec.get("extracted")),
-                            "r": rec.get("response"), "th": rec.get("reasoning"), "e": rec.get("error"),
-                            "fr": rec.get("finish_reason"), "ct": rec.get("completion_tokens"),
-                            "lat": rec.get("latency_s"), "sc": rec.get("score"),
-                            "gd": _stringify(rec.get("grade_detail")) or None,
-                            "jv": rec.get("judge_verdict"), "jt": rec.get("judge_text")})
+                questions.append({"b": key[0], "id": key[1], "text": _stringify(rec.question) or _stringify(rec.prompt),
+                                  "gold": _stringify(rec.gold), "sub": list(rec.subsets)})
+            samples.append({"qi": qi, "rp": rec.repeat, "st": rec.status, "ok": rec.correct,
+                            "x": rec.extracted if rec.extracted is None else _stringify(rec.extracted),
+                            "r": rec.response, "th": rec.reasoning, "e": rec.error,
+                            "fr": rec.finish_reason, "ct": rec.completion_tokens,
+                            "lat": rec.latency_s, "sc": rec.score,
+                            "gd": _stringify(rec.grade_detail) or None,
+                            "jv": rec.judge_verdict, "jt": rec.judge_text})
         return {"label": v.label, "q": questions, "s": samples}
 
 
-def _main_row(results: list[dict[str, Any]], bench: str) -> dict[str, Any] | None:
-    rows = [r for r in results if r.get("benchmark") == bench and r.get("subset") == "OVERALL"]
-    for r in rows:
-        if r.get("metric") == "AveragePass@1":
-            return r
-    return rows[0] if rows else None
-
-
-def _delta(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+def _delta(a: Any, b: Any) -> dict[str, Any] | None:
     """Second run minus first; ``sep`` when the 95% CIs do not overlap."""
-    if not a or not b or a.get("score") is None or b.get("score") is None:
+    if not a or not b or a.score is None or b.score is None:
         return None
-    d = float(b["score"]) - float(a["score"])
-    sep = (a.get("ci_high") is not None and b.get("ci_low") is not None
-           and (b["ci_low"] > a["ci_high"] or a.get("ci_low", 0) > b.get("ci_high", 1)))
+    d = float(b.score) - float(a.score)
+    sep = (a.ci_high is not None and b.ci_low is not None
+           and (b.ci_low > a.ci_high or (a.ci_low or 0) > (b.ci_high if b.ci_high is not None else 1)))
     return {"text": f"{d:+.4f}", "sep": bool(sep),
             "cls": "delta-up" if d > 0 else "delta-down" if d < 0 else "mut"}
 

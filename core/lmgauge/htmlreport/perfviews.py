@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from markupsafe import Markup
 
-from ..perf.output import NO_TEXT_APIS
-from .rundata import RunFolder
+from ..runfolder import PerfLevel, RunFolder
 from .svg import DASHES, PALETTE, Probe, Series, fmt_num, fmt_val, frontier_chart, line_chart, time_chart
 
 if TYPE_CHECKING:
@@ -26,51 +25,43 @@ LATENCY_CHARTS = (("Time to first token (TTFT)", "ttft_s"), ("Time per output to
                   ("End-to-end latency", "latency_s"))
 
 
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
-def is_no_text(run: RunFolder, lv: dict[str, Any]) -> bool:
+def is_no_text(run: RunFolder, lv: PerfLevel) -> bool:
     """A level of an endpoint without generated text (embeddings, rerank, score)."""
-    return (lv.get("api") or run.report.get("api")) in NO_TEXT_APIS
+    return not lv.text
 
 
-def level_name(lv: dict[str, Any]) -> str:
-    if lv.get("label"):
-        return str(lv["label"])
-    if lv.get("rate") is not None:
-        return f"rate {fmt_num(float(lv['rate']))} req/s"
-    return f"concurrency {lv.get('concurrency')}"
+def level_name(lv: PerfLevel) -> str:
+    if lv.label:
+        return str(lv.label)
+    if lv.rate is not None:
+        return f"rate {fmt_num(float(lv.rate))} req/s"
+    return f"concurrency {lv.concurrency}"
 
 
-def best_levels(run: RunFolder) -> dict[str, tuple[dict[str, Any] | None, float | None]]:
+def best_levels(run: RunFolder) -> dict[str, tuple[PerfLevel | None, float | None]]:
     """Best levels of a perf run: highest RPS / output throughput, lowest mean latency and
     p99 TTFT (levels where every request failed are ignored)."""
-    levels = [lv for lv in run.levels if (lv.get("succeeded") or 0) > 0 or lv.get("succeeded") is None]
-    out: dict[str, tuple[dict[str, Any] | None, float | None]] = {}
+    levels = [lv for lv in run.levels if lv.succeeded > 0]
+    out: dict[str, tuple[PerfLevel | None, float | None]] = {}
 
-    def pick(key: str, getter: Callable[[dict[str, Any]], Any], highest: bool) -> None:
+    def pick(key: str, getter: Callable[[PerfLevel], Any], highest: bool) -> None:
         cands = [(lv, getter(lv)) for lv in levels]
         cands = [(lv, v) for lv, v in cands if isinstance(v, (int, float)) and not math.isnan(v)]
         if cands:
             out[key] = (max if highest else min)(cands, key=lambda t: t[1])
 
-    pick("rps", lambda lv: lv.get("request_throughput"), True)
-    pick("tok", lambda lv: None if is_no_text(run, lv) else lv.get("output_token_throughput"), True)
-    pick("in_tok", lambda lv: lv.get("input_token_throughput") if is_no_text(run, lv) else None, True)
-    pick("lat", lambda lv: _get(lv, "latency_s", "mean"), False)
-    pick("ttft", lambda lv: None if is_no_text(run, lv) else _get(lv, "ttft_s", "p99"), False)
+    pick("rps", lambda lv: lv.stat("request_throughput"), True)
+    pick("tok", lambda lv: lv.stat("output_token_throughput") if lv.text else None, True)
+    pick("in_tok", lambda lv: None if lv.text else lv.stat("input_token_throughput"), True)
+    pick("lat", lambda lv: lv.dist("latency_s").mean, False)
+    pick("ttft", lambda lv: lv.dist("ttft_s").get("p99") if lv.text else None, False)
     return out
 
 
 def knee_of(run: RunFolder) -> dict[str, Any] | None:
     """summary.json ``best.knee``: the smallest level of a sweep reaching 95% of its peak
     throughput (run, value, peak), or None."""
-    knee = _get(run.report, "best", "knee")
+    knee = run.summary.best.get("knee") if run.summary is not None else None
     if not isinstance(knee, dict) or not isinstance(knee.get("value"), (int, float)):
         return None
     peak = knee.get("peak")
@@ -138,7 +129,7 @@ class PerfViews:
         groups: dict[str, list["RunView"]] = {}
         for v in self.views:
             axis = v.run.axis()
-            if any(isinstance(lv.get(axis), (int, float)) for lv in v.run.levels):  # not a lone ramp or trace level
+            if any(isinstance(getattr(lv, axis), (int, float)) for lv in v.run.levels):  # not a lone ramp or trace level
                 groups.setdefault(axis, []).append(v)
         return [self.sweep_charts(axis, vs) for axis, vs in groups.items()]
 
@@ -149,13 +140,13 @@ class PerfViews:
         text = any(not is_no_text(v.run, lv) for v in views for lv in v.run.levels)
         no_text = any(is_no_text(v.run, lv) for v in views for lv in v.run.levels)
 
-        def xy(v: "RunView", getter: Callable[[dict[str, Any]], Any], kind: bool | None) -> list[tuple[float, float]]:
+        def xy(v: "RunView", getter: Callable[[PerfLevel], Any], kind: bool | None) -> list[tuple[float, float]]:
             """(x, y) of the run's levels; ``kind`` True: text levels only, False: no-text only."""
             out = []
             for lv in v.run.levels:
                 if kind is not None and is_no_text(v.run, lv) == kind:
                     continue
-                x, y = lv.get(axis), getter(lv)
+                x, y = getattr(lv, axis), getter(lv)
                 if isinstance(x, (int, float)) and isinstance(y, (int, float)):
                     out.append((float(x), float(y)))
             return out
@@ -167,7 +158,7 @@ class PerfViews:
             throughputs.append(("Input throughput", "input_token_throughput", "tokens/s", False))
         charts = []
         for title, key, unit, kind in throughputs:
-            series = [Series(v.label, v.color, xy(v, lambda lv, k=key: lv.get(k), kind)) for v in views]
+            series = [Series(v.label, v.color, xy(v, lambda lv, k=key: lv.stat(k), kind)) for v in views]
             series = [s for s in series if s.points]
             charts.append(Chart(key, Markup(line_chart(title, series, x_label, unit)), [(s.label, s.color, "") for s in series]))
         for title, key in (LATENCY_CHARTS if text else LATENCY_CHARTS[2:]):
@@ -178,7 +169,7 @@ class PerfViews:
                     dash = "" if single else DASHES.get(p, "")
                     name = p if single else f"{v.label} {p}"
                     kind = None if key == "latency_s" else True
-                    series.append(Series(name, color, xy(v, lambda lv, k=key, p=p: _get(lv, k, p), kind), dash))
+                    series.append(Series(name, color, xy(v, lambda lv, k=key, p=p: lv.dist(k).get(p), kind), dash))
             series = [s for s in series if s.points]
             charts.append(Chart(key, Markup(line_chart(title, series, x_label, "seconds")),
                                 [(s.label, s.color, s.dash) for s in series]))
@@ -186,23 +177,22 @@ class PerfViews:
 
     # -- table -------------------------------------------------------------------------
     def table(self) -> dict[str, Any]:
-        """The summary table: TTFT/TPOT/ITL/output columns when any level generates text,
-        input tokens/s and inputs/s when any level is an embeddings/rerank/score one."""
-        text = any(not is_no_text(v.run, lv) for v in self.views for lv in v.run.levels)
-        no_text = any(is_no_text(v.run, lv) for v in self.views for lv in v.run.levels)
+        """The summary table: the sweep columns the perf metrics declare (as the terminal's,
+        lmgauge.perf.tables), for text endpoints when any level generates text, else for
+        embeddings/rerank/score; a plugin metric's columns appear with them."""
+        from ..perf.registry import perf_metrics
+        from ..perf.tables import level_cells, summary_columns
+
+        columns = summary_columns([lv for v in self.views for lv in v.run.levels], perf_metrics())
         rows = []
         for v in self.views:
             best_ids = {id(b[0]) for b in best_levels(v.run).values() if b[0] is not None}
             for lv in v.run.levels:
-                req = lv.get("requests") or 0
-                ok = lv.get("succeeded")
-                fails = lv.get("failures") or {}
                 rows.append({
                     "view": v, "lv": lv, "best": id(lv) in best_ids, "no_text": is_no_text(v.run, lv),
-                    "rate": lv.get("rate") if lv.get("rate") is not None else lv.get("label"),
-                    "success": None if not req or ok is None else ok / req,
-                    "failures": "; ".join(f"{k}: {n}" for k, n in fails.items()) if isinstance(fails, dict) else str(fails)})
-        return {"rows": rows, "text": text, "no_text": no_text}
+                    "rate": lv.rate if lv.rate is not None else lv.label, "cells": level_cells(lv, columns),
+                    "failures": "; ".join(f"{k}: {n}" for k, n in lv.failures.items())})
+        return {"rows": rows, "columns": [c[2] for c in columns]}
 
     def timelines(self) -> list[dict[str, Any]]:
         """One block per level: client TTFT and completions over time, offered vs achieved rate
@@ -212,14 +202,14 @@ class PerfViews:
             times, series = v.run.request_times(), v.run.server_series()
             for i, lv in enumerate(v.run.levels):
                 level_series = series.get(i, {})
-                timeline = lv.get("timeline") if isinstance(lv.get("timeline"), list) else []
+                timeline = lv.timeline if isinstance(lv.timeline, list) else []
                 x_max = _span(times.get(i, []), level_series, timeline)
                 charts = client_charts(times.get(i, []), x_max)
                 rate = rate_chart(timeline, x_max)
                 if rate is not None:
                     charts.append(rate)
                 server = server_charts(level_series, x_max)
-                sm = lv.get("server_metrics")
+                sm = lv.server_metrics
                 if not charts and not server and not sm:
                     continue
                 out.append({"view": v, "level": level_name(lv), "charts": charts, "server": server,
@@ -232,10 +222,9 @@ class PerfViews:
         out = []
         for v in self.views:
             for lv in v.run.levels:
-                turns = [t for t in lv.get("turns") or [] if isinstance(t, dict)]
-                if turns:
-                    sessions = lv.get("sessions") if isinstance(lv.get("sessions"), dict) else None
-                    out.append({"view": v, "level": level_name(lv), "turns": turns, "sessions": sessions})
+                if lv.turns:
+                    sessions = lv.sessions if isinstance(lv.sessions, dict) else None
+                    out.append({"view": v, "level": level_name(lv), "turns": lv.turns, "sessions": sessions})
         return out
 
     def sla_searches(self) -> list[dict[str, Any]]:
@@ -243,7 +232,7 @@ class PerfViews:
         load, the limit, met and missed probes, the best load; the one-line answer."""
         out = []
         for v in self.views:
-            sla = v.run.report.get("sla_search")
+            sla = v.run.summary.sla_search if v.run.summary is not None else None
             if not isinstance(sla, dict):
                 continue
             dim = "rate" if sla.get("dimension") == "rate" else "concurrency"
@@ -279,7 +268,7 @@ class PerfViews:
             knee = knee_of(v.run)
             if knee:
                 lines.append({"label": "Knee (≥95% of peak)", "level": knee["run"], "value": knee["value"], "unit": "req/s"})
-            notes = [str(n) for n in (v.run.report.get("recommendations") or []) if n]
+            notes = list(v.run.summary.recommendations) if v.run.summary is not None else []
             out.append({"view": v, "lines": lines, "notes": notes})
         return out
 

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
+from ..texttable import fmt_num, fmt_val  # noqa: F401  (re-exported for the views)
+
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"]
 DASHES = {"p50": "", "mean": "", "p90": "7 4", "p99": "2 3", "p95": "5 3"}
 
@@ -41,39 +43,6 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
         ticks.append(round(v, 10))
         v += step
     return ticks
-
-
-def fmt_num(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    a = abs(v)
-    if a == 0:
-        return "0"
-    if a >= 10000:
-        return f"{v / 1000:.0f}k"
-    if a >= 1000:
-        return f"{v / 1000:.1f}k".replace(".0k", "k")
-    if a >= 100:
-        return f"{v:.0f}"
-    if a >= 10:
-        return f"{v:.1f}".rstrip("0").rstrip(".")
-    if a >= 1:
-        return f"{v:.2f}".rstrip("0").rstrip(".")
-    if a >= 0.01:
-        return f"{v:.3f}".rstrip("0").rstrip(".")
-    return f"{v:.2g}"
-
-
-def fmt_val(v: float | None) -> str:
-    """A value for prose (best configuration): more digits than an axis tick."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    a = abs(v)
-    if a >= 100:
-        return f"{v:,.1f}"
-    if a >= 1:
-        return f"{v:.3g}" if a < 10 else f"{v:.2f}"
-    return f"{v:.3g}"
 
 
 class _Frame:

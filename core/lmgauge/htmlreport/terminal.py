@@ -7,8 +7,8 @@ from typing import Any
 
 from ..texttable import clean_cell, grid_table as table
 from .perfviews import best_levels, knee_of, level_name
-from .rundata import RunFolder, run_labels
-from .svg import fmt_num, fmt_val
+from ..runfolder import RunFolder, run_labels
+from ..texttable import fmt_val
 
 
 def _f(v: Any, digits: int = 4) -> str:
@@ -19,28 +19,21 @@ def _f(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def _g(d: Any, *keys: str) -> Any:
-    for k in keys:
-        d = d.get(k) if isinstance(d, dict) else None
-    return d
-
-
 def eval_tables(runs: list[RunFolder], labels: list[str]) -> str:
     out = []
     if len(runs) == 1:
         run = runs[0]
         rows = []
         for r in run.results:
-            ci = "-" if r.get("ci_low") is None else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-            rows.append([run.model, str(r.get("benchmark")), str(r.get("metric")), str(r.get("subset")),
-                         str(r.get("count", "")), _f(r.get("score")), ci])
+            ci = "-" if r.ci_low is None else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
+            rows.append([run.model, r.benchmark, r.metric, r.subset, str(r.count), _f(r.score), ci])
         out.append(table(["Model", "Dataset", "Metric", "Subset", "Num", "Score", "95% CI"], rows, {4, 5}))
     else:
         keys: list[tuple[str, str, str]] = []
-        cells: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+        cells: dict[tuple[str, str, str], dict[int, Any]] = {}
         for i, run in enumerate(runs):
             for r in run.results:
-                k = (str(r.get("benchmark")), str(r.get("metric")), str(r.get("subset")))
+                k = (r.benchmark, r.metric, r.subset)
                 if k not in cells:
                     keys.append(k)
                     cells[k] = {}
@@ -50,47 +43,42 @@ def eval_tables(runs: list[RunFolder], labels: list[str]) -> str:
             row = list(k)
             for i in range(len(runs)):
                 c = cells[k].get(i)
-                row.append("-" if c is None else f"{_f(c.get('score'))} ±{_half(c)}")
+                row.append("-" if c is None else f"{_f(c.score)} ±{_half(c)}")
             rows.append(row)
         out.append(table(["Dataset", "Metric", "Subset", *labels], rows, set(range(3, 3 + len(runs)))))
     notes = []
     for label, run in zip(labels, runs):
         for h in run.benchmarks:
             who = f"{label}: " if len(runs) > 1 else ""
-            if h.get("truncated") or h.get("errors"):
-                n_err = h.get("errors", 0)
-                notes.append(f"note: {who}{h.get('benchmark')}: {h.get('truncated', 0)} truncated, "
-                             f"{n_err} error{'' if n_err == 1 else 's'} of {h.get('samples', '?')} samples")
-            for w in h.get("warnings") or []:
-                notes.append(f"note: {who}{h.get('benchmark')}: {w}")
+            if h.truncated or h.errors or h.grader_errors:
+                n_err = h.errors
+                graders = f", {h.grader_errors} grader errors" if h.grader_errors else ""
+                notes.append(f"note: {who}{h.benchmark}: {h.truncated} truncated, "
+                             f"{n_err} error{'' if n_err == 1 else 's'}{graders} of {h.samples} samples")
+            for w in h.warnings:
+                notes.append(f"note: {who}{h.benchmark}: {w}")
+            if h.error_examples:
+                kind, n = next(iter(h.error_examples.items()))
+                notes.append(f"note: {who}{h.benchmark}: most common error ({n}×): {kind}")
     if notes:
         out.append("\n".join(clean_cell(n) for n in dict.fromkeys(notes)))
     return "\n".join(out)
 
 
-def _half(row: dict[str, Any]) -> str:
-    if row.get("ci_low") is None or row.get("ci_high") is None:
+def _half(row: Any) -> str:
+    if row.ci_low is None or row.ci_high is None:
         return "-"
-    return f"{(row['ci_high'] - row['ci_low']) / 2:.3f}"
+    return f"{(row.ci_high - row.ci_low) / 2:.3f}"
 
 
 def perf_tables(runs: list[RunFolder], labels: list[str]) -> str:
+    """The sweep table of every run (lmgauge.perf.tables, as `lmgauge perf` prints it) and each
+    run's best configuration."""
+    from ..perf.registry import perf_metrics
+    from ..perf.tables import sweep_table
+
     multi = len(runs) > 1
-    header = (["Run"] if multi else []) + ["Conc.", "Rate", "RPS", "Avg Lat.(s)", "P99 Lat.(s)", "Gen. toks/s",
-                                            "Avg TTFT(s)", "P99 TTFT(s)", "Avg TPOT(s)", "P99 TPOT(s)", "Success"]
-    rows = []
-    for label, run in zip(labels, runs):
-        for lv in run.levels:
-            req, ok = lv.get("requests") or 0, lv.get("succeeded")
-            rows.append(([label] if multi else []) + [
-                "-" if lv.get("concurrency") is None else str(lv.get("concurrency")),
-                str(lv.get("label") or "-") if lv.get("rate") is None else fmt_num(float(lv["rate"])),
-                _f(lv.get("request_throughput"), 2), _f(_g(lv, "latency_s", "mean"), 3), _f(_g(lv, "latency_s", "p99"), 3),
-                _f(lv.get("output_token_throughput"), 2), _f(_g(lv, "ttft_s", "mean"), 3), _f(_g(lv, "ttft_s", "p99"), 3),
-                _f(_g(lv, "tpot_s", "mean"), 4), _f(_g(lv, "tpot_s", "p99"), 4),
-                "-" if not req or ok is None else f"{100 * ok / req:.1f}%"])
-    off = 1 if multi else 0
-    out = [table(header, rows, set(range(off, len(header))))]
+    out = [sweep_table([(label, run.summary) for label, run in zip(labels, runs)], perf_metrics())]
     for label, run in zip(labels, runs):
         best = best_levels(run)
         lines = [f"Best configuration{' of ' + label if multi else ''}:"]
@@ -102,7 +90,7 @@ def perf_tables(runs: list[RunFolder], labels: list[str]) -> str:
         knee = knee_of(run)
         if knee:
             lines.append(f"  {'Knee (≥95% peak)':<16} {knee['run']} ({fmt_val(knee['value'])} req/s)")
-        for rec in run.report.get("recommendations") or []:
+        for rec in run.summary.recommendations:
             lines.append(f"  • {rec}")
         out.append("\n".join(clean_cell(x) for x in lines))
     return "\n".join(out)

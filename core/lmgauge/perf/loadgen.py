@@ -398,7 +398,7 @@ class WorkerJob:
     backend: str
     config: BackendConfig
     load: Load
-    source: Any               # lmgauge.perf.cli.RequestSource
+    source: Any               # lmgauge.perf.source.RequestSource
     tokenizer_spec: str | None
 
 
@@ -428,8 +428,7 @@ class ShardRunner:
         items = prebuilt(schedule(job.load, job.source.requests(tok, job.load.count)))
         backend = get_manager().get("backends", job.backend)(job.config)
         await backend.start()
-        if tok is not None and hasattr(backend, "token_counter"):
-            backend.token_counter = tok.count
+        backend.use_tokenizer(tok)  # exactly as one process: tokens the server does not report are counted
         try:
             start_at = await wait_start()
             main = asyncio.ensure_future(run_load(backend, items, job.load, self.result, start_at=start_at,

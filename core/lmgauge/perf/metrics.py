@@ -1,58 +1,39 @@
-"""Per-request perf metrics and their aggregation over a run.
+"""Per-request perf figures and their aggregation over a level, driven by the perf metric
+declarations (lmgauge.perf.builtin_metrics and every plugin's: ``register_perf_metrics``).
 
-Definitions (all from ``time.perf_counter()`` stamps taken as bytes arrive):
-
-- TTFT: first chunk carrying content or reasoning text − send time. TTFC (time to first
-  content): first chunk of visible content − send time (differs from TTFT for reasoning models).
-- Latency: end of stream − send time. Queue delay: send time − scheduled time.
-- ITL: gaps between successive content chunks; a chunk carrying k tokens contributes k gaps of
-  (gap / k), so ITL is per token. TPOT: (latency − TTFT) / (output tokens − 1).
+- :func:`request_row`: a finished :class:`lmgauge.types.PerfRecord` → a
+  :class:`lmgauge.runfolder.RequestRow` (the perf.sqlite row): its fixed fields, then the
+  value of every per-request metric, in declaration order (a metric may read the values
+  computed before it).
+- :func:`aggregate`: a level's rows → a :class:`lmgauge.runfolder.PerfLevel`: a
+  :class:`~lmgauge.runfolder.Distribution` of every per-request metric (over the successful
+  requests, or all of them for ``over = "all"``), then every level metric (rates over the
+  level's wall time: first scheduled request to last response end), counts and failures.
 - Tokens per chunk: the server's usage total spread over chunks by the tokenizer's count of
   each chunk's text (1 per chunk when usage equals the number of chunks).
-- Throughputs divide by the run's wall time (first scheduled request to last response end).
-- Goodput: requests per second that succeeded and met every ``--slo``.
-- Prefix-cache hit rate of a request: the server's ``cached_tokens`` / its prompt tokens
-  (requests whose server reports cached tokens only).
-- Multi-turn: the same figures per turn index (``turns``), and per session (``sessions``):
-  session latency (first turn sent → last turn ended, think time included), turns completed.
-- Over time (trace replay, ramps): per-second buckets of the level of requests scheduled
-  (offered rate), sent (achieved rate) and finished, with their TTFT and latency.
-- Endpoints without text output (embeddings, rerank, score): no TTFT/ITL/TPOT; latency, req/s,
-  input tokens/s and inputs/s (texts embedded, documents scored), the vector lengths returned.
-- Images (vision-language requests): images per request and their widths and heights.
+- Multi-turn: the same aggregate per turn index (``turns``) and per session (``sessions``).
+- Over time (trace replay, ramps): per-second buckets of offered, achieved and finished
+  requests with their TTFT and latency (``timeline``).
+- Failures are counted by the group the backend named (``PerfRecord.failure_group``, typed
+  kind in ``failure_kind``), with the first full error text of each group as its example.
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from ..interfaces import PerfMetric
+from ..runfolder import Distribution, PerfLevel, RequestRow
 from ..types import PerfRecord
 
-PERCENTILES = (10, 25, 50, 66, 75, 80, 90, 95, 98, 99)
 SLO_KEYS = {"ttft": "ttft_s", "tpot": "tpot_s", "itl": "itl_s", "latency": "latency_s", "e2el": "latency_s",
             "ttfc": "ttfc_s"}
 
 
-def stats(values: Sequence[float]) -> dict[str, float | None]:
-    """mean, std, min, max and percentiles 10…99 (linear interpolation, like numpy)."""
-    vals = sorted(v for v in values if v is not None and not math.isnan(v))
-    n = len(vals)
-    out: dict[str, float | None] = {"count": n}
-    if n == 0:
-        out.update({"mean": None, "std": None, "min": None, "max": None})
-        out.update({f"p{p}": None for p in PERCENTILES})
-        return out
-    mean = sum(vals) / n
-    out["mean"] = mean
-    out["std"] = math.sqrt(sum((v - mean) ** 2 for v in vals) / n)
-    out["min"], out["max"] = vals[0], vals[-1]
-    for p in PERCENTILES:
-        rank = p / 100 * (n - 1)
-        lo = int(math.floor(rank))
-        hi = min(lo + 1, n - 1)
-        out[f"p{p}"] = vals[lo] + (vals[hi] - vals[lo]) * (rank - lo)
-    return out
+def stats(values: Iterable[float | None]) -> dict[str, float | None]:
+    """count, mean, std, min, max and percentiles 10…99 (linear interpolation, like numpy)."""
+    return Distribution.of(values).to_dict()
 
 
 def chunk_tokens(rec: PerfRecord, count: Callable[[str], int] | None) -> list[int]:
@@ -78,65 +59,58 @@ def chunk_tokens(rec: PerfRecord, count: Callable[[str], int] | None) -> list[in
     return [base + (1 if i < extra else 0) for i in range(c)]
 
 
-def request_metrics(rec: PerfRecord, count: Callable[[str], int] | None = None) -> dict[str, Any]:
-    m: dict[str, Any] = {"success": rec.success, "error": rec.error,
-                         "queue_delay_s": max(0.0, rec.sent - rec.scheduled) if rec.scheduled else 0.0,
-                         "latency_s": rec.end - rec.sent if rec.end else None,
-                         "ttft_s": rec.first_token - rec.sent if rec.first_token is not None else None,
-                         "ttfc_s": rec.first_content - rec.sent if rec.first_content is not None else None,
-                         "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
-                         "usage_source": rec.usage_source, "itl_s": [], "tpot_s": None,
-                         "cached_tokens": rec.cached_tokens, "session": rec.session, "turn": rec.turn,
-                         "inputs": rec.inputs, "embedding_dim": rec.embedding_dim, "images": rec.images}
-    if not rec.success:
-        return m
-    toks = chunk_tokens(rec, count)
-    itl = []
-    for i in range(1, len(rec.chunk_times)):
-        gap = rec.chunk_times[i] - rec.chunk_times[i - 1]
-        k = toks[i] if i < len(toks) else 1
-        if k <= 0:
-            continue
-        itl.extend([gap / k] * k)
-    m["itl_s"] = itl
-    out = rec.completion_tokens or 0
-    # one chunk carrying everything (--no-stream, or a server that does not stream) says
-    # nothing about the pace of generation: no TPOT then
-    if out > 1 and m["ttft_s"] is not None and len(rec.chunk_times) > 1:
-        m["tpot_s"] = (m["latency_s"] - m["ttft_s"]) / (out - 1)
-    return m
+def _legacy_group(err: str | None) -> str:
+    """The group of a failure from a backend that names none (a third-party backend written
+    before ``PerfRecord.fail``): its text up to the first colon."""
+    return (err or "unknown").partition(":")[0].strip()[:80] or "unknown"
 
 
-def failure_reason(err: str | None) -> str:
-    """The group a failure is counted under: ``HTTP 500``, ``connection error
-    (ServerDisconnectedError)``, ``read timeout``, ``truncated stream``, ``no [DONE]``, ``error event: ...``."""
-    err = err or "unknown"
-    kind, _, detail = err.partition(":")
-    detail = detail.strip()
-    if kind.startswith("HTTP"):
-        return kind.strip()
-    if kind == "connection error":
-        first = detail.split(" ", 1)[0]
-        if first and first[0].isupper() and first.isidentifier():
-            return f"{kind} ({first})"
-        if detail.startswith("response cut off"):
-            return f"{kind} (response cut off)"
-        return kind
-    if kind in ("error event", "client error", "bad request"):
-        return err[:80]
-    return kind[:80]
-
-
-def failure_examples(metrics: list[dict[str, Any]]) -> dict[str, str]:
-    """The first full error text of each failure group, when it says more than the group's
-    name: backends put their advice there (e.g. the flag that accepts a server's habit)."""
-    out: dict[str, str] = {}
+def request_row(rec: PerfRecord, metrics: Sequence[PerfMetric], count: Callable[[str], int] | None = None,
+                origin: float = 0.0, run_id: int = 0) -> RequestRow:
+    """The row of one finished request: fixed fields, then each per-request metric's value."""
+    group = rec.failure_group or rec.failure_kind or (None if rec.success else _legacy_group(rec.error))
+    row = RequestRow(
+        run_id=run_id, idx=rec.index, scheduled_s=rec.scheduled - origin if rec.scheduled else None,
+        sent_s=rec.sent - origin if rec.sent else None, prompt_tokens=rec.prompt_tokens,
+        completion_tokens=rec.completion_tokens, usage_source=rec.usage_source, success=rec.success, error=rec.error,
+        chunks=len(rec.chunk_times), session=rec.session, turn=rec.turn, cached_tokens=rec.cached_tokens,
+        inputs=rec.inputs, embedding_dim=rec.embedding_dim, images=len(rec.images) if rec.images else None,
+        image_sizes=" ".join(f"{w}x{h}" for w, h in rec.images) if rec.images else None, endpoint=rec.endpoint,
+        failure_kind=None if rec.success else (rec.failure_kind or "unknown"), failure_group=group)
+    if rec.success:
+        row.chunk_tokens = chunk_tokens(rec, count)
     for m in metrics:
-        if not m["success"]:
-            reason = failure_reason(m["error"])
-            if reason not in out and (m["error"] or "") != reason:
-                out[reason] = (m["error"] or "")[:300]
-    return out
+        if m.kind == "request":
+            row.values[m.summary_key] = m.per_request(rec, row)
+    return row
+
+
+def failure_group(row: RequestRow) -> str:
+    return row.failure_group or row.failure_kind or _legacy_group(row.error)
+
+
+@dataclass
+class LevelInput:
+    """What a level metric's ``level()`` reads: the level's rows (``rows``, ``ok``: the
+    successful ones), counts, token totals, the wall time, the ``--slo`` and the requests that
+    met it (``good``), and the figures computed so far (``figures``)."""
+
+    rows: list[RequestRow]
+    ok: list[RequestRow]
+    wall: float
+    slo: dict[str, float]
+    good: int
+    input_tokens: int
+    output_tokens: int
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return len(self.rows)
+
+    @property
+    def succeeded(self) -> int:
+        return len(self.ok)
 
 
 def parse_slo(text: str | None) -> dict[str, float]:
@@ -168,97 +142,100 @@ def parse_slo(text: str | None) -> dict[str, float]:
     return out
 
 
-def meets_slo(m: dict[str, Any], slo: dict[str, float]) -> bool:
-    if not m["success"]:
+def meets_slo(row: RequestRow, slo: dict[str, float]) -> bool:
+    if not row.success:
         return False
     for key, limit in slo.items():
+        v = row.value(key)
         if key == "itl_s":
-            vals = m["itl_s"]
-            if vals and max(vals) > limit:
+            if v and max(v) > limit:
                 return False
             continue
-        v = m.get(key)
         if v is None or v > limit:
             return False
     return True
 
 
-def aggregate(records: Iterable[PerfRecord], metrics: list[dict[str, Any]], *, wall_s: float,
-              concurrency: int | None, rate: float | None, slo: dict[str, float],
-              cpu_s: float | None = None) -> dict[str, Any]:
-    records = list(records)
-    ok = [m for m in metrics if m["success"]]
-    n, n_ok = len(metrics), len(ok)
-    out_tokens = sum(m["completion_tokens"] or 0 for m in ok)
-    in_tokens = sum(m["prompt_tokens"] or 0 for m in ok)
+def aggregate(records: Sequence[PerfRecord], rows: Sequence[RequestRow], metrics: Sequence[PerfMetric], *,
+              wall_s: float, concurrency: int | None, rate: float | None, slo: dict[str, float],
+              cpu_s: float | None = None) -> PerfLevel:
+    """One level's figures (see the module doc)."""
+    rows = list(rows)
+    ok = [r for r in rows if r.success]
+    n, n_ok = len(rows), len(ok)
+    out_tokens = sum(r.completion_tokens or 0 for r in ok)
+    in_tokens = sum(r.prompt_tokens or 0 for r in ok)
     wall = wall_s if wall_s > 0 else float("nan")
     sends = sorted(r.sent for r in records if r.sent)
     achieved = (len(sends) - 1) / (sends[-1] - sends[0]) if len(sends) > 1 and sends[-1] > sends[0] else None
     sched = sorted(r.scheduled for r in records if r.scheduled)
     scheduled_rate = ((len(sched) - 1) / (sched[-1] - sched[0]) if rate is not None and len(sched) > 1
                       and sched[-1] > sched[0] else None)
-    sources = Counter(m["usage_source"] for m in ok)
-    run = {
-        "concurrency": concurrency, "rate": rate, "requests": n, "succeeded": n_ok, "failed": n - n_ok,
-        "success_rate": n_ok / n if n else 0.0, "duration_s": wall_s,
-        "request_throughput": n_ok / wall, "output_token_throughput": out_tokens / wall,
-        "total_token_throughput": (in_tokens + out_tokens) / wall,
-        "input_tokens_total": in_tokens, "output_tokens_total": out_tokens,
-        "avg_input_tokens": in_tokens / n_ok if n_ok else None,
-        "avg_output_tokens": out_tokens / n_ok if n_ok else None,
-        "target_rate": rate, "scheduled_rate": scheduled_rate, "achieved_rate": achieved,
-        "ttft_s": stats([m["ttft_s"] for m in ok]), "ttfc_s": stats([m["ttfc_s"] for m in ok]),
-        "itl_s": stats([x for m in ok for x in m["itl_s"]]), "tpot_s": stats([m["tpot_s"] for m in ok]),
-        "latency_s": stats([m["latency_s"] for m in ok]),
-        "queue_delay_s": stats([m["queue_delay_s"] for m in metrics]),
-        "input_tokens": stats([m["prompt_tokens"] for m in ok if m["prompt_tokens"] is not None]),
-        "output_tokens": stats([m["completion_tokens"] for m in ok]),
-        "output_token_rate_per_request": stats([(m["completion_tokens"] or 0) / m["latency_s"] for m in ok if m["latency_s"]]),
-        "total_token_rate_per_request": stats([((m["prompt_tokens"] or 0) + (m["completion_tokens"] or 0)) / m["latency_s"]
-                                               for m in ok if m["latency_s"]]),
-        "cached_tokens": stats([m["cached_tokens"] for m in ok if m["cached_tokens"] is not None]),
-        "prefix_cache_hit_rate": stats(hit_rates(ok)),
-        "failures": dict(Counter(failure_reason(m["error"]) for m in metrics if not m["success"])),
-        "failure_examples": failure_examples(metrics),
-        "usage_source": dict(sources),
-        "client_cpu_s": cpu_s, "client_cpu_share": (cpu_s / wall_s) if cpu_s is not None and wall_s > 0 else None,
-    }
-    run["input_token_throughput"] = in_tokens / wall
-    run.update(input_figures(ok, wall))
-    if slo:
-        good = sum(1 for m in metrics if meets_slo(m, slo))
-        run["slo"] = {k: v for k, v in slo.items()}
-        run["goodput"] = good / wall
-        run["slo_attainment"] = good / n if n else 0.0
-    return run
-
-
-def input_figures(ok: list[dict[str, Any]], wall: float) -> dict[str, Any]:
-    """Figures of the successful requests that sent several inputs (embeddings: texts;
-    rerank/score: documents) or images; empty for plain text requests."""
-    out: dict[str, Any] = {}
-    inputs = [m["inputs"] for m in ok if m.get("inputs") is not None]
+    groups = Counter(failure_group(r) for r in rows if not r.success)
+    examples: dict[str, str] = {}
+    for r in rows:
+        if not r.success:
+            g = failure_group(r)
+            if g not in examples and (r.error or "") != g:
+                examples[g] = (r.error or "")[:300]
+    level = PerfLevel(
+        concurrency=concurrency, rate=rate, requests=n, succeeded=n_ok, failed=n - n_ok, duration_s=wall_s,
+        input_tokens_total=in_tokens, output_tokens_total=out_tokens,
+        avg_input_tokens=in_tokens / n_ok if n_ok else None, avg_output_tokens=out_tokens / n_ok if n_ok else None,
+        target_rate=rate, scheduled_rate=scheduled_rate, achieved_rate=achieved, failures=dict(groups),
+        failure_examples=examples, usage_source=dict(Counter(r.usage_source for r in ok)),
+        client_cpu_s=cpu_s, client_cpu_share=(cpu_s / wall_s) if cpu_s is not None and wall_s > 0 else None)
+    for m in metrics:
+        if m.kind != "request":
+            continue
+        pool = rows if m.over == "all" else ok
+        values: list[Any] = []
+        for r in pool:
+            v = r.values.get(m.summary_key)
+            if isinstance(v, list):
+                values.extend(v)
+            elif v is not None:
+                values.append(v)
+        if m.omit_empty and not values:
+            continue
+        level.figures[m.summary_key] = Distribution.of(values)
+    inputs = [r.inputs for r in ok if r.inputs is not None]
     if inputs:
-        out.update(inputs_total=sum(inputs), input_throughput=sum(inputs) / wall, inputs=stats(inputs))
-    dims = sorted({m["embedding_dim"] for m in ok if m.get("embedding_dim") is not None})
+        level.inputs_total = sum(inputs)
+    dims = sorted({r.embedding_dim for r in ok if r.embedding_dim is not None})
     if dims:
-        out["embedding_dims"] = dims
-    sizes = [m["images"] for m in ok if m.get("images")]
-    if sizes:
-        out["images"] = {"requests": len(sizes), "per_request": stats([len(s) for s in sizes]),
-                         "width": stats([w for s in sizes for w, _ in s]),
-                         "height": stats([h for s in sizes for _, h in s])}
-    return out
+        level.embedding_dims = dims
+    level.images = _image_figures(records)
+    good = sum(1 for r in rows if meets_slo(r, slo)) if slo else 0
+    if slo:
+        level.slo = dict(slo)
+        level.slo_attainment = good / n if n else 0.0
+    ctx = LevelInput(rows, ok, wall, slo, good, in_tokens, out_tokens, level.figures)
+    for m in metrics:
+        if m.kind == "level":
+            value = m.level(ctx)
+            if value is not None:
+                level.figures[m.summary_key] = value
+    return level
 
 
-def hit_rates(metrics: Iterable[dict[str, Any]]) -> list[float]:
+def _image_figures(records: Sequence[PerfRecord]) -> dict[str, Any] | None:
+    """Images per request and their widths and heights (vision-language requests)."""
+    sizes = [r.images for r in records if r.success and r.images]
+    if not sizes:
+        return None
+    return {"requests": len(sizes), "per_request": stats([len(s) for s in sizes]),
+            "width": stats([w for s in sizes for w, _ in s]), "height": stats([h for s in sizes for _, h in s])}
+
+
+def hit_rates(rows: Iterable[RequestRow]) -> list[float]:
     """Prefix-cache hit rate (cached / prompt tokens) of every request the server reported
     cached tokens for."""
-    return [m["cached_tokens"] / m["prompt_tokens"] for m in metrics
-            if m["cached_tokens"] is not None and m["prompt_tokens"]]
+    return [r.cached_tokens / r.prompt_tokens for r in rows if r.cached_tokens is not None and r.prompt_tokens]
 
 
-def per_turn(records: list[PerfRecord], metrics: list[dict[str, Any]], *, slo: dict[str, float]) -> list[dict[str, Any]]:
+def per_turn(records: list[PerfRecord], rows: list[RequestRow], metrics: Sequence[PerfMetric], *,
+             slo: dict[str, float]) -> list[PerfLevel]:
     """One aggregate per turn (``turn`` = 1, 2, ...) of a multi-turn level, with the same
     fields as a level; throughputs divide by the span of that turn's requests (first sent →
     last ended)."""
@@ -269,26 +246,31 @@ def per_turn(records: list[PerfRecord], metrics: list[dict[str, Any]], *, slo: d
     out = []
     for turn in sorted(by_turn):
         recs = [records[j] for j in by_turn[turn]]
-        ms = [metrics[j] for j in by_turn[turn]]
+        rs = [rows[j] for j in by_turn[turn]]
         sent = [r.sent for r in recs if r.sent]
         ends = [r.end for r in recs if r.end]
         span = max(ends) - min(sent) if sent and ends else 0.0
-        agg = aggregate(recs, ms, wall_s=span, concurrency=None, rate=None, slo=slo)
-        out.append({"turn": turn, **agg})
+        agg = aggregate(recs, rs, metrics, wall_s=span, concurrency=None, rate=None, slo=slo)
+        agg.turn = turn
+        out.append(agg)
     return out
 
 
-def per_endpoint(records: list[PerfRecord], metrics: list[dict[str, Any]], *, wall_s: float,
-                 slo: dict[str, float]) -> list[dict[str, Any]]:
+def per_endpoint(records: list[PerfRecord], rows: list[RequestRow], metrics: Sequence[PerfMetric], *, wall_s: float,
+                 slo: dict[str, float]) -> list[PerfLevel]:
     """One aggregate per server of a level spread over several ``--url`` (``endpoint``: the
     URL), with the same fields as a level; throughputs divide by the level's wall time (every
     endpoint was loaded all along)."""
     by_endpoint: dict[str, list[int]] = {}
     for j, rec in enumerate(records):
         by_endpoint.setdefault(rec.endpoint or "?", []).append(j)
-    return [{"endpoint": url, **aggregate([records[j] for j in idx], [metrics[j] for j in idx], wall_s=wall_s,
-                                          concurrency=None, rate=None, slo=slo)}
-            for url, idx in by_endpoint.items()]
+    out = []
+    for url, idx in by_endpoint.items():
+        agg = aggregate([records[j] for j in idx], [rows[j] for j in idx], metrics, wall_s=wall_s,
+                        concurrency=None, rate=None, slo=slo)
+        agg.endpoint = url
+        out.append(agg)
+    return out
 
 
 def per_session(records: list[PerfRecord]) -> dict[str, Any] | None:
@@ -314,7 +296,7 @@ def per_session(records: list[PerfRecord]) -> dict[str, Any] | None:
             "turns_completed": stats([float(x) for x in done_turns]), "session_latency_s": stats(latency)}
 
 
-def timeline(records: list[PerfRecord], metrics: list[dict[str, Any]], origin: float,
+def timeline(records: list[PerfRecord], rows: list[RequestRow], origin: float,
              bucket_s: float = 1.0) -> list[dict[str, Any]]:
     """Per-``bucket_s`` buckets from the level's start (``origin``, a perf_counter value):
     ``t`` (bucket start, s), ``offered`` and ``achieved`` (requests scheduled and sent in the
@@ -322,26 +304,28 @@ def timeline(records: list[PerfRecord], metrics: list[dict[str, Any]], origin: f
     latency of the requests sent in the bucket."""
     if not records:
         return []
+
     def slot(t: float) -> int:
         return max(0, int((t - origin) // bucket_s))
     last = max(slot(max(r.scheduled, r.sent, r.end)) for r in records)
-    rows = [{"t": k * bucket_s, "offered": 0.0, "achieved": 0.0, "finished": 0.0, "failed": 0,
-             "_ttft": [], "_lat": []} for k in range(last + 1)]
-    for rec, m in zip(records, metrics):
+    buckets = [{"t": k * bucket_s, "offered": 0.0, "achieved": 0.0, "finished": 0.0, "failed": 0,
+                "_ttft": [], "_lat": []} for k in range(last + 1)]
+    for rec, row in zip(records, rows):
         if rec.scheduled:
-            rows[slot(rec.scheduled)]["offered"] += 1 / bucket_s
+            buckets[slot(rec.scheduled)]["offered"] += 1 / bucket_s
         if rec.sent:
-            row = rows[slot(rec.sent)]
-            row["achieved"] += 1 / bucket_s
-            if m["success"]:
-                row["_ttft"].append(m["ttft_s"])
-                row["_lat"].append(m["latency_s"])
+            b = buckets[slot(rec.sent)]
+            b["achieved"] += 1 / bucket_s
+            if row.success:
+                b["_ttft"].append(row.value("ttft_s"))
+                b["_lat"].append(row.value("latency_s"))
         if rec.end:
-            rows[slot(rec.end)]["finished"] += 1 / bucket_s
-            rows[slot(rec.end)]["failed"] += 0 if m["success"] else 1
-    for row in rows:
-        ttft, lat = row.pop("_ttft"), row.pop("_lat")
+            buckets[slot(rec.end)]["finished"] += 1 / bucket_s
+            buckets[slot(rec.end)]["failed"] += 0 if row.success else 1
+    for b in buckets:
+        ttft, lat = b.pop("_ttft"), b.pop("_lat")
         ttft = [x for x in ttft if x is not None]
-        row["ttft_mean_s"] = sum(ttft) / len(ttft) if ttft else None
-        row["latency_mean_s"] = sum(lat) / len(lat) if lat else None
-    return rows
+        lat = [x for x in lat if x is not None]
+        b["ttft_mean_s"] = sum(ttft) / len(ttft) if ttft else None
+        b["latency_mean_s"] = sum(lat) / len(lat) if lat else None
+    return buckets

@@ -509,3 +509,13 @@ def summary(result: ScrapeResult) -> dict[str, Any]:
     return {"url": redact_text(result.url), "family": result.family or "unknown", "interval_s": result.interval,
             "scrapes": result.attempts, "read": len(result.times), "failed": result.failures,
             "raw_series": len(result.raw), "series": series, "warning": result.warning()}
+
+
+def server_metrics_target(c: Any, bconf: Any) -> tuple[str, dict[str, str]]:
+    """(the /metrics URL, the headers it may get) of ``--server-metrics [URL]``: the run's
+    Authorization and extra headers go only to the endpoint's own host and port."""
+    url = metrics_url(c.url, c.server_metrics or None)
+    headers = {k.strip(): v.strip() for k, _, v in (str(h).partition("=") for h in bconf.options.get("headers") or ())}
+    if bconf.api_key:
+        headers["Authorization"] = f"Bearer {bconf.api_key}"
+    return url, scrape_headers(url, c.url, headers)

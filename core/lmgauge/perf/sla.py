@@ -3,9 +3,11 @@ objective, found by bracketing and bisection instead of a fixed sweep.
 
 ``--sla "ttft_p99<=500ms,tpot_p90<=50ms" --sla-search concurrency|rate [--sla-range LOW:HIGH]``
 
-- Objectives are ``METRIC_STAT OP VALUE``: METRIC one of ttft, ttfc, tpot, itl, latency (e2el),
-  queue_delay (durations: ``500ms``, ``0.5s``, a bare number is milliseconds), or
-  success_rate, rps, output_tps (plain numbers, ``>=``); STAT mean, p50 … p99, max.
+- Objectives are ``METRIC_STAT OP VALUE`` for a per-request perf metric (ttft, ttfc, tpot, itl,
+  latency (e2el), queue_delay, output_tps_request, … and any plugin's: lmgauge.perf.registry)
+  with STAT mean, p50 … p99, max, and ``METRIC OP VALUE`` for a level metric (rps,
+  output_tps, total_tps, goodput, success_rate, …). Durations (unit ``s``) take ``500ms``,
+  ``0.5s``; a bare number is milliseconds.
   EvalScope's ``--sla-params '[{"p99_ttft": "<=500ms"}]'`` (groups of one or more
   criteria, met when every criterion of every group is) is read too.
 - The search probes LOW first (if LOW misses, there is no frontier in range), then doubles the
@@ -26,11 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import ConfigError
+from ..runfolder import PerfLevel
 
-METRICS = {"ttft": "ttft_s", "ttfc": "ttfc_s", "tpot": "tpot_s", "itl": "itl_s", "latency": "latency_s",
-           "e2el": "latency_s", "queue_delay": "queue_delay_s"}
-SCALARS = {"success_rate": "success_rate", "rps": "request_throughput", "output_tps": "output_token_throughput",
-           "goodput": "goodput"}
 STATS = {"mean", "max", "min", "p10", "p25", "p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "avg"}
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 _OBJ = re.compile(r"^\s*([a-z_0-9]+?)(?:_(mean|max|min|avg|p\d{2}))?\s*(<=|>=|<|>|≤|≥)\s*([0-9.eE+-]+)\s*(ms|s)?\s*$")
@@ -40,18 +39,15 @@ _EVALSCOPE_KEY = re.compile(r"^(avg|p\d{2})_([a-z_]+)$")
 @dataclass
 class Objective:
     text: str
-    metric: str            # run key: ttft_s, request_throughput, ...
-    stat: str | None       # mean, p99 ... for distributions; None for scalars
+    metric: str            # the metric's summary key: ttft_s, request_throughput, ...
+    stat: str | None       # mean, p99 ... for per-request metrics; None for level metrics
     op: str
     value: float           # seconds for durations
 
-    def actual(self, run: dict[str, Any]) -> float | None:
-        v = run.get(self.metric)
-        if self.stat is not None:
-            v = v.get(self.stat) if isinstance(v, dict) else None
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+    def actual(self, run: PerfLevel) -> float | None:
+        return run.stat(self.metric, self.stat)
 
-    def met(self, run: dict[str, Any]) -> bool:
+    def met(self, run: PerfLevel) -> bool:
         v = self.actual(run)
         return v is not None and OPS[self.op](v, self.value)
 
@@ -60,23 +56,34 @@ class Objective:
 
 
 def _objective(name: str, stat: str | None, op: str, number: str, unit: str | None, text: str) -> Objective:
+    """One objective on a declared perf metric (its ``--sla`` name, lmgauge.perf.registry)."""
+    from .registry import sla_names
+
     op = {"≤": "<=", "≥": ">="}.get(op, op)
     stat = "mean" if stat == "avg" else stat
     try:
         value = float(number)
     except ValueError:
         raise ConfigError(f"--sla: {number!r} in {text!r} is not a number") from None
-    if name in METRICS:
+    names = sla_names()
+    metric = names.get(name)
+    if metric is None and stat is not None and f"{name}_{stat}" in names:  # a level metric named like x_p50
+        metric, stat = names[f"{name}_{stat}"], None
+    if metric is None:
+        per_request = sorted(n for n, m in names.items() if m.kind == "request")
+        level = sorted(n for n, m in names.items() if m.kind == "level")
+        raise ConfigError(f"--sla: unknown metric {name!r} in {text!r}",
+                          f"use {', '.join(per_request)} with a statistic (_p99, _mean, ...), or {', '.join(level)}")
+    if metric.kind == "request":
         if stat is None:
             raise ConfigError(f"--sla: {text!r} needs a statistic", f"e.g. {name}_p99<=500ms or {name}_mean<=200ms")
-        seconds = value / 1000 if unit in (None, "ms") else value
-        return Objective(text, METRICS[name], stat, op, seconds)
-    if name in SCALARS:
-        if unit:
-            raise ConfigError(f"--sla: {name} is not a duration: drop {unit!r} in {text!r}")
-        return Objective(text, SCALARS[name], None, op, value)
-    raise ConfigError(f"--sla: unknown metric {name!r} in {text!r}",
-                      f"use {', '.join(sorted(METRICS))} with a statistic (_p99, _mean, ...), or {', '.join(sorted(SCALARS))}")
+    elif stat is not None:
+        raise ConfigError(f"--sla: {name} is one number per level: drop _{stat} in {text!r}")
+    if metric.unit == "s":
+        value = value / 1000 if unit in (None, "ms") else value
+    elif unit:
+        raise ConfigError(f"--sla: {name} is not a duration: drop {unit!r} in {text!r}")
+    return Objective(text, metric.summary_key, stat, op, value)
 
 
 def parse_objectives(text: str | None, params: Any = None) -> list[Objective]:
@@ -139,13 +146,12 @@ class Probe:
     met: bool
     failed: list[str]              # the objectives it missed
     values: dict[str, float | None]  # each objective's measured value
-    run: dict[str, Any]
+    run: PerfLevel
 
     def as_dict(self, dimension: str) -> dict[str, Any]:
-        r = self.run
         return {dimension: int(self.load) if dimension == "concurrency" else self.load, "met": self.met,
-                "failed": self.failed, "values": self.values, "request_throughput": r.get("request_throughput"),
-                "success_rate": r.get("success_rate")}
+                "failed": self.failed, "values": self.values,
+                "request_throughput": self.run.stat("request_throughput"), "success_rate": self.run.success_rate}
 
 
 @dataclass
@@ -165,7 +171,7 @@ class SLASearch:
             return float(max(1, round(x)))
         return float(f"{x:.4g}")
 
-    def record(self, load: float, run: dict[str, Any]) -> Probe:
+    def record(self, load: float, run: PerfLevel) -> Probe:
         failed = [o.text for o in self.objectives if not o.met(run)]
         probe = Probe(load, not failed, failed, {o.text: o.actual(run) for o in self.objectives}, run)
         self.probes.append(probe)
@@ -186,8 +192,8 @@ class SLASearch:
         while True:
             yield load
             p = self.probes[-1]
-            if p.run.get("requests") and p.run.get("success_rate", 1.0) < 0.5:
-                self.stopped = f"the server failed at {self.label(load)} ({1 - p.run['success_rate']:.0%} of requests failed)"
+            if p.run.requests and p.run.success_rate < 0.5:
+                self.stopped = f"the server failed at {self.label(load)} ({1 - p.run.success_rate:.0%} of requests failed)"
                 hi_missed = load
                 break
             if not p.met:
@@ -195,8 +201,8 @@ class SLASearch:
                 break
             if lo_met is not None:
                 prev = next(q for q in reversed(self.probes[:-1]) if q.load == lo_met)
-                base = prev.run.get("request_throughput") or 0.0
-                gains.append((p.run.get("request_throughput") or 0.0) / base if base else float("inf"))
+                base = prev.run.stat("request_throughput") or 0.0
+                gains.append((p.run.stat("request_throughput") or 0.0) / base if base else float("inf"))
             lo_met = load
             if len(gains) >= 2 and gains[-1] < 1.05 and gains[-2] < 1.05:
                 self.stopped = (f"the server saturated: throughput grew less than 5% from {self.label(lo_met / 4)} "

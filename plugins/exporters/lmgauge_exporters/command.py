@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.options import PluginCommand, pop_plugin_values
+from lmgauge.plugin import PluginCommand, hookimpl, pop_plugin_values
 
 
 @click.command("export", cls=PluginCommand, plugin_families=("exporters",))
@@ -27,8 +26,7 @@ def export(run_dirs: tuple[str, ...], to: str, **values: Any) -> None:
 
     Exit code 1 when any export failed (the run folders are never changed).
     """
-    from lmgauge.export import export_settings, run_exporters
-    from lmgauge.htmlreport.rundata import saved_settings
+    from lmgauge.plugin import export_settings, run_exporters, saved_settings
 
     given = pop_plugin_values(click.get_current_context(), values)
     failed = False

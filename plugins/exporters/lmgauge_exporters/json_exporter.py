@@ -7,11 +7,7 @@ from typing import Any
 
 import orjson
 
-from lmgauge import __version__, hookimpl
-from lmgauge.export import export_target, read_run
-from lmgauge.interfaces import Exporter
-
-from lmgauge.files import atomic_write
+from lmgauge.plugin import Exporter, atomic_write, export_target, hookimpl, lmgauge_version, load_run
 
 from . import now_iso
 
@@ -21,18 +17,19 @@ SCHEMA_VERSION = 1
 
 def build_document(run_dir: str) -> dict[str, Any]:
     """The export document of one run folder (what the file holds)."""
-    run = read_run(run_dir)
+    run = load_run(run_dir)
+    report = run.report if run.report is not None else run.summary
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "exported_at": now_iso(),
-        "lmgauge_version": __version__,
+        "lmgauge_version": lmgauge_version,
         "run": {"kind": run.kind, "name": run.name, "dir": str(Path(run_dir).resolve()), "model": run.model,
                 "backend": run.backend, "url": run.url, "created": run.created},
         "config": run.config,
-        "report": run.report,
-        "samples": run.samples() if run.kind == "eval" else [],
-        "requests": run.requests() if run.kind == "perf" else [],
+        "report": report.to_dict() if report is not None else {},
+        "samples": [s.to_dict() for s in run.samples()],
+        "requests": [r.to_dict() for r in run.requests()],
     }
 
 

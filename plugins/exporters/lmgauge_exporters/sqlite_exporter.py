@@ -15,25 +15,23 @@ from typing import Any
 
 import orjson
 
-from lmgauge import __version__, hookimpl
-from lmgauge.errors import LmgaugeError
-from lmgauge.eval.journal import JOURNAL_FIELDS
-from lmgauge.export import export_target, read_run
-from lmgauge.interfaces import Exporter
+from lmgauge.plugin import (JOURNAL_FIELDS, Exporter, LmgaugeError, export_target, hookimpl, lmgauge_version, load_run,
+                            perf_metrics)
 
 from . import now_iso
 
 SCHEMA_VERSION = 1
+#: statistics of every per-request perf metric in perf_levels (columns NAME_STAT)
 PCTS = ("mean", "p50", "p90", "p95", "p99")
-PERF_METRICS = ("ttft", "tpot", "itl", "latency")
 
 #: eval_samples columns: one per journal field (JSON text for lists/objects), then extra_json for
 #: anything a newer lmgauge or a plugin added to a journal line
-JSON_FIELDS = {"subsets": "subsets_json", "prompt": "prompt_json"}
-BOOL_FIELDS = ("truncated", "correct")
+JSON_FIELDS = {"subsets": "subsets_json", "prompt": "prompt_json", "grade_info": "grade_info_json"}
+BOOL_FIELDS = ("truncated", "correct", "rule_correct")
 SAMPLE_COLS = tuple(JSON_FIELDS.get(f, f) for f in JOURNAL_FIELDS) + ("extra_json",)
 SQL_TYPES = {"repeat": "INTEGER", "truncated": "INTEGER", "score": "REAL", "correct": "INTEGER",
-             "prompt_tokens": "INTEGER", "completion_tokens": "INTEGER", "latency_s": "REAL", "attempts": "INTEGER"}
+             "prompt_tokens": "INTEGER", "completion_tokens": "INTEGER", "latency_s": "REAL", "attempts": "INTEGER",
+             "reasoning_tokens": "INTEGER", "answer_tokens": "INTEGER", "rule_score": "REAL", "rule_correct": "INTEGER"}
 SAMPLE_DDL = ", ".join(f"{c} {SQL_TYPES.get(c, 'TEXT')}" for c in SAMPLE_COLS)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -53,27 +51,37 @@ CREATE TABLE IF NOT EXISTS eval_benchmarks(
     truncated_rate REAL, warnings_json TEXT);
 CREATE TABLE IF NOT EXISTS eval_samples(
     run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, {SAMPLE_DDL});
-CREATE TABLE IF NOT EXISTS perf_levels(
-    run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    level INTEGER, concurrency INTEGER, rate REAL, requests INTEGER, succeeded INTEGER, failed INTEGER,
-    duration_s REAL, request_throughput REAL, output_token_throughput REAL, total_token_throughput REAL,
-    {", ".join(f"{m}_{p} REAL" for m in PERF_METRICS for p in PCTS)},
-    failures_json TEXT, level_json TEXT);
-CREATE TABLE IF NOT EXISTS perf_requests(
-    run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    level INTEGER, idx INTEGER, scheduled_s REAL, sent_s REAL, ttft_s REAL, ttfc_s REAL, latency_s REAL,
-    prompt_tokens INTEGER, completion_tokens INTEGER, usage_source TEXT, itl_json TEXT, success INTEGER,
-    error TEXT, extra_json TEXT);
 CREATE INDEX IF NOT EXISTS scores_run ON scores(run_id);
 CREATE INDEX IF NOT EXISTS eval_benchmarks_run ON eval_benchmarks(run_id);
-CREATE INDEX IF NOT EXISTS eval_samples_run ON eval_samples(run_id, benchmark, sample_id);
-CREATE INDEX IF NOT EXISTS perf_levels_run ON perf_levels(run_id);
-CREATE INDEX IF NOT EXISTS perf_requests_run ON perf_requests(run_id, level);
+CREATE INDEX IF NOT EXISTS eval_samples_run ON eval_samples(run_id, benchmark, sample_id)
 """
 TABLES = ("scores", "eval_benchmarks", "eval_samples", "perf_levels", "perf_requests")
 
-REQUEST_COLS = ("level", "idx", "scheduled_s", "sent_s", "ttft_s", "ttfc_s", "latency_s", "prompt_tokens",
-                "completion_tokens", "usage_source", "itl_json", "success", "error", "extra_json")
+#: the fixed columns of perf_levels and perf_requests (the metric columns follow the installed
+#: perf metrics' declarations)
+LEVEL_BASE = (("level", "INTEGER"), ("concurrency", "INTEGER"), ("rate", "REAL"), ("requests", "INTEGER"),
+              ("succeeded", "INTEGER"), ("failed", "INTEGER"), ("duration_s", "REAL"))
+REQUEST_BASE = (("level", "INTEGER"), ("idx", "INTEGER"), ("scheduled_s", "REAL"), ("sent_s", "REAL"),
+                ("prompt_tokens", "INTEGER"), ("completion_tokens", "INTEGER"), ("usage_source", "TEXT"),
+                ("success", "INTEGER"), ("error", "TEXT"))
+
+
+def perf_columns() -> tuple[list[tuple[str, str, Any]], list[tuple[str, str, Any]]]:
+    """(perf_levels, perf_requests) columns after the fixed ones: ``(column, SQL type, how
+    to get it)`` from the perf metric declarations."""
+    level: list[tuple[str, str, Any]] = []
+    request: list[tuple[str, str, Any]] = []
+    metrics = perf_metrics()
+    for m in metrics:
+        if m.kind == "level":
+            level.append((m.summary_key, "REAL", ("level", m.summary_key)))
+    for m in metrics:
+        if m.kind == "request":
+            level += [(f"{m.name}_{p}", "REAL", ("stat", m.summary_key, p)) for p in PCTS]
+            if m.stored:
+                name = m.summary_key[:-2] + "_json" if m.is_list and m.summary_key.endswith("_s") else m.summary_key
+                request.append((name, "TEXT" if m.is_list else "REAL", ("value", m.summary_key, m.is_list)))
+    return level, request
 
 
 def _json(v: Any) -> str | None:
@@ -95,41 +103,39 @@ def run_key(run_dir: str, created: str) -> str:
     return hashlib.sha256(f"{Path(run_dir).resolve()}|{created}".encode()).hexdigest()[:32]
 
 
-def _sample_row(rec: dict[str, Any]) -> tuple:
+def _sample_row(rec: Any) -> tuple:
+    data = rec.to_dict()
     row: list[Any] = []
     for f in JOURNAL_FIELDS:
-        v = rec.get(f)
+        v = data.get(f)
         if f in JSON_FIELDS:
             row.append(_json(v if v is not None else ([] if f == "subsets" else None)))
         elif f in BOOL_FIELDS:
             row.append(_bool(v))
-        elif f == "sample_id":
-            row.append(str(v))
         elif isinstance(v, (dict, list)):
             row.append(_json(v))
         else:
             row.append(_text(v) if f in ("question", "gold", "extracted", "grade_detail") else v)
-    extra = {k: v for k, v in rec.items() if k not in JOURNAL_FIELDS}
-    return (*row, _json(extra) if extra else None)
+    return (*row, _json(rec.extra) if rec.extra else None)
 
 
-def _request_row(rec: dict[str, Any]) -> tuple:
-    known = set(REQUEST_COLS) | {"run_id", "itl_s"}
-    extra = {k: v for k, v in rec.items() if k not in known}
-    return (rec.get("level"), rec.get("idx"), rec.get("scheduled_s"), rec.get("sent_s"), rec.get("ttft_s"),
-            rec.get("ttfc_s"), rec.get("latency_s"), rec.get("prompt_tokens"), rec.get("completion_tokens"),
-            rec.get("usage_source"), _json(rec.get("itl_s") or []), _bool(rec.get("success")), rec.get("error"),
-            _json(extra) if extra else None)
+def _ensure_table(con: sqlite3.Connection, table: str, columns: list[tuple[str, str]]) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table}(run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, "
+                f"{', '.join(f'{c} {t}' for c, t in columns)})")
+    have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+    for c, t in columns:  # a database written by an older lmgauge, or before a plugin metric was installed
+        if c not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {c} {t}")
+    con.execute(f"CREATE INDEX IF NOT EXISTS {table}_run ON {table}(run_id, level)")
 
 
-def _level_row(i: int, lv: dict[str, Any]) -> tuple:
-    stats = []
-    for m in PERF_METRICS:
-        d = lv.get(f"{m}_s") if isinstance(lv.get(f"{m}_s"), dict) else {}
-        stats.extend(d.get(p) for p in PCTS)
-    return (i, lv.get("concurrency"), lv.get("rate"), lv.get("requests"), lv.get("succeeded"), lv.get("failed"),
-            lv.get("duration_s"), lv.get("request_throughput"), lv.get("output_token_throughput"),
-            lv.get("total_token_throughput"), *stats, _json(lv.get("failures") or {}), _json(lv))
+def _get(how: tuple, lv: Any = None, row: Any = None) -> Any:
+    if how[0] == "level":
+        return lv.stat(how[1])
+    if how[0] == "stat":
+        return lv.dist(how[1]).get(how[2])
+    value = row.value(how[1])
+    return _json(value if value is not None else []) if how[2] else value
 
 
 def _check_schema(con: sqlite3.Connection, path: Path) -> None:
@@ -145,10 +151,9 @@ def _check_schema(con: sqlite3.Connection, path: Path) -> None:
 
 def write_run(db_path: Path, run_dir: str) -> tuple[int, bool, dict[str, int]]:
     """Append (or replace) one run; returns (run_id, replaced, row counts)."""
-    run = read_run(run_dir)
-    samples = run.samples()
-    requests = run.requests()
+    run = load_run(run_dir)
     key = run_key(run_dir, run.created)
+    level_cols, request_cols = perf_columns()
     db_path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(str(db_path), timeout=120, isolation_level=None)
     try:
@@ -159,6 +164,10 @@ def write_run(db_path: Path, run_dir: str) -> tuple[int, bool, dict[str, int]]:
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     con.execute(stmt)
+            _ensure_table(con, "perf_levels", [*LEVEL_BASE, *((c, t) for c, t, _ in level_cols),
+                                               ("failures_json", "TEXT"), ("level_json", "TEXT")])
+            _ensure_table(con, "perf_requests", [*REQUEST_BASE, *((c, t) for c, t, _ in request_cols),
+                                                 ("extra_json", "TEXT")])
             con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             have = {r[1] for r in con.execute("PRAGMA table_info(eval_samples)")}
             for col in SAMPLE_COLS:  # a database written before the journal gained a field
@@ -169,35 +178,51 @@ def write_run(db_path: Path, run_dir: str) -> tuple[int, bool, dict[str, int]]:
                 for t in TABLES:
                     con.execute(f"DELETE FROM {t} WHERE run_id=?", (old[0],))
                 con.execute("DELETE FROM runs WHERE run_id=?", (old[0],))
+            doc = run.report if run.report is not None else run.summary
             rep = run.report
             cur = con.execute(
                 "INSERT INTO runs(run_key, kind, name, run_dir, model, backend, url, created, exported_at, elapsed_s,"
                 " repeats, complete, lmgauge_version, config_json, report_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (key, run.kind, run.name, str(Path(run_dir).resolve()), run.model, run.backend, run.url, run.created,
-                 now_iso(), rep.get("elapsed_s"), rep.get("repeats"), _bool(rep.get("complete")), __version__,
-                 _json(run.config), _json(rep)))
+                 now_iso(), rep.elapsed_s if rep else None, rep.repeats if rep else None,
+                 _bool(rep.complete) if rep else None, lmgauge_version, _json(run.config),
+                 _json(doc.to_dict() if doc is not None else {})))
             rid = cur.lastrowid
             counts = {"scores": 0, "samples": 0, "levels": 0, "requests": 0}
             if run.kind == "eval":
-                rows = [(rid, r.get("benchmark"), r.get("subset"), r.get("metric"), r.get("score"), r.get("count"),
-                         r.get("ci_low"), r.get("ci_high")) for r in run.results]
+                rows = [(rid, r.benchmark, r.subset, r.metric, r.score, r.count, r.ci_low, r.ci_high) for r in run.results]
                 con.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)", rows)
                 counts["scores"] = len(rows)
                 con.executemany("INSERT INTO eval_benchmarks VALUES (?,?,?,?,?,?,?,?,?)",
-                                [(rid, b.get("benchmark"), b.get("questions"), b.get("samples"), b.get("graded"),
-                                  b.get("errors"), b.get("truncated"), b.get("truncated_rate"),
-                                  _json(b.get("warnings") or [])) for b in run.benchmarks])
-                con.executemany(f"INSERT INTO eval_samples(run_id, {', '.join(SAMPLE_COLS)}) "
-                                f"VALUES (?{', ?' * len(SAMPLE_COLS)})", ((rid, *_sample_row(s)) for s in samples))
-                counts["samples"] = len(samples)
+                                [(rid, b.benchmark, b.questions, b.samples, b.graded, b.errors, b.truncated,
+                                  b.truncated_rate, _json(b.warnings)) for b in run.benchmarks])
+                n = 0
+                sql = f"INSERT INTO eval_samples(run_id, {', '.join(SAMPLE_COLS)}) VALUES (?{', ?' * len(SAMPLE_COLS)})"
+                for s in run.samples():
+                    con.execute(sql, (rid, *_sample_row(s)))
+                    n += 1
+                counts["samples"] = n
             else:
-                levels = [(rid, *_level_row(i, lv)) for i, lv in enumerate(run.levels)]
-                if levels:
-                    con.executemany(f"INSERT INTO perf_levels VALUES ({', '.join('?' * len(levels[0]))})", levels)
+                names = [c for c, _ in LEVEL_BASE] + [c for c, _, _ in level_cols] + ["failures_json", "level_json"]
+                levels = [(rid, i, lv.concurrency, lv.rate, lv.requests, lv.succeeded, lv.failed, lv.duration_s,
+                           *(_get(how, lv=lv) for _, _, how in level_cols), _json(lv.failures), _json(lv.to_dict()))
+                          for i, lv in enumerate(run.levels)]
+                con.executemany(f"INSERT INTO perf_levels(run_id, {', '.join(names)}) VALUES ({', '.join('?' * (len(names) + 1))})",
+                                levels)
                 counts["levels"] = len(levels)
-                con.executemany(f"INSERT INTO perf_requests(run_id, {', '.join(REQUEST_COLS)}) "
-                                f"VALUES (?{', ?' * len(REQUEST_COLS)})", ((rid, *_request_row(r)) for r in requests))
-                counts["requests"] = len(requests)
+                names = [c for c, _ in REQUEST_BASE] + [c for c, _, _ in request_cols] + ["extra_json"]
+                stored = {how[1] for _, _, how in request_cols}
+                sql = f"INSERT INTO perf_requests(run_id, {', '.join(names)}) VALUES ({', '.join('?' * (len(names) + 1))})"
+                n = 0
+                for r in run.requests():
+                    data = r.to_dict()
+                    extra = {k: v for k, v in data.items()
+                             if k not in stored and k not in {c for c, _ in REQUEST_BASE} and k != "run_id" and v is not None}
+                    con.execute(sql, (rid, r.level, r.idx, r.scheduled_s, r.sent_s, r.prompt_tokens, r.completion_tokens,
+                                      r.usage_source, _bool(r.success), r.error,
+                                      *(_get(how, row=r) for _, _, how in request_cols), _json(extra) if extra else None))
+                    n += 1
+                counts["requests"] = n
             con.execute("COMMIT")
         except BaseException:
             if con.in_transaction:

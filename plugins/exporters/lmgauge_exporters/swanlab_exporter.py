@@ -25,14 +25,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lmgauge import hookimpl
-from lmgauge.errors import ConfigError, LmgaugeError
 import click
 
-from lmgauge.export import export_target, read_run, redact
-from lmgauge.interfaces import Exporter
+from lmgauge.plugin import ConfigError, Exporter, LmgaugeError, export_target, hookimpl, load_run
 
-from .tracking import eval_metrics, perf_steps
+from .tracking import default_run_name, eval_metrics, perf_steps, run_config
 
 SWANLAB_MODES = ("cloud", "local", "offline")
 
@@ -80,13 +77,12 @@ class SwanLabExporter(Exporter):
         if mode == "cloud" and not api_key:
             raise LmgaugeError("SwanLab cloud mode needs an API key: neither --swanlab-api-key nor SWANLAB_API_KEY is set",
                                "pass --swanlab-api-key, or use --swanlab-mode offline and `swanlab sync` later")
-        run = read_run(run_dir)
+        run = load_run(run_dir)
         project = options.get("swanlab_project") or os.environ.get("LMGAUGE_SWANLAB_PROJECT") or f"lmgauge-{run.kind}"
-        experiment = options.get("swanlab_experiment") or f"{run.model.rsplit('/', 1)[-1]}-{run.name}"
+        experiment = options.get("swanlab_experiment") or default_run_name(run)
         log_dir = export_target(run_dir, options, suffixes=(), default_file="swanlog", file_in_folder="swanlog",
                                 key="swanlab_path")
-        config = redact({"lmgauge": {"kind": run.kind, "model": run.model, "backend": run.backend, "url": run.url,
-                                     "created": run.created, "run_folder": run.name}, **run.config})
+        config = run_config(run)
         if run.kind == "eval":
             steps = [eval_metrics(run)]
         else:

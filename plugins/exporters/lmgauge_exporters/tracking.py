@@ -1,16 +1,17 @@
 """What the experiment-tracker exporters (swanlab, wandb, mlflow) log, computed once from a
-run folder: eval score metrics, perf steps (one per level), the per-sample table, the run's
-config (redacted) and its default name."""
+run folder: eval score metrics, perf steps (one per level: the level figures of every perf
+metric declared through ``register_perf_metrics``, and ``NAME/STAT`` of the per-request ones),
+the per-sample table, the run's config (redacted) and its default name."""
 from __future__ import annotations
 
 import math
-
-import orjson
 from typing import Any
 
-from lmgauge.htmlreport.rundata import sample_status
-from lmgauge.plugin import RunFolder, redact
+import orjson
 
+from lmgauge.plugin import RunFolder, perf_metrics, redact
+
+#: statistics of per-request metrics logged per level
 PCTS = ("mean", "p50", "p90", "p99")
 
 
@@ -20,41 +21,49 @@ def _num(v: Any) -> float | None:
     return None if isinstance(v, float) and math.isnan(v) else float(v)
 
 
-def eval_metrics(run) -> dict[str, float]:
+def eval_metrics(run: RunFolder) -> dict[str, float]:
     out: dict[str, float] = {}
     for r in run.results:
-        score = _num(r.get("score"))
+        score = _num(r.score)
         if score is None:
             continue
-        base = f"{r.get('benchmark')}/{r.get('metric')}" if r.get("subset") == "OVERALL" else \
-            f"{r.get('benchmark')}/{r.get('subset')}/{r.get('metric')}"
+        base = f"{r.benchmark}/{r.metric}" if r.subset == "OVERALL" else f"{r.benchmark}/{r.subset}/{r.metric}"
         out[base] = score
-        for k in ("ci_low", "ci_high"):
-            if _num(r.get(k)) is not None:
-                out[f"{base}/{k}"] = float(r[k])
+        for k, v in (("ci_low", r.ci_low), ("ci_high", r.ci_high)):
+            if _num(v) is not None:
+                out[f"{base}/{k}"] = float(v)
     for b in run.benchmarks:
-        for k in ("truncated_rate", "errors", "truncated", "graded"):
-            if _num(b.get(k)) is not None:
-                out[f"{b.get('benchmark')}/health/{k}"] = float(b[k])
+        for k, v in (("truncated_rate", b.truncated_rate), ("errors", b.errors), ("truncated", b.truncated),
+                     ("graded", b.graded)):
+            if _num(v) is not None:
+                out[f"{b.benchmark}/health/{k}"] = float(v)
     return out
 
 
-def perf_steps(run) -> list[dict[str, float]]:
+def perf_steps(run: RunFolder) -> list[dict[str, float]]:
+    """One step per level: its load, counts, every level metric (by its export name) and the
+    statistics of every per-request metric the level has (plugin metrics included)."""
+    metrics = perf_metrics()
     steps = []
     for lv in run.levels:
         m: dict[str, float] = {}
-        for src, dst in (("concurrency", "concurrency"), ("rate", "rate"), ("request_throughput", "rps"),
-                         ("output_token_throughput", "output_tok_s"), ("total_token_throughput", "total_tok_s"),
-                         ("requests", "requests"), ("failed", "failed")):
-            if _num(lv.get(src)) is not None:
-                m[dst] = float(lv[src])
-        if _num(lv.get("requests")) and _num(lv.get("succeeded")) is not None:
-            m["success_rate"] = float(lv["succeeded"]) / float(lv["requests"])
-        for metric in ("ttft", "tpot", "itl", "latency"):
-            stats = lv.get(f"{metric}_s") if isinstance(lv.get(f"{metric}_s"), dict) else {}
-            for p in PCTS:
-                if _num(stats.get(p)) is not None:
-                    m[f"{metric}/{p}"] = float(stats[p])
+        for name, v in (("concurrency", lv.concurrency), ("rate", lv.rate), ("requests", lv.requests),
+                        ("failed", lv.failed)):
+            if _num(v) is not None:
+                m[name] = float(v)
+        for metric in metrics:
+            if metric.kind == "level":
+                v = _num(lv.stat(metric.summary_key))
+                if v is not None:
+                    m[metric.export_name or metric.name] = v
+            else:
+                dist = lv.dist(metric.summary_key)
+                for p in PCTS:
+                    v = _num(dist.get(p))
+                    if v is not None:
+                        m[f"{metric.export_name or metric.name}/{p}"] = v
+        if "success_rate" not in m and lv.requests:
+            m["success_rate"] = lv.success_rate
         steps.append(m)
     return steps
 
@@ -76,15 +85,10 @@ def sample_rows(run: RunFolder) -> list[list[Any]]:
     :data:`SAMPLE_COLUMNS` order; error texts are redacted."""
     rows = []
     for s in run.samples():
-        subsets = s.get("subsets") or []
         rows.append([
-            s.get("benchmark"), str(s.get("sample_id")), s.get("repeat"),
-            ", ".join(map(str, subsets)) if isinstance(subsets, list) else str(subsets), sample_status(s),
-            _text(s.get("gold")), _text(s.get("extracted")), s.get("score"), s.get("correct"),
-            bool(s.get("truncated")), s.get("finish_reason"),
-            redact(s["error"]) if isinstance(s.get("error"), str) else None,
-            s.get("prompt_tokens"), s.get("completion_tokens"), s.get("latency_s"),
-            _text(s.get("question")), _text(s.get("response"))])
+            s.benchmark, s.sample_id, s.repeat, ", ".join(s.subsets), s.status, _text(s.gold), _text(s.extracted),
+            s.score, s.correct, bool(s.truncated), s.finish_reason, redact(s.error) if s.error else None,
+            s.prompt_tokens, s.completion_tokens, s.latency_s, _text(s.question), _text(s.response)])
     return rows
 
 

@@ -1,0 +1,333 @@
+"""One ``lmgauge perf`` run: check everything, then every level (or SLA probe) with its
+warm-up, load, per-request rows, level figures, perf.sqlite and summary.json after each.
+
+Everything that can be wrong with the input (flags, tokenizer, dataset file, server reachable,
+model served) is checked before the run folder is created, and reported in one line.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import ConfigError
+from ..interfaces import Backend, PerfMetric, RequestSettings
+from ..options import values_for
+from ..redaction import redact
+from ..runfolder import PerfLevel, PerfStore, PerfSummary
+from ..runfolder.schema import now_iso
+from .levels import UNBOUNDED, Level, plan_levels, sla_search
+from .source import RequestSource, check_first_request
+
+if TYPE_CHECKING:
+    from .config import PerfConfig
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.rstrip("/").rsplit("/", 1)[-1])[:60] or "model"
+
+
+def default_output(model: str) -> Path:
+    return Path("runs") / f"perf-{_slug(model)}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def write_summary(path: Path, summary: PerfSummary) -> None:
+    import orjson
+
+    from ..files import atomic_write
+
+    atomic_write(path, orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
+    """Check everything, run every level, write the run folder. Returns (folder, interrupted)."""
+    from ..runsetup import create_folder, make_backend
+    from ..tokenizers import load_tokenizer
+    from .metrics import parse_slo
+    from .registry import perf_metrics
+
+    backend_cls = pm.get("backends", c.backend)
+    dataset_cls = pm.get("datasets", c.dataset) if c.prompt is None else None
+    levels = plan_levels(c, timed=bool(dataset_cls.timed if dataset_cls is not None else False))
+    search = sla_search(c)
+    slo = parse_slo(c.slo)
+    if c.workers > 1 and getattr(backend_cls, "process_local", False):
+        raise ConfigError(f"--workers {c.workers} cannot be used with the {c.backend} backend (it holds the model in-process)",
+                          "use --workers 1")
+    if c.ray and c.workers < 2:
+        raise ConfigError("--ray runs the --workers shards as Ray actors", "pass --workers N (N ≥ 2) with --ray")
+    if c.ray:
+        from ..scale import import_ray
+
+        import_ray()  # missing Ray is one line, before the run folder exists
+    urls = c.urls or ([c.url] if c.url else [])
+    backend = make_backend(pm, c.backend, model=c.model, urls=urls, api_key=c.api_key, api=c.api,
+                           connect_timeout=c.connect_timeout, read_timeout=c.read_timeout, options=c.options,
+                           replicas=c.replicas, gpus_per_replica=c.gpus_per_replica, ray_address=c.ray_address)
+    bconf = getattr(backend, "config", None)
+    if c.server_metrics is not None:
+        from .server_metrics import server_metrics_target
+
+        scrape = server_metrics_target(c, bconf)
+    else:
+        scrape = None
+    tok = load_tokenizer(c.tokenizer) if c.tokenizer else None
+    tok_spec = c.tokenizer
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    lock = None
+    try:
+        loop.run_until_complete(backend.start())
+        if tok is None:
+            tok = backend.own_tokenizer()  # an in-process backend's own tokenizer
+        default_tok = tok is None and dataset_cls is not None and dataset_cls.needs_tokenizer
+        if default_tok:
+            tok_spec = "cl100k_base"
+            tok = load_tokenizer(tok_spec)
+        backend.use_tokenizer(tok)
+        settings = RequestSettings(model=c.model, api=backend.api, max_tokens=c.max_tokens, min_tokens=c.min_tokens,
+                                   temperature=c.temperature, extra_args=dict(c.extra_args), stream=c.stream,
+                                   seed=c.seed, dataset_path=c.dataset_path)
+        source = RequestSource(c.dataset if c.prompt is None else None, c.prompt,
+                               values_for(dataset_cls, c.options) if dataset_cls is not None else {}, settings)
+        if c.prompt is None:
+            source.make(tok).check()  # dataset problems show up now, in one line
+        check_first_request(backend, source, tok)
+        if default_tok:
+            click.echo(f"note: --dataset {c.dataset} without --tokenizer: token lengths are counted in cl100k_base tokens",
+                       err=True)
+        out = Path(c.output) if c.output else default_output(c.model)
+        saved = c.to_dict()
+        saved["api"] = backend.api
+        saved = redact({**saved, **values_for(backend_cls, c.options), **source.options})
+        lock = create_folder(out, "perf", saved)
+        run = PerfRun(c, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, out, saved, source,
+                      perf_metrics(pm), search, scrape)
+        return out, run.sweep()
+    finally:
+        try:
+            loop.run_until_complete(backend.close())
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+            if lock is not None:
+                lock.release()
+
+
+@dataclass
+class PerfRun:
+    """One perf run: the sweep over its levels, with everything the levels share."""
+
+    c: PerfConfig
+    loop: asyncio.AbstractEventLoop
+    backend: Backend
+    backend_cls: type
+    bconf: Any
+    tok: Any
+    tok_spec: str | None
+    levels: list[Level]
+    slo: dict[str, float]
+    out: Path
+    saved: dict[str, Any]
+    source: RequestSource
+    metrics: list[PerfMetric]
+    search: Any = None  # lmgauge.perf.sla.SLASearch with --sla-search
+    scrape: tuple[str, dict[str, str]] | None = None  # --server-metrics: (URL, headers)
+
+    def sweep(self) -> bool:
+        """Run every level (or the SLA search's probes); write perf.sqlite and summary.json
+        after each. Returns whether the run was interrupted."""
+        from .registry import metric_columns
+        from .tables import summary_text
+
+        c, tok = self.c, self.tok
+        self.summary = PerfSummary(
+            model=c.model, url=c.url, urls=c.urls or None, backend=c.backend, name=c.name, created=now_iso(),
+            config=self.saved, load_time_s=self.backend.load_time_s, tokenizer=tok.name if tok is not None else None,
+            api=self.backend.api, generates_text=self.backend.generates_text)
+        self.store = PerfStore(self.out / "perf.sqlite", metric_columns(self.metrics))
+        if self.scrape is not None:
+            from .server_metrics import create_tables
+
+            create_tables(self.store.db)
+        interrupted = False
+        try:
+            if self.search is not None:
+                interrupted = self.sla_sweep()
+            else:
+                for run_id, lv in enumerate(self.levels, 1):
+                    if self.run_level(run_id, lv):
+                        interrupted = True
+                        break
+        finally:
+            self.store.close()
+        if self.summary.runs:
+            click.echo(summary_text(self.summary, self.metrics))
+        if self.search is not None:
+            click.echo(self.search.answer())
+        click.echo(f"run folder: {self.out}")
+        return interrupted
+
+    def sla_sweep(self) -> bool:
+        """Probe the loads the SLA search asks for, one level each."""
+        search = self.search
+        count = self.levels[0].count if self.c.number else None
+        for run_id, load in enumerate(search.loads(), 1):
+            n = count or (max(20, 4 * int(load)) if search.dimension == "concurrency" else max(20, math.ceil(10 * load)))
+            lv = (Level(int(load), None, n) if search.dimension == "concurrency"
+                  else Level(self.c.concurrency[0] if self.c.concurrency else None, load, n))
+            interrupted = self.run_level(run_id, lv)
+            run = self.summary.runs[-1]
+            probe = search.record(load, run)
+            run.sla = {"met": probe.met, "failed": probe.failed, "values": probe.values}
+            self.summary.sla_search = search.summary()
+            write_summary(self.out / "summary.json", self.summary)
+            click.echo(f"SLA probe {search.label(load)}: {'met' if probe.met else 'missed ' + ', '.join(probe.failed)}")
+            if interrupted:
+                return True
+        self.summary.sla_search = search.summary()
+        write_summary(self.out / "summary.json", self.summary)
+        return False
+
+    def run_level(self, run_id: int, lv: Level) -> bool:
+        """One level: warm-up, the load, metrics, perf.sqlite and summary.json. Returns whether
+        it was interrupted."""
+        from .advice import best_and_advice
+        from .loadgen import Load, count_prompt_tokens, prebuilt, run_in_loop, run_load, schedule
+        from .metrics import aggregate, request_row
+        from .tables import percentile_table
+
+        c, tok = self.c, self.tok
+        count = tok.count if tok is not None else None
+        load = Load(count=lv.count, concurrency=lv.concurrency, rate=lv.rate, burstiness=c.burstiness,
+                    duration=c.duration, seed=c.seed, ramp=lv.ramp, timed=lv.timed)
+        if c.warmup:
+            wl = Load(count=c.warmup, concurrency=lv.concurrency or min(c.warmup, 8))
+            witems = list(schedule(wl, self.source.requests(tok, c.warmup, seed_offset=1)))
+            warm = run_in_loop(self.loop, lambda res: run_load(self.backend, witems, wl, res))
+            if warm.interrupted:
+                return True
+        progress = _Progress(lv.count, c.log_every, lv)
+        scraper = scraped = None
+        if self.scrape is not None:
+            from .server_metrics import ServerMetricsScraper
+
+            scraper = ServerMetricsScraper(self.scrape[0], headers=self.scrape[1])
+            # shards leave this process's loop idle: the scraper then runs in a thread of its own
+            scraper.start_thread() if c.workers > 1 else self.loop.run_until_complete(scraper.start())
+        try:
+            if c.workers > 1:
+                result = self.run_shards(load)
+            else:
+                items = prebuilt(schedule(load, self.source.requests(tok, lv.count)),
+                                 1000 if lv.count == UNBOUNDED else 20_000)
+                result = run_in_loop(self.loop, lambda res: run_load(self.backend, items, load, res, on_done=progress.done))
+                count_prompt_tokens(result.records, count)
+        finally:
+            if scraper is not None:
+                scraped = scraper.stop_thread() if c.workers > 1 else self.loop.run_until_complete(scraper.stop())
+        records = sorted(result.records, key=lambda r: r.index)
+        rows = [request_row(r, self.metrics, count, result.started, run_id) for r in records]
+        run = aggregate(records, rows, self.metrics, wall_s=result.wall_s, concurrency=lv.concurrency, rate=lv.rate,
+                        slo=self.slo, cpu_s=result.cpu_s)
+        run.workers = c.workers
+        run.api = self.backend.api  # the endpoint kind: the tables show what makes sense for it
+        run.generates_text = self.backend.generates_text
+        self.add_workload_figures(run, lv, records, rows, result.started)
+        run.clock_origin = result.started  # perf_counter() at the level's start: sqlite *_s columns count from it
+        run.tokenizer = self.summary.tokenizer
+        if getattr(result, "nodes", None):
+            run.nodes = result.nodes
+        if result.interrupted:
+            run.interrupted = True
+            run.abandoned_in_flight = result.abandoned
+        if scraped is not None:
+            from .server_metrics import store as store_series
+            from .server_metrics import summary as series_summary
+
+            run.server_metrics = series_summary(scraped)
+            store_series(self.store.db, run_id, scraped, result.started)
+            if run.server_metrics.get("warning"):
+                click.echo(f"lmgauge: warning: {run.server_metrics['warning']}", err=True)
+        self.summary.runs.append(run)
+        self.store.add_level(run_id, run, rows)
+        in_process = bool(getattr(self.backend_cls, "process_local", False))
+        self.summary.best, self.summary.recommendations = best_and_advice(self.summary.runs, in_process=in_process)
+        write_summary(self.out / "summary.json", self.summary)
+        click.echo(percentile_table(run, self.metrics))
+        if result.nodes:
+            from ..scale.ray_perf import describe_nodes
+
+            for line in describe_nodes(result.nodes):
+                click.echo(line)
+        return result.interrupted
+
+    def add_workload_figures(self, run: PerfLevel, lv: Level, records: list, rows: list, origin: float) -> None:
+        """Per-turn and per-session figures of a multi-turn level; the ramp or trace that paced
+        a level, with offered vs achieved rate per second."""
+        from .metrics import per_endpoint, per_session, per_turn, timeline
+
+        if self.c.urls:
+            run.endpoints = per_endpoint(records, rows, self.metrics, wall_s=run.duration_s, slo=self.slo)
+        sessions = per_session(records)
+        if sessions is not None:
+            run.sessions = sessions
+            run.turns = per_turn(records, rows, self.metrics, slo=self.slo)
+        if lv.ramp is not None:
+            r = lv.ramp
+            run.ramp = {"kind": r.kind, "start_rps": r.start, "end_rps": r.end, "span_s": r.span}
+        if lv.timed:
+            run.trace = {"dataset": self.c.dataset, "path": self.c.dataset_path}
+        if lv.ramp is not None or lv.timed:
+            run.label = lv.label
+            sched = sorted(r.scheduled for r in records if r.scheduled)
+            if len(sched) > 1 and sched[-1] > sched[0]:
+                run.scheduled_rate = (len(sched) - 1) / (sched[-1] - sched[0])
+            run.timeline = timeline(records, rows, origin)
+
+    def run_shards(self, load):
+        """The level split over ``--workers`` processes, or Ray actors with ``--ray``."""
+        c = self.c
+        if c.ray:
+            from ..scale import ray_perf_workers
+
+            return ray_perf_workers(c.workers, c.backend, self.bconf, self.tok_spec, self.source, load, c.ray_address)
+        from .loadgen import run_workers
+
+        return run_workers(c.workers, c.backend, self.bconf, self.tok_spec, self.source, load)
+
+
+class _Progress:
+    def __init__(self, total: int, every: int | None, lv: Level):
+        self.total = "?" if total >= UNBOUNDED else str(total)
+        self.every, self.n = every, 0
+        self.label = lv.label
+        self.last = time.monotonic()
+        self.failed = 0
+        self.sessions = 0  # sessions ended (multi-turn: the total counts sessions, n counts turns)
+
+    def done(self, rec) -> None:
+        self.n += 1
+        self.failed += 0 if rec.success else 1
+        if rec.session is not None and (not rec.success or rec.turn == rec.turns):
+            self.sessions += 1
+        if self.every:
+            if self.n % self.every:
+                return
+        else:
+            now = time.monotonic()
+            if now - self.last < 5.0:
+                return
+            self.last = now
+        if self.sessions or rec.session is not None:
+            click.echo(f"perf {self.label}: {self.sessions}/{self.total} sessions done ({self.n} turns, "
+                       f"{self.failed} failed)", err=True)
+            return
+        click.echo(f"perf {self.label}: {self.n}/{self.total} requests done, {self.failed} failed", err=True)
