@@ -26,8 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
-from lmgauge.errors import BackendError
-from lmgauge.redaction import redact_text
+from lmgauge.plugin import BackendError, redact
 
 T = TypeVar("T")
 
@@ -69,7 +68,7 @@ class Endpoint:
     label: str = ""               # the URL as written in records and reports (secrets redacted)
 
     def __post_init__(self) -> None:
-        self.label = self.label or redact_text(self.url)
+        self.label = self.label or redact(self.url)
 
     @property
     def live(self) -> bool:
@@ -77,7 +76,7 @@ class Endpoint:
 
     def stats(self) -> dict[str, Any]:
         parked_s = self.parked_s + (time.monotonic() - self.parked_at if self.parked_at is not None else 0.0)
-        return {"url": redact_text(self.base), "requests": self.requests, "ok": self.ok, "failures": self.failures,
+        return {"url": redact(self.base), "requests": self.requests, "ok": self.ok, "failures": self.failures,
                 "parked": self.parks, "parked_s": round(parked_s, 3),
                 "latency_mean_s": round(self.latency_sum / self.ok, 4) if self.ok else None,
                 "latency_max_s": round(self.latency_max, 4) if self.ok else None,
@@ -145,7 +144,7 @@ class EndpointPool:
         assert failure is not None  # the last live endpoint is never parked, so one was tried
         error = failure.error
         if len(self.endpoints) > 1:
-            error = BackendError(f"{error.message} at {redact_text(tried[-1].base)}", error.hint,
+            error = BackendError(f"{error.message} at {redact(tried[-1].base)}", error.hint,
                                  retryable=error.retryable, status=error.status)
         raise unavailable(error) if connection_only else error
 
@@ -154,7 +153,7 @@ class EndpointPool:
         last live endpoint."""
         ep.failures += 1
         ep.streak += 1
-        ep.last_error = redact_text(why)[:200]
+        ep.last_error = redact(why)[:200]
         if ep.streak >= self.park_after and ep.live and any(o.live for o in self.endpoints if o is not ep):
             self.park(ep, f"{ep.streak} failures in a row (last: {ep.last_error})")
 
@@ -162,7 +161,7 @@ class EndpointPool:
         """Take ``ep`` out of rotation and probe it until it answers."""
         ep.parked_at = time.monotonic()
         ep.parks += 1
-        self.notify(f"endpoint {redact_text(ep.base)} parked after {why}; its requests go to the others "
+        self.notify(f"endpoint {redact(ep.base)} parked after {why}; its requests go to the others "
                     "and it is probed until it answers")
         task = asyncio.ensure_future(self._probe(ep))
         self._probes.add(task)
@@ -179,7 +178,7 @@ class EndpointPool:
         ep.parked_s += time.monotonic() - ep.parked_at
         ep.parked_at = None
         ep.streak = 0
-        self.notify(f"endpoint {redact_text(ep.base)} answers again and takes requests")
+        self.notify(f"endpoint {redact(ep.base)} answers again and takes requests")
 
     def stats(self) -> list[dict[str, Any]]:
         return [ep.stats() for ep in self.endpoints]

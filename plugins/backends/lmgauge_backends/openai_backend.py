@@ -3,9 +3,11 @@ llama.cpp, transformers serve, ...), through aiohttp + orjson.
 
 Eval uses ``generate`` (non-streaming chat or completions requests, ``n`` when the server
 supports it); perf uses ``stream`` (the hot path lives in ``openai_stream``), against any
-endpoint kind ``openai_http.split_url`` knows: chat, completions, responses (the Responses
-API), embeddings, rerank and score (vLLM's). ``payload`` builds each kind's body. The API key is
-sent as ``Authorization: Bearer`` and never logged or written anywhere.
+endpoint kind of ``endpoint_kinds.KINDS``: chat, completions, responses (the Responses API),
+embeddings, rerank and score (vLLM's). The backend holds one kind object (``self.kind``, from
+the URL or ``--api``): it builds the request bodies and reads the answers, and sets
+``generates_text``. The API key is sent as ``Authorization: Bearer`` and never logged or
+written anywhere.
 """
 from __future__ import annotations
 
@@ -15,14 +17,14 @@ from typing import Any
 import click
 import orjson
 
-from lmgauge import hookimpl
-from lmgauge.errors import BackendError, ConfigError
-from lmgauge.interfaces import Backend, BackendConfig
-from lmgauge.types import Completion, GenerationRequest, PerfRecord
+from lmgauge.plugin import (Backend, BackendConfig, BackendError, Completion, ConfigError, GenerationRequest,
+                            PerfRecord, hookimpl)
 
+from .endpoint_kinds import KINDS, EndpointKind, error_text
 from .endpoints import Endpoint, EndpointFailure, EndpointPool
-from .openai_http import GENERATIVE, error_text, split_url
+from .openai_http import split_url
 from .openai_stream import send_stamp, stream_request
+
 
 class OpenAIBackend(Backend):
     name = "openai"
@@ -64,8 +66,9 @@ class OpenAIBackend(Backend):
             self.headers[key.strip()] = value.strip()
         if config.api_key:
             self.headers["Authorization"] = f"Bearer {config.api_key}"
-        self.require_done = config.options.get("require_done", True) is not False
-        self.embedding_dim: int | None = config.options.get("embedding_dim")
+        #: the endpoint kind: request bodies, answers, and what is measured
+        self.kind: EndpointKind = KINDS[self.api](config.model, config.options)
+        self.generates_text = self.kind.generates_text
         self.session: Any = None
         self._n_checked = False
 
@@ -172,74 +175,14 @@ class OpenAIBackend(Backend):
 
     # -- requests ----------------------------------------------------------------------
     def payload(self, request: GenerationRequest, stream: bool = False) -> dict[str, Any]:
-        """The JSON body of a request to this backend's endpoint kind (``self.api``). Raises
-        ConfigError for a request the endpoint cannot take (see :meth:`check_request`)."""
-        api = self.api
-        if api not in GENERATIVE:
-            return self._pooling_payload(request)
-        p = request.params
-        body: dict[str, Any] = {"model": self.config.model}
-        if api == "chat":
-            if request.messages is None:
-                body["messages"] = [{"role": "user", "content": request.prompt or ""}]
-            else:
-                body["messages"] = request.messages
-        elif api == "responses":
-            body["input"] = (request.prompt or "") if request.messages is None else _responses_input(request.messages)
-        else:
-            if request.prompt is None:
-                raise ConfigError("the completions API needs plain-text prompts",
-                                  "use a /v1/chat/completions URL (or --api chat) for chat-message data")
-            body["prompt"] = request.prompt
-        if api == "responses":  # the Responses API knows no seed, stop or n
-            if p.max_tokens is not None:
-                body["max_output_tokens"] = p.max_tokens
-            for key in ("temperature", "top_p"):
-                if getattr(p, key) is not None:
-                    body[key] = getattr(p, key)
-            if stream:
-                body["stream"] = True
-            body.update(p.extra_body)
-            return body
-        for key in ("max_tokens", "temperature", "top_p", "seed", "stop"):
-            value = getattr(p, key)
-            if value is not None:
-                body[key] = value
-        if p.n > 1:
-            body["n"] = p.n
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        body.update(p.extra_body)
-        return body
-
-    def _pooling_payload(self, request: GenerationRequest) -> dict[str, Any]:
-        """Embeddings (``input``: a list of texts), rerank (``query``, ``documents``) and
-        score (vLLM's ``text_1`` = the query, ``text_2`` = the documents). Sampling
-        parameters mean nothing here; ``--extra-args`` fields are sent as given."""
-        body: dict[str, Any] = {"model": self.config.model}
-        if self.api == "embeddings":
-            body["input"] = request.inputs if request.inputs is not None else request.input_texts()
-        else:
-            if request.documents is None:
-                raise ConfigError(f"the {self.api} API needs a query and documents, and this dataset sends prompts",
-                                  "use --dataset random_rerank (--rerank-documents N, --rerank-query-length, "
-                                  "--rerank-document-length)")
-            if self.api == "rerank":
-                body["query"], body["documents"] = request.query or "", request.documents
-            else:
-                body["text_1"], body["text_2"] = request.query or "", request.documents
-        extra = {k: v for k, v in request.params.extra_body.items() if k not in ("min_tokens", "ignore_eos")}
-        body.update(extra)
-        return body
+        """The JSON body of a request to this backend's endpoint kind. Raises ConfigError for a
+        request the endpoint cannot take (see :meth:`check_request`)."""
+        return self.kind.body(request, stream)
 
     def check_request(self, request: GenerationRequest) -> None:
         """Raise a one-line ConfigError when this endpoint cannot send ``request`` (perf checks
         a dataset's first request before the run)."""
-        if request.images and self.api not in ("chat", "responses"):
-            raise ConfigError(f"requests with images need a chat or responses endpoint, not {self.api}",
-                              "use a /v1/chat/completions URL")
-        self.payload(request)
+        self.kind.check(request)
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         """One request, on the endpoint the pool picks (and on others if that one fails)."""
@@ -277,8 +220,9 @@ class OpenAIBackend(Backend):
         return data
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:
-        if self.api not in ("chat", "completions"):
-            raise ConfigError(f"lmgauge eval needs a chat or completions endpoint, not {self.api} ({self.url})",
+        if not self.kind.serves_eval:
+            able = " or ".join(k.name for k in KINDS.values() if k.serves_eval)
+            raise ConfigError(f"lmgauge eval needs a {able} endpoint, not {self.api} ({self.url})",
                               "pass --base-url http://HOST:PORT/v1 (or the /v1/chat/completions URL)")
         want = max(1, request.params.n)
         if want > 1 and not self.supports_n:
@@ -289,7 +233,7 @@ class OpenAIBackend(Backend):
                 out.extend(await self.generate(single))
             return out
         data = await self._post(self.payload(request))
-        completions = [self._completion(choice) for choice in sorted(
+        completions = [self.kind.completion(choice) for choice in sorted(
             data["choices"], key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)]
         if not completions:
             raise BackendError("malformed response: empty 'choices'", retryable=True)
@@ -306,19 +250,6 @@ class OpenAIBackend(Backend):
             completions.extend(await self.generate(rest))
         return completions[:want]
 
-    def _completion(self, choice: Any) -> Completion:
-        if not isinstance(choice, dict):
-            raise BackendError("malformed response: a choice is not an object", retryable=True)
-        if self.api == "chat":
-            msg = choice.get("message") or {}
-            text = msg.get("content")
-            reasoning = msg.get("reasoning_content") or msg.get("reasoning")
-        else:
-            text = choice.get("text")
-            reasoning = None
-        return Completion(text=text or "", reasoning=reasoning or None,
-                          finish_reason=choice.get("finish_reason"))
-
     async def stream(self, request: GenerationRequest, record: PerfRecord) -> None:
         if len(self.pool.endpoints) == 1:
             await stream_request(self, request, record)
@@ -326,29 +257,6 @@ class OpenAIBackend(Backend):
         ep = self.pool.for_index(record.index)  # several --url: request i goes to URL i mod N
         record.endpoint = ep.label
         await stream_request(self, request, record, ep.url)
-
-
-def _responses_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Chat messages as Responses API input items: content parts become ``input_text`` /
-    ``input_image`` parts (assistant text becomes ``output_text``); text content stays text."""
-    out = []
-    for m in messages:
-        content = m.get("content")
-        if isinstance(content, list):
-            text_type = "output_text" if m.get("role") == "assistant" else "input_text"
-            parts = []
-            for part in content:
-                kind = part.get("type") if isinstance(part, dict) else None
-                if kind == "text":
-                    parts.append({"type": text_type, "text": part.get("text", "")})
-                elif kind == "image_url":
-                    url = part.get("image_url")
-                    parts.append({"type": "input_image", "image_url": url.get("url") if isinstance(url, dict) else url})
-                else:
-                    parts.append(part)
-            content = parts
-        out.append({"role": m.get("role", "user"), "content": content})
-    return out
 
 
 def _with_n(params, n):

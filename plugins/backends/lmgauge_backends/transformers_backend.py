@@ -31,11 +31,10 @@ from typing import Any
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.errors import BackendError, ConfigError
-from lmgauge.interfaces import Backend, BackendConfig
-from lmgauge.types import Completion, GenerationParams, GenerationRequest, PerfRecord
+from lmgauge.plugin import (Backend, BackendConfig, BackendError, Completion, ConfigError, GenerationParams,
+                            GenerationRequest, PerfRecord, hookimpl)
 
+from .failures import RequestFailed, fail_record
 from .models import resolve_model
 
 DEFAULT_MAX_TOKENS = 1024
@@ -227,8 +226,7 @@ class TransformersBackend(Backend):
             await self._submit(_Job("stream", request, *self._future(), record=record))
         except BackendError as exc:
             record.end = record.end or time.perf_counter()
-            record.success = False
-            record.error = exc.line()
+            fail_record(record, exc)
 
     def _future(self) -> tuple[asyncio.Future, asyncio.AbstractEventLoop]:
         loop = asyncio.get_running_loop()
@@ -236,7 +234,8 @@ class TransformersBackend(Backend):
 
     async def _submit(self, job: _Job) -> Any:
         if self._worker is None:
-            raise BackendError("the transformers backend is not started (or already closed)")
+            raise RequestFailed("client", "the transformers backend is not started (or already closed)",
+                                "the transformers backend is not started (or already closed)")
         self._warn_extra(job.request.params)
         self._jobs.put(job)
         return await job.future
@@ -247,9 +246,9 @@ class TransformersBackend(Backend):
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def own_tokenizer(self):
-        from lmgauge.tokenizers import from_hf
+        from lmgauge.plugin import Tokenizer
 
-        return from_hf(self.tokenizer, self.config.model) if self.tokenizer is not None else None
+        return Tokenizer(self.config.model, self.tokenizer, "hf") if self.tokenizer is not None else None
 
     # -- the worker thread -------------------------------------------------------------
     def _work(self) -> None:
@@ -291,7 +290,7 @@ class TransformersBackend(Backend):
                 else:
                     self._stream_batch(batch)
             except Exception as exc:  # noqa: BLE001 - reported to every waiting request
-                err = BackendError(f"generation failed: {_one_line(exc)}")
+                err = RequestFailed("server_error", "generation failed", f"generation failed: {_one_line(exc)}")
                 for job in batch:
                     if job.record is not None and not job.record.end:
                         job.record.end = time.perf_counter()
@@ -303,13 +302,15 @@ class TransformersBackend(Backend):
             try:
                 job.ids = self.prompt_ids(job.request)
             except Exception as exc:  # noqa: BLE001
-                _resolve(job, None, BackendError(f"cannot build the prompt: {_one_line(exc)}"))
+                _resolve(job, None, RequestFailed("client", "cannot build the prompt",
+                                                  f"cannot build the prompt: {_one_line(exc)}"))
                 continue
             if not job.ids:
-                _resolve(job, None, BackendError("empty prompt"))
+                _resolve(job, None, RequestFailed("client", "empty prompt", "empty prompt"))
                 continue
             if self.context_length and len(job.ids) >= self.context_length:
-                _resolve(job, None, BackendError(
+                _resolve(job, None, RequestFailed(
+                    "client", "prompt longer than the model's context",
                     f"prompt has {len(job.ids)} tokens; the model's context is {self.context_length}",
                     "shorten the prompt"))
                 continue
@@ -464,8 +465,10 @@ class _Stamps:
             rec.chunk_times[:] = [now] if row.tokens else []
             rec.chunk_tokens[:] = [len(row.tokens)] if row.tokens else []
         rec.first_content = rec.chunk_times[0] if rec.chunk_times else None
-        rec.success = row.count > 0
-        rec.error = None if rec.success else "no tokens generated"
+        if row.count > 0:
+            rec.success = True
+        else:
+            rec.fail("empty", "no tokens generated", "no tokens generated")
         _resolve(row.job, None)
 
 

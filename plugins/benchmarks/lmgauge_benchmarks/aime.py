@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import re
 
-from lmgauge.interfaces import Benchmark
-from lmgauge.types import Completion, Sample, Score
+from lmgauge.plugin import Benchmark, Completion, Sample, Score, grade_integer
 
-from lmgauge.grading import grade_integer
 from .loading import HubSource, field, optional, read_rows, row_where, rows_from_hub
 from .math_500 import math_prompt
 

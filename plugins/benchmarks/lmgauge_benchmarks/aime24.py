@@ -1,5 +1,5 @@
 """Registers ``aime24`` (see aime.py)."""
-from lmgauge import hookimpl
+from lmgauge.plugin import hookimpl
 
 from .aime import Aime24
 

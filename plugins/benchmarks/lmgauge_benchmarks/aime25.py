@@ -1,5 +1,5 @@
 """Registers ``aime25`` (see aime.py)."""
-from lmgauge import hookimpl
+from lmgauge.plugin import hookimpl
 
 from .aime import Aime25
 

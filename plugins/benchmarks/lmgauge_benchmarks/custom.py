@@ -27,11 +27,8 @@ from typing import Any
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.errors import DataError
-from lmgauge.grading import grade_choice, grade_math, last_boxed
-from lmgauge.interfaces import Benchmark
-from lmgauge.types import Completion, Sample, Score
+from lmgauge.plugin import (Benchmark, Completion, DataError, Sample, Score, grade_choice, grade_math, hookimpl,
+                            last_boxed)
 
 from .gpqa import PROMPT as MCQ_PROMPT
 from .gpqa import choice_seed

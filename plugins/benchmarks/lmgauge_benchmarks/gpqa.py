@@ -14,11 +14,8 @@ from __future__ import annotations
 import hashlib
 import random
 
-from lmgauge import hookimpl
-from lmgauge.interfaces import Benchmark
-from lmgauge.types import Completion, Sample, Score
+from lmgauge.plugin import Benchmark, Completion, Sample, Score, grade_choice, hookimpl
 
-from lmgauge.grading import grade_choice
 from .loading import HubSource, field, optional, read_rows, row_where, rows_from_hub
 
 LETTERS = "ABCD"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
-from lmgauge.errors import DataError
+from lmgauge.plugin import DataError
 
 FORMATS = (".jsonl", ".json", ".csv", ".parquet")
 _JSON_KEYS = ("data", "rows", "test", "train", "questions")

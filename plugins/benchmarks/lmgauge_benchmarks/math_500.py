@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from lmgauge import hookimpl
-from lmgauge.interfaces import Benchmark
-from lmgauge.types import Completion, Sample, Score
+from lmgauge.plugin import Benchmark, Completion, Sample, Score, grade_math, hookimpl
 
-from lmgauge.grading import grade_math
 from .loading import field, optional, read_rows, row_where
 
 MATH_PROMPT = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."

@@ -12,10 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-from lmgauge.errors import ConfigError, DataError
-from lmgauge.interfaces import PerfDataset
-from lmgauge.perf.requests import make_request
-from lmgauge.types import GenerationRequest
+from lmgauge.plugin import ConfigError, DataError, GenerationRequest, PerfDataset, make_request
 
 
 def bundled(name: str) -> str:

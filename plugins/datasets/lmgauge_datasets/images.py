@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmgauge.errors import DataError
+from lmgauge.plugin import DataError
 
 BLOCK = 8  # pixels per side of one colour block
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -25,10 +25,7 @@ from typing import Iterator
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.errors import ConfigError, DataError
-from lmgauge.interfaces import PerfDataset
-from lmgauge.types import GenerationRequest, Session
+from lmgauge.plugin import ConfigError, DataError, GenerationRequest, PerfDataset, Session, hookimpl
 
 from .base import need_tokenizer
 from .random_prompts import PROMPT_LENGTH_OPTIONS, exact_text, word_tokens

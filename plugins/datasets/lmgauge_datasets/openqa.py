@@ -10,8 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from lmgauge import hookimpl
-from lmgauge.errors import DataError
+from lmgauge.plugin import DataError, hookimpl
 
 from .base import TextDataset, jsonl_rows
 

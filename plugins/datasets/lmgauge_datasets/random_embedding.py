@@ -13,10 +13,7 @@ from typing import Any, Iterator
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.errors import ConfigError
-from lmgauge.interfaces import PerfDataset
-from lmgauge.types import GenerationRequest
+from lmgauge.plugin import ConfigError, GenerationRequest, PerfDataset, hookimpl
 
 from .base import need_tokenizer
 from .random_prompts import PROMPT_LENGTH_OPTIONS, exact_text, word_tokens

@@ -15,12 +15,7 @@ from typing import Iterator
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.errors import ConfigError
-from lmgauge.types import GenerationRequest
-
-from lmgauge.interfaces import PerfDataset
-from lmgauge.perf.requests import make_request
+from lmgauge.plugin import ConfigError, GenerationRequest, PerfDataset, hookimpl, make_request
 
 from .base import need_tokenizer
 

@@ -12,9 +12,7 @@ from typing import Iterator
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.interfaces import PerfDataset
-from lmgauge.types import GenerationRequest
+from lmgauge.plugin import GenerationRequest, PerfDataset, hookimpl
 
 from .base import need_tokenizer
 from .random_embedding import require_api

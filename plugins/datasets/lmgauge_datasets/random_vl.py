@@ -17,9 +17,7 @@ from typing import Any, Iterator
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.interfaces import PerfDataset
-from lmgauge.types import GenerationRequest
+from lmgauge.plugin import GenerationRequest, PerfDataset, hookimpl
 
 from .base import need_tokenizer
 from .images import Image, ImageFolder, made_image

@@ -24,10 +24,7 @@ from typing import Iterator
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.errors import ConfigError, DataError
-from lmgauge.interfaces import PerfDataset, RequestSettings
-from lmgauge.types import GenerationRequest
+from lmgauge.plugin import ConfigError, DataError, GenerationRequest, PerfDataset, RequestSettings, hookimpl
 
 from .base import bundled, jsonl_rows, need_tokenizer
 from .random_prompts import PROMPT_LENGTH_OPTIONS

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmgauge import hookimpl
-from lmgauge.errors import ConfigError, DataError
+from lmgauge.plugin import ConfigError, DataError, hookimpl
 
 from .base import TextDataset, jsonl_rows
 

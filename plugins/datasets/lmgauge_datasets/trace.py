@@ -34,10 +34,7 @@ from typing import Iterator
 
 import click
 
-from lmgauge import hookimpl
-from lmgauge.errors import DataError
-from lmgauge.interfaces import PerfDataset
-from lmgauge.types import GenerationRequest
+from lmgauge.plugin import DataError, GenerationRequest, PerfDataset, hookimpl
 
 from .base import bundled, jsonl_rows, need_tokenizer
 from .random_prompts import exact_text, word_tokens
