@@ -111,6 +111,9 @@ class EvalConfig(Settings):
     connect_timeout: float = 30.0
     grading_workers: int | None = None
     starts_thinking: bool = False  # the chat template opens <think> (grading_pool.as_graded)
+    # where model-written code runs (benchmarks with needs_sandbox; eval/sandboxing.py)
+    sandbox: str | None = None  # None: the installed sandbox that declares itself the default (local)
+    sandbox_require_isolation: bool = False
     export: list[str] = field(default_factory=list)
     export_path: str | None = None
     progress: bool = True
@@ -159,5 +162,13 @@ class EvalConfig(Settings):
             raise ConfigError("--extra-body must be a JSON object", 'e.g. --extra-body \'{"top_k": 20}\'')
         if self.judge_mode not in ("fallback", "always"):
             raise ConfigError(f"--judge-mode must be fallback or always, got {self.judge_mode!r}")
+        if self.sandbox is not None and (not isinstance(self.sandbox, str) or not self.sandbox.strip()):
+            raise ConfigError(f"--sandbox must be a sandbox plugin's name, got {self.sandbox!r}",
+                              "see `lmgauge plugins` for the installed sandboxes (default: local)")
+        if not isinstance(self.sandbox_require_isolation, bool):
+            raise ConfigError(f"sandbox_require_isolation must be true or false, got {self.sandbox_require_isolation!r}")
+        from .eval.sandboxing import carry_selection
+
+        carry_selection(self)
         if not isinstance(self.replicas, int) or self.replicas < 1:
             raise ConfigError(f"--replicas must be an integer ≥ 1, got {self.replicas!r}")

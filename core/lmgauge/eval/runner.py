@@ -91,6 +91,9 @@ def make_benchmark(pm: PluginManager, base: str, alias: str, options: dict[str, 
     if alias != bench.name:
         bench.name = alias
     bench.options = values_for(bench, options)
+    from .sandboxing import attach_sandbox  # benchmarks that run model code get the run's sandbox
+
+    attach_sandbox(pm, bench, options)
     return bench
 
 

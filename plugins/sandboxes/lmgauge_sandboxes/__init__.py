@@ -1,0 +1,1 @@
+"""lmgauge sandboxes: executors for model-written code (the ``local`` bubblewrap sandbox)."""
