@@ -270,7 +270,7 @@ def test_mlflow_file_store_eval_metrics_params_table_report(eval_run, monkeypatc
     lines = run_exporters(["mlflow"], str(e["dir"]), {"mlflow_experiment": "r1-distill", "mlflow_run_name": "try 1"})
     assert len(lines) == 1 and lines[0].startswith(f"export mlflow: {e['dir'] / 'mlruns'}: experiment r1-distill, "
                                                    "run try 1 ("), lines
-    assert "1 step, 19 params, samples table (24 rows), report.html" in lines[0]
+    assert "1 step, 18 params, samples table (24 rows), report.html" in lines[0]
     assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ  # the exporter put it back
     client = mlflow_client((e["dir"] / "mlruns").as_uri(), monkeypatch)
     run = one_run(client, "r1-distill")

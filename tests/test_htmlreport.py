@@ -18,7 +18,8 @@ from fixtures.runfolders import (EVIL_JUDGE, EVIL_QUESTION, EVIL_REASONING, EVIL
 from lmgauge.errors import LmgaugeError
 from lmgauge.htmlreport import render_terminal, write_html_report
 from lmgauge.htmlreport.page import json_for_script
-from lmgauge.htmlreport.rundata import load_run, redact, sample_status
+from lmgauge.redaction import redact
+from lmgauge.runfolder import SampleRecord, load_run
 
 DATA_RE = re.compile(r'<script type="application/json" id="lmg-data">(.*?)</script>', re.S)
 
@@ -148,12 +149,17 @@ def test_redaction_rules():
     assert r["note"] == "***" and r["extra"] == {"password": "***", "nested": [{"token": "***"}]}
 
 
+def sample_status(d):
+    return SampleRecord.from_dict({"benchmark": "b", "sample_id": "1", "repeat": 0, **d}).status
+
+
 def test_sample_status():
     assert sample_status({"error": "x", "truncated": True}) == "error"
     assert sample_status({"truncated": True, "correct": True}) == "truncated"
     assert sample_status({"correct": True}) == "correct"
     assert sample_status({"correct": False}) == "wrong"
     assert sample_status({"correct": None, "score": 1.0}) == "correct"
+    assert sample_status({"score": 0.0, "grade_detail": "grader error: worker process died"}) == "error"
 
 
 def test_open_loop_rates_get_their_own_axis(tmp_path):
@@ -198,17 +204,17 @@ def test_timeline_shows_client_and_server_series_per_level(real_runs, tmp_path):
     levels = blocks(html, '<details class="timeline"', "</details>")
     assert len(levels) == 2 and levels[0].startswith(" open>") and not levels[1].startswith(" open")
     for i, block in enumerate(levels):
-        assert f"concurrency {run.levels[i]['concurrency']}</summary>" in block
+        assert f"concurrency {run.levels[i].concurrency}</summary>" in block
         assert "vLLM metrics from http://127.0.0.1:" in block
         for name in SERVER_SERIES:
             if name in series[i]:
                 assert block.count(f'data-series="{name}"') == 1, name
         # one TTFT dot per successful request; completions per second
         dots = blocks(block, 'data-series="client_ttft"', "</g>")
-        assert len(dots) == 1 and dots[0].count("<circle") == run.levels[i]["succeeded"]
+        assert len(dots) == 1 and dots[0].count("<circle") == run.levels[i].succeeded
         assert 'data-series="client_throughput"' in block
     # the level's summary of each series; KV-cache usage in percent (the fixture server reports 0.1-0.2)
-    kv = run.levels[0]["server_metrics"]["series"]["kv_cache_usage"]
+    kv = run.levels[0].server_metrics["series"]["kv_cache_usage"]
     figures = blocks(levels[0], '<table class="server-figures">', "</table>")[0]
     assert f"<td>kv cache usage</td><td>%</td><td class=\"num\">{100 * kv['mean']:,.2f}</td>" in figures
     # ... and drawn on a 0-100 axis
@@ -257,7 +263,7 @@ def test_turns_ramp_and_endpoints_without_text(real_runs, tmp_path):
 
     html = report_of([real_runs["embeddings"]], tmp_path / "emb.html")
     head = blocks(html, '<table class="perf"><thead>', "</thead>")[0]
-    assert "TTFT" not in head and "TPOT" not in head and "Input tok/s" in head and "Inputs/s" in head
+    assert "TTFT" not in head and "TPOT" not in head and "Input toks/s" in head and "Inputs/s" in head
     assert 'data-chart="ttft_s"' not in html and 'data-chart="input_token_throughput"' in html
     assert 'data-series="client_ttft"' not in html and "Highest input throughput" in html
 

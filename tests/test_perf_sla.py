@@ -13,7 +13,8 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from lmgauge.errors import ConfigError
-from lmgauge.perf.output import best_and_advice
+from lmgauge.perf.advice import best_and_advice
+from lmgauge.runfolder import Distribution, PerfLevel
 from lmgauge.perf.sla import SLASearch, parse_objectives, parse_range
 from test_perf import ENV
 
@@ -49,12 +50,17 @@ def test_search_converges_on_a_server_whose_latency_grows_with_load(stream_serve
     assert len(lines) == 1 and f"highest concurrency that meets it: {search['best']}" in lines[0]
 
 
+def synth(ttft: float, rps: float, success_rate: float = 1.0) -> PerfLevel:
+    """A level as the SLA search sees it: 10 requests, their TTFT p99 and mean, throughput."""
+    return PerfLevel(requests=10, succeeded=round(10 * success_rate), failed=10 - round(10 * success_rate),
+                     figures={"ttft_s": Distribution(10, {"p99": ttft, "mean": ttft}), "request_throughput": rps,
+                              "success_rate": success_rate})
+
+
 def run_synthetic(objectives: str, dimension: str, latency, rng: str | None = None, throughput=None):
     search = SLASearch(parse_objectives(objectives), dimension, *parse_range(rng, dimension))
     for load in search.loads():
-        run = {"ttft_s": {"p99": latency(load), "mean": latency(load)}, "requests": 10, "success_rate": 1.0,
-               "request_throughput": throughput(load) if throughput else load}
-        search.record(load, run)
+        search.record(load, synth(latency(load), throughput(load) if throughput else load))
     return search
 
 
@@ -81,8 +87,8 @@ def test_search_stops_when_the_low_end_misses_saturates_or_fails():
     # a server that fails most requests stops the search
     failing = SLASearch(parse_objectives("ttft_p99<=1s"), "concurrency", 1, 64)
     gen = failing.loads()
-    failing.record(next(gen), {"ttft_s": {"p99": 0.1}, "requests": 10, "success_rate": 1.0, "request_throughput": 1})
-    failing.record(next(gen), {"ttft_s": {"p99": 0.1}, "requests": 10, "success_rate": 0.2, "request_throughput": 1})
+    failing.record(next(gen), synth(0.1, 1))
+    failing.record(next(gen), synth(0.1, 1, success_rate=0.2))
     assert list(gen) == [] or failing.best == 1
     assert "failed" in failing.stopped
 
@@ -110,8 +116,8 @@ def test_bad_sla_flags_are_one_line(tmp_path):
 
 
 def level(c, rps):
-    return {"concurrency": c, "rate": None, "succeeded": 10, "requests": 10, "failed": 0, "request_throughput": rps,
-            "latency_s": {"mean": c / rps}, "failures": {}, "usage_source": {"server": 10}, "queue_delay_s": {}}
+    return PerfLevel(concurrency=c, rate=None, succeeded=10, requests=10, failed=0, usage_source={"server": 10},
+                     figures={"request_throughput": rps, "latency_s": Distribution.of([c / rps])})
 
 
 def test_the_knee_is_the_smallest_level_near_the_peak():

@@ -9,11 +9,22 @@ import orjson
 import pytest
 
 from lmgauge.errors import ConfigError
-from lmgauge.perf.cli import ListFlagsCommand, perf, plan_levels
+from lmgauge.perf.cli import ListFlagsCommand, perf
+from lmgauge.perf.levels import plan_levels
 from lmgauge.perf.config import PerfConfig
 from lmgauge.perf.loadgen import Load, arrival_times, schedule
-from lmgauge.perf.metrics import (PERCENTILES, aggregate, chunk_tokens, failure_reason, meets_slo, parse_slo,
-                                  request_metrics, stats)
+from lmgauge.perf.metrics import aggregate, chunk_tokens, meets_slo, parse_slo, request_row, stats
+from lmgauge.perf.registry import computation_order, perf_metrics
+from lmgauge.plugins import PluginManager
+from lmgauge.runfolder import PERCENTILES
+
+METRICS = perf_metrics(PluginManager(only=["openai"]))
+
+
+def request_metrics(rec):
+    """A request's row as lmgauge perf computes it, with the values by metric key."""
+    row = request_row(rec, computation_order(METRICS))
+    return {**row.values, "row": row}
 from lmgauge.types import GenerationRequest, PerfRecord
 from lmgauge_backends.openai_stream import _Parser, _StreamError
 
@@ -141,33 +152,21 @@ def test_single_chunk_response_has_no_tpot():
     assert m["ttft_s"] == pytest.approx(1.0) and m["tpot_s"] is None and m["itl_s"] == []
 
 
-def test_failure_reasons_group():
-    assert failure_reason("HTTP 500: boom") == "HTTP 500"
-    assert failure_reason("connection error: ServerDisconnectedError Server disconnected") == \
-        "connection error (ServerDisconnectedError)"
-    assert failure_reason("connection error: response cut off (Response payload is not completed)") == \
-        "connection error (response cut off)"
-    assert failure_reason("read timeout: no data for 1 s") == "read timeout"
-    assert failure_reason("truncated stream: the body ended before a finish_reason and [DONE]") == "truncated stream"
-    assert failure_reason("no [DONE]: the stream ended after its finish_reason without data: [DONE]") == "no [DONE]"
-    assert failure_reason(None) == "unknown"
-
-
 def test_slo_parsing_and_goodput():
     assert parse_slo("ttft=500ms, tpot=50ms,latency=2s,itl=20") == {
         "ttft_s": 0.5, "tpot_s": 0.05, "latency_s": 2.0, "itl_s": 0.02}
     for bad in ("ttft", "speed=1s", "ttft=fast", "ttft=-1ms"):
         with pytest.raises(ConfigError):
             parse_slo(bad)
-    good = request_metrics(record([10.1, 10.11, 10.12]))
-    slow = request_metrics(record([10.9, 10.91, 10.92]))
+    recs = [record([10.1, 10.11, 10.12]), record([10.9, 10.91, 10.92]), record([10.1], success=False)]
+    good, slow, failed = (request_metrics(r)["row"] for r in recs)
     slo = parse_slo("ttft=500ms")
     assert meets_slo(good, slo) and not meets_slo(slow, slo)
-    failed = request_metrics(record([10.1], success=False))
-    run = aggregate([], [good, slow, failed], wall_s=2.0, concurrency=1, rate=None, slo=slo)
-    assert run["goodput"] == 0.5 and run["slo_attainment"] == pytest.approx(1 / 3)
-    assert run["requests"] == 3 and run["succeeded"] == 2 and run["failed"] == 1
-    assert run["request_throughput"] == 1.0
+    run = aggregate(recs, [good, slow, failed], METRICS, wall_s=2.0, concurrency=1, rate=None, slo=slo)
+    assert run.stat("goodput") == 0.5 and run.slo_attainment == pytest.approx(1 / 3)
+    assert run.requests == 3 and run.succeeded == 2 and run.failed == 1
+    assert run.stat("request_throughput") == 1.0
+    assert run.to_dict()["goodput"] == 0.5 and run.to_dict()["ttft_s"]["count"] == 2
 
 
 # -- load generation -----------------------------------------------------------------------

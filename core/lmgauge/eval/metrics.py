@@ -8,7 +8,9 @@ aggregation with 95% confidence intervals.
   count); a question whose repeats extracted nothing scores 0.
 
 A benchmark/subset's score is the mean of its questions' per-question values. The 95% CI is a
-Wilson interval when every per-question value is 0 or 1, else a Student-t interval.
+Wilson interval when every per-question value is 0 or 1, else a Student-t interval, cut to
+[0, 1] when every value lies there (a mean of scores cannot leave it; with few questions the
+t-interval alone does: schema-1 reports hold such bounds, e.g. [-3.9, 4.6] over two questions).
 """
 from __future__ import annotations
 
@@ -99,4 +101,7 @@ def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[f
         return (mean, mean)
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(var / n)
-    return (mean - half, mean + half)
+    lo, hi = mean - half, mean + half
+    if all(0.0 <= v <= 1.0 for v in values):  # a mean of scores in [0, 1] lies in [0, 1]
+        lo, hi = max(0.0, lo), min(1.0, hi)
+    return (lo, hi)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from ..interfaces import PerfMetric
+from ..redaction import redact_text
 from ..runfolder import Distribution, PerfLevel, RequestRow
 from ..types import PerfRecord
 
@@ -67,12 +68,15 @@ def _legacy_group(err: str | None) -> str:
 
 def request_row(rec: PerfRecord, metrics: Sequence[PerfMetric], count: Callable[[str], int] | None = None,
                 origin: float = 0.0, run_id: int = 0) -> RequestRow:
-    """The row of one finished request: fixed fields, then each per-request metric's value."""
-    group = rec.failure_group or rec.failure_kind or (None if rec.success else _legacy_group(rec.error))
+    """The row of one finished request: fixed fields, then the value of each per-request metric
+    of ``metrics``, in their order (lmgauge.perf.registry.computation_order: the core's own
+    first, so a plugin metric may read them)."""
+    error = redact_text(rec.error) if rec.error else rec.error  # a backend's careless error text stays out
+    group = rec.failure_group or rec.failure_kind or (None if rec.success else _legacy_group(error))
     row = RequestRow(
         run_id=run_id, idx=rec.index, scheduled_s=rec.scheduled - origin if rec.scheduled else None,
         sent_s=rec.sent - origin if rec.sent else None, prompt_tokens=rec.prompt_tokens,
-        completion_tokens=rec.completion_tokens, usage_source=rec.usage_source, success=rec.success, error=rec.error,
+        completion_tokens=rec.completion_tokens, usage_source=rec.usage_source, success=rec.success, error=error,
         chunks=len(rec.chunk_times), session=rec.session, turn=rec.turn, cached_tokens=rec.cached_tokens,
         inputs=rec.inputs, embedding_dim=rec.embedding_dim, images=len(rec.images) if rec.images else None,
         image_sizes=" ".join(f"{w}x{h}" for w, h in rec.images) if rec.images else None, endpoint=rec.endpoint,

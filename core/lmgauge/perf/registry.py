@@ -32,16 +32,13 @@ def perf_metrics(pm: Any = None) -> list[PerfMetric]:
     return found
 
 
-def request_metrics_of(metrics: list[PerfMetric]) -> list[PerfMetric]:
-    """Per-request metrics, the core's first (later ones may read their values)."""
+def computation_order(metrics: list[PerfMetric]) -> list[PerfMetric]:
+    """The per-request metrics in the order their values are computed: the core's own first,
+    in lmgauge.perf.builtin_metrics order (TPOT reads TTFT and latency), then the plugins'."""
     from .builtin_metrics import BUILTIN
 
     own = {cls.name: i for i, cls in enumerate(BUILTIN)}
     return sorted((m for m in metrics if m.kind == "request"), key=lambda m: (m.name not in own, own.get(m.name, 0)))
-
-
-def level_metrics_of(metrics: list[PerfMetric]) -> list[PerfMetric]:
-    return [m for m in metrics if m.kind == "level"]
 
 
 def metric_columns(metrics: list[PerfMetric] | None = None) -> list[MetricColumn]:

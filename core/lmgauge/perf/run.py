@@ -202,6 +202,7 @@ class PerfRun:
         from .advice import best_and_advice
         from .loadgen import Load, count_prompt_tokens, prebuilt, run_in_loop, run_load, schedule
         from .metrics import aggregate, request_row
+        from .registry import computation_order
         from .tables import percentile_table
 
         c, tok = self.c, self.tok
@@ -234,7 +235,8 @@ class PerfRun:
             if scraper is not None:
                 scraped = scraper.stop_thread() if c.workers > 1 else self.loop.run_until_complete(scraper.stop())
         records = sorted(result.records, key=lambda r: r.index)
-        rows = [request_row(r, self.metrics, count, result.started, run_id) for r in records]
+        per_request = computation_order(self.metrics)
+        rows = [request_row(r, per_request, count, result.started, run_id) for r in records]
         run = aggregate(records, rows, self.metrics, wall_s=result.wall_s, concurrency=lv.concurrency, rate=lv.rate,
                         slo=self.slo, cpu_s=result.cpu_s)
         run.workers = c.workers
