@@ -23,7 +23,8 @@ from .export import export_click_options
 from .options import PluginCommand
 
 OPTIONAL_COMMANDS = {"perf": "lmgauge.perf.cli", "report": "lmgauge.htmlreport.cli",
-                     "compare": "lmgauge.eval.compare_cli", "regrade": "lmgauge.eval.regrade_cli"}
+                     "compare": "lmgauge.eval.compare_cli", "regrade": "lmgauge.eval.regrade_cli",
+                     "serve": "lmgauge.app.cli"}
 
 
 class LmgaugeGroup(click.Group):
@@ -86,6 +87,7 @@ def cli() -> None:
     lmgauge report  one HTML page (and terminal tables) for one or more run folders
     lmgauge compare paired significance of B - A for two eval runs of the same questions
     lmgauge regrade grade a finished eval run again (new graders, an LLM judge) without the model
+    lmgauge serve   one live app for every run under a folder (lmgauge serve runs)
     """
 
 

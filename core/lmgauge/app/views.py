@@ -1,0 +1,328 @@
+"""The app's views as plain data: each function takes run folders (or the app's run states)
+and returns dicts and lists of numbers and strings that a template renders (templates under
+``app/templates/``, autoescaped). Nothing here knows a benchmark or a metric by name: eval
+rows are whatever metrics the run computed, sample blocks come from
+``Benchmark.sample_view``, perf columns from the perf metric declarations (perfviews.py).
+
+The same functions serve the live app and can serve a static page: they take
+:class:`lmgauge.runfolder.RunFolder` objects (plus, for a running eval, the rows recomputed
+from its journal).
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable
+
+import orjson
+
+from ..redaction import redact, redact_text
+from ..runfolder import OVERALL, BenchmarkSummary, ResultRow, RunFolder, SampleRecord
+
+try:  # the one chart code of lmgauge (pure functions, no run data)
+    from ..htmlreport.svg import PALETTE
+except Exception:  # noqa: BLE001 - the report package is being rebuilt; keep the app usable
+    PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"]
+
+SPECIAL_SUBSETS = {"OVERALL": 0, "MACRO": 1, "WEIGHTED": 2}
+#: characters of a text shown before "show all" (head and tail each)
+CUT_HEAD, CUT_TAIL = 3000, 1000
+
+
+def natural(s: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def stringify(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode("utf-8", "replace")
+
+
+def config_text(cfg: dict[str, Any]) -> str:
+    """The run's settings as JSON (already redacted by the library; redacted again)."""
+    return orjson.dumps(redact(cfg), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+                        default=str).decode("utf-8")
+
+
+# -- eval: scores ---------------------------------------------------------------------------
+def score_tables(rows: list[ResultRow]) -> list[dict[str, Any]]:
+    """One table per benchmark (and collection): a row per subset (OVERALL first), a column
+    per metric the run computed, each cell a score with its 95% CI and count."""
+    benches = list(dict.fromkeys(r.benchmark for r in rows))
+    out = []
+    for b in benches:
+        mine = [r for r in rows if r.benchmark == b]
+        metrics = list(dict.fromkeys(r.metric for r in mine))
+        subsets = sorted(dict.fromkeys(r.subset for r in mine), key=lambda s: (SPECIAL_SUBSETS.get(s, 9), natural(s)))
+        cells = {(r.subset, r.metric): r for r in mine}
+        table_rows = []
+        for s in subsets:
+            table_rows.append({"subset": s, "overall": s in SPECIAL_SUBSETS,
+                               "count": next((cells[(s, m)].count for m in metrics if (s, m) in cells), None),
+                               "cells": [_cell(cells.get((s, m))) for m in metrics]})
+        out.append({"benchmark": b, "metrics": metrics, "rows": table_rows})
+    return out
+
+
+def _cell(r: ResultRow | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {"score": r.score, "ci_low": r.ci_low, "ci_high": r.ci_high, "count": r.count}
+
+
+def cards(rows: list[ResultRow], summaries: list[BenchmarkSummary]) -> list[dict[str, Any]]:
+    """At a glance: each benchmark's headline (OVERALL, the main metric) with its health."""
+    from .runs import headline
+
+    health = {s.benchmark: s for s in summaries}
+    out = []
+    for h in headline(rows):
+        s = health.get(h["benchmark"])
+        out.append({**h, "truncated": s.truncated if s else 0, "errors": (s.errors + s.grader_errors) if s else 0,
+                    "samples": s.samples if s else None, "missing": s.missing if s else 0})
+    return out
+
+
+def health_rows(summaries: list[BenchmarkSummary]) -> list[dict[str, Any]]:
+    out = []
+    for s in summaries:
+        out.append({"benchmark": s.benchmark, "questions": s.questions, "samples": s.samples, "graded": s.graded,
+                    "errors": s.errors, "grader_errors": s.grader_errors, "truncated": s.truncated,
+                    "truncated_rate": s.truncated_rate, "missing": s.missing,
+                    "warnings": [redact_text(w) for w in s.warnings],
+                    "error_examples": [{"text": redact_text(str(k)), "count": n}
+                                       for k, n in (s.error_examples or {}).items()]})
+    return out
+
+
+def analytics(summaries: list[BenchmarkSummary]) -> list[dict[str, Any]]:
+    """Whatever analytics the report holds per benchmark (reasoning lengths, their subsets,
+    the budget curve), shown as generic tables: a mapping of figures is a two-column table,
+    a list of rows a table with a column per key."""
+    out = []
+    for s in summaries:
+        blocks = []
+        for title, value in (("lengths", s.lengths), ("lengths per subset", s.subset_lengths),
+                             ("budget curve", s.budget_curve)):
+            block = generic_block(title, value)
+            if block is not None:
+                blocks.append(block)
+        for key, value in s.extra.items():
+            block = generic_block(key.replace("_", " "), value)
+            if block is not None:
+                blocks.append(block)
+        if blocks:
+            out.append({"benchmark": s.benchmark, "blocks": blocks})
+    return out
+
+
+def generic_block(title: str, value: Any) -> dict[str, Any] | None:
+    """Plain data as a table block (the shape ``Benchmark.sample_view`` blocks have)."""
+    if value is None or value == {} or value == []:
+        return None
+    if isinstance(value, dict):
+        if all(isinstance(v, dict) for v in value.values()):
+            cols = list(dict.fromkeys(k for v in value.values() for k in v))
+            if all(not isinstance(v.get(c), (dict, list)) for v in value.values() for c in cols):
+                return {"kind": "table", "title": title, "columns": ["", *cols],
+                        "rows": [[k, *(v.get(c) for c in cols)] for k, v in value.items()]}
+        return {"kind": "fields", "title": title,
+                "items": [[k, v if not isinstance(v, (dict, list)) else stringify(v)] for k, v in value.items()]}
+    if isinstance(value, list):
+        if all(isinstance(v, dict) for v in value):
+            cols = list(dict.fromkeys(k for v in value for k in v))
+            return {"kind": "table", "title": title, "columns": cols,
+                    "rows": [[v.get(c) if not isinstance(v.get(c), (dict, list)) else stringify(v.get(c)) for c in cols]
+                             for v in value]}
+        return {"kind": "text", "title": title, "text": "\n".join(str(v) for v in value)}
+    return {"kind": "text", "title": title, "text": str(value)}
+
+
+def judge_view(judge: dict[str, Any] | None) -> dict[str, Any] | None:
+    """report.json ``judge``: the judge's settings line and one row per benchmark and overall."""
+    if not isinstance(judge, dict) or not isinstance(judge.get("overall"), dict):
+        return None
+    benches = judge.get("benchmarks") if isinstance(judge.get("benchmarks"), dict) else {}
+    rows = []
+    for name, s in [*benches.items(), ("OVERALL", judge["overall"])]:
+        if not isinstance(s, dict):
+            continue
+        vd = s.get("verdicts") if isinstance(s.get("verdicts"), dict) else {}
+        ag = s.get("agreement") if isinstance(s.get("agreement"), dict) else {}
+        rows.append({"name": str(name), "overall": name == "OVERALL", "judged": s.get("judged"),
+                     "correct": vd.get("correct", 0), "incorrect": vd.get("incorrect", 0),
+                     "unparsable": vd.get("unparsable", 0), "failed": vd.get("error", 0),
+                     "rule_undecided": s.get("rule_undecided"), "score_changed": s.get("score_changed"),
+                     "compared": ag.get("samples", 0), "agreement": ag.get("agreement"), "kappa": ag.get("kappa")})
+    return {"model": judge.get("model"), "mode": judge.get("mode"), "asked": judge.get("asked"),
+            "cached": judge.get("cached"), "failed": judge.get("failed"), "elapsed_s": judge.get("elapsed_s"),
+            "base_url": redact_text(str(judge.get("base_url") or "")), "rows": rows}
+
+
+def endpoint_rows(endpoints: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    out = []
+    for e in endpoints or []:
+        if isinstance(e, dict):
+            out.append({**{k: v for k, v in e.items() if not isinstance(v, (dict, list))},
+                        "url": redact_text(str(e.get("url") or "")),
+                        "last_error": redact_text(str(e["last_error"])) if e.get("last_error") else None})
+    return out
+
+
+def eval_view(run: RunFolder, rows: list[ResultRow], summaries: list[BenchmarkSummary]) -> dict[str, Any]:
+    """Everything the eval part of a run page shows, as data."""
+    report = run.report
+    return {"cards": cards(rows, summaries), "tables": score_tables(rows), "health": health_rows(summaries),
+            "analytics": analytics(summaries),
+            "judge": judge_view(report.judge if report else None),
+            "endpoints": endpoint_rows(report.endpoints if report else None),
+            "regrade": generic_block("regrade", report.regrade) if report and report.regrade else None,
+            "collection": generic_block("collection", report.collection) if report and report.collection else None}
+
+
+# -- samples --------------------------------------------------------------------------------
+def cut_text(text: str | None, cut: int | None) -> tuple[str | None, bool]:
+    """Head and tail of a long text (``cut``: characters kept in all, about 3:1)."""
+    if text is None or not cut or len(text) <= cut:
+        return text, False
+    head = max(1, cut * 3 // 4)
+    tail = max(1, cut - head)
+    return f"{text[:head]}\n…\n{text[-tail:]}", True
+
+
+def sample_json(rec: SampleRecord, views: list[dict[str, Any]] | None = None, cut: int | None = None) -> dict[str, Any]:
+    """One sample as the API returns it: the issue's fields, the judge's, the benchmark's own
+    blocks (``views``) and, when cut, the full lengths."""
+    response, r_cut = cut_text(rec.response, cut)
+    reasoning, t_cut = cut_text(rec.reasoning, cut)
+    out = {"benchmark": rec.benchmark, "sample_id": rec.sample_id, "repeat": rec.repeat, "subsets": list(rec.subsets),
+           "status": rec.status, "correct": rec.correct, "score": rec.score, "score_status": rec.score_status,
+           "question": stringify(rec.question) if rec.question not in (None, "") else stringify(_prompt_text(rec.prompt)),
+           "gold": stringify(rec.gold), "extracted": stringify(rec.extracted), "response": response,
+           "reasoning": reasoning, "finish_reason": rec.finish_reason, "truncated": rec.truncated,
+           "grade_detail": stringify(rec.grade_detail), "error": redact_text(rec.error) if rec.error else None,
+           "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
+           "reasoning_tokens": rec.reasoning_tokens, "answer_tokens": rec.answer_tokens,
+           "latency_s": rec.latency_s, "attempts": rec.attempts,
+           "judge_verdict": rec.judge_verdict, "judge_text": rec.judge_text, "judge_model": rec.judge_model,
+           "rule_score": rec.rule_score, "score_source": rec.score_source,
+           "response_chars": len(rec.response) if rec.response is not None else None,
+           "reasoning_chars": len(rec.reasoning) if rec.reasoning is not None else None,
+           "cut": r_cut or t_cut, "views": views or []}
+    return out
+
+
+def _prompt_text(prompt: Any) -> Any:
+    if isinstance(prompt, list):
+        users = [m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        return users[-1] if users else prompt
+    return prompt
+
+
+def clean_blocks(blocks: Any) -> list[dict[str, Any]]:
+    """A benchmark's ``sample_view`` blocks, checked: only the three documented kinds, every
+    value made plain text (the page shows them as untrusted text)."""
+    out = []
+    if not isinstance(blocks, list):
+        return out
+    for b in blocks[:20]:
+        if not isinstance(b, dict):
+            continue
+        kind, title = b.get("kind"), str(b.get("title") or "")
+        if kind == "table":
+            cols = [str(c) for c in b.get("columns") or []]
+            rows = [[_cell_value(c) for c in row] for row in (b.get("rows") or [])[:500] if isinstance(row, (list, tuple))]
+            out.append({"kind": "table", "title": title, "columns": cols, "rows": rows})
+        elif kind == "text":
+            out.append({"kind": "text", "title": title, "text": str(b.get("text") or "")})
+        elif kind == "fields":
+            items = [[str(i[0]), _cell_value(i[1])] for i in b.get("items") or [] if isinstance(i, (list, tuple)) and len(i) == 2]
+            out.append({"kind": "fields", "title": title, "items": items})
+    return out
+
+
+def _cell_value(v: Any) -> Any:
+    if isinstance(v, dict) and "text" in v:
+        status = v.get("status")
+        return {"text": str(v.get("text")), "status": status if status in ("pass", "fail", "warn") else None}
+    if v is None or isinstance(v, (bool, int, float)):
+        return v if not (isinstance(v, float) and math.isnan(v)) else None
+    return str(v) if not isinstance(v, (dict, list)) else stringify(v)
+
+
+# -- comparison -------------------------------------------------------------------------------
+def compare_scores(labels: list[str], rows_of: list[list[ResultRow]]) -> dict[str, Any]:
+    """Every (benchmark, subset, metric) row with one cell per run; Δ (run minus the first)
+    with a flag when the 95% CIs do not overlap."""
+    keys: list[tuple[str, str, str]] = []
+    cells: dict[tuple[str, str, str], dict[int, ResultRow]] = {}
+    for i, rows in enumerate(rows_of):
+        for r in rows:
+            k = (r.benchmark, r.subset, r.metric)
+            if k not in cells:
+                cells[k] = {}
+                keys.append(k)
+            cells[k][i] = r
+    bench_order = {b: n for n, b in enumerate(dict.fromkeys(k[0] for k in keys))}
+    metric_order = {m: n for n, m in enumerate(dict.fromkeys(k[2] for k in keys))}
+    keys.sort(key=lambda k: (bench_order[k[0]], metric_order[k[2]], SPECIAL_SUBSETS.get(k[1], 9), natural(k[1])))
+    out = []
+    for k in keys:
+        row_cells = [_cell(cells[k].get(i)) for i in range(len(labels))]
+        base = cells[k].get(0)
+        deltas = [None] + [_delta(base, cells[k].get(i)) for i in range(1, len(labels))]
+        out.append({"benchmark": k[0], "subset": k[1], "metric": k[2], "overall": k[1] in SPECIAL_SUBSETS,
+                    "cells": row_cells, "deltas": deltas})
+    return {"labels": labels, "rows": out}
+
+
+def _delta(a: ResultRow | None, b: ResultRow | None) -> dict[str, Any] | None:
+    if a is None or b is None or a.score is None or b.score is None:
+        return None
+    d = float(b.score) - float(a.score)
+    sep = (a.ci_high is not None and b.ci_low is not None and a.ci_low is not None and b.ci_high is not None
+           and (b.ci_low > a.ci_high or a.ci_low > b.ci_high))
+    return {"value": d, "sep": bool(sep)}
+
+
+def paired_view(run_a: RunFolder, run_b: RunFolder) -> dict[str, Any]:
+    """The paired comparison of ``lmgauge compare A B`` (lmgauge.eval.compare) as data; runs
+    that cannot be paired give the reason in one line."""
+    from ..errors import LmgaugeError
+
+    try:
+        from ..eval.compare import compare_runs
+        from ..eval.paired import format_p, format_points
+
+        result = compare_runs(run_a, run_b)
+    except LmgaugeError as exc:
+        return {"error": exc.line()}
+    except Exception as exc:  # noqa: BLE001 - the comparison is one section; the page stays
+        return {"error": f"the paired comparison failed: {type(exc).__name__}: {exc}"}
+    rows = []
+    for row in result.rows:
+        r = row.result
+        rows.append({"benchmark": row.benchmark, "subset": row.subset, "overall": row.subset == OVERALL, "n": r.n,
+                     "a": format_points(r.mean_a, sign=False), "b": format_points(r.mean_b, sign=False),
+                     "diff": format_points(r.diff), "ci": f"[{format_points(r.ci_low)}, {format_points(r.ci_high)}]",
+                     "p": format_p(r.p_value), "test": r.test, "significant": r.significant,
+                     "verdict": row.verdict})
+    return {"error": None, "alpha": result.alpha, "rows": rows, "skipped": list(result.skipped),
+            "notes": list(result.notes), "ci_label": f"{100 * (1 - result.alpha):g}% CI"}
+
+
+def perf_headline(run: RunFolder) -> list[dict[str, Any]]:
+    from .perfviews import headline
+
+    return headline(run)
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
