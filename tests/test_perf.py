@@ -132,6 +132,25 @@ def test_workers_merge_every_record_exactly(stream_server, tmp_path):
     assert schedules[1] == pytest.approx(schedules[2], abs=1e-6)
 
 
+def token_counts(url: str, out, *extra: str) -> tuple[set, dict]:
+    """(completion_tokens and usage_source of every request, the level's usage_source counts)
+    of a perf run with a tokenizer against ``url``."""
+    run_cli("perf", "--url", url, "--model", "perf-model", "--prompt", "count me", "--number", "12",
+            "--concurrency", "4", "--tokenizer", "cl100k_base", *extra, "--output", str(out), env=ENV, check=True,
+            timeout=180)
+    rows = sqlite3.connect(out / "perf.sqlite").execute("select completion_tokens, usage_source from requests").fetchall()
+    return set(rows), summary(out)["runs"][0]["usage_source"]
+
+
+def test_shards_count_tokens_as_one_process_does(stream_server, tmp_path):
+    """A server without usage that streams 4 tokens a chunk: the tokenizer counts 32 per request
+    in one process and in every worker process alike (not 8, one per chunk)."""
+    url = stream_server("--no-usage", "--tokens", "32", "--tokens-per-chunk", "4")
+    one = token_counts(url, tmp_path / "one", "--workers", "1")
+    two = token_counts(url, tmp_path / "two", "--workers", "2")
+    assert one == two == ({(32, "tokenizer")}, {"tokenizer": 12})
+
+
 def test_ctrl_c_writes_what_was_measured(stream_server, tmp_path):
     url = stream_server("--tokens", "20", "--itl", "0.02")
     for workers in ("1", "2"):

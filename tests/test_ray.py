@@ -63,13 +63,14 @@ class LocalRayCluster:
         return proc, lines
 
     def start_head(self, num_cpus: int = 1, cpu: int | None = None) -> str:
-        _, lines = self._start(["--head", "--port", "0", "--num-cpus", str(num_cpus), "--temp-dir", self.tmp,
-                                "--include-dashboard", "false"], cpu, "ray start --address=")
+        _, lines = self._start(["--head", "--port", "0", "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus),
+                                "--temp-dir", self.tmp, "--include-dashboard", "false"], cpu, "ray start --address=")
         self.address = re.search(r"ray start --address='([^']+)'", lines[-1]).group(1)
         return self.address
 
     def add_node(self, num_cpus: int = 1, cpu: int | None = None) -> subprocess.Popen:
-        proc, _ = self._start(["--address", self.address, "--num-cpus", str(num_cpus)], cpu, "Ray runtime started")
+        proc, _ = self._start(["--address", self.address, "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus)], cpu,
+                              "Ray runtime started")
         return proc
 
     @staticmethod
@@ -104,6 +105,17 @@ def perf_server(stream_server):
 
 def summary(out: Path) -> dict:
     return json.loads((out / "summary.json").read_text())
+
+
+def test_ray_shards_count_tokens_as_one_process_does(cluster, perf_server, tmp_path):
+    """No usage from the server, 4 tokens a chunk: Ray actors count 32 tokens a request with the
+    tokenizer, exactly as one process and local worker processes do."""
+    from test_perf import token_counts
+
+    url = perf_server("--no-usage", "--tokens", "32", "--tokens-per-chunk", "4")
+    one = token_counts(url, tmp_path / "one", "--workers", "1")
+    ray = token_counts(url, tmp_path / "ray", "--workers", "2", "--ray", "--ray-address", cluster.address)
+    assert one == ray == ({(32, "tokenizer")}, {"tokenizer": 12})
 
 
 def test_perf_through_ray_sends_what_one_process_sends(cluster, perf_server, tmp_path):

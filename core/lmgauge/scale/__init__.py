@@ -58,7 +58,8 @@ def connect(address: str | None, flag: str = "--ray") -> tuple[Any, bool]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR}  # Ray's start-up notices are not ours to print
     if not address and not os.environ.get("RAY_ADDRESS"):
-        kwargs["include_dashboard"] = False  # a local instance of our own: no web server
+        kwargs["include_dashboard"] = False  # a local instance of our own: no web server, on loopback only
+        kwargs["_node_ip_address"] = "127.0.0.1"
     try:
         ray.init(address=address or None, **kwargs)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
