@@ -4,8 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .hookspecs import hookimpl
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["__version__", "hookimpl", "evaluate"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from .version import __version__
 from .errors import LmgaugeError, PluginError
 from .export import export_click_options
 from .options import PluginCommand

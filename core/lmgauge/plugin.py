@@ -62,7 +62,7 @@ _WHERE = {
 
 def __getattr__(name: str) -> Any:
     if name == "lmgauge_version":
-        from . import __version__
+        from .version import __version__
 
         return __version__
     where = _WHERE.get(name)

@@ -156,7 +156,7 @@ class PluginManager:
     def _load_core(self) -> None:
         import importlib
 
-        from . import __version__
+        from .version import __version__
 
         for modname in CORE_PLUGINS:
             module = importlib.import_module(modname)

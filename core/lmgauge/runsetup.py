@@ -84,7 +84,7 @@ def create_folder(path: str | os.PathLike, kind: str, saved: dict[str, Any], *, 
     secrets already removed). Returns the held :class:`lmgauge.runfolder.FolderLock`."""
     import yaml
 
-    from . import __version__
+    from .version import __version__
     from .runfolder import FolderLock, new_manifest, read_manifest
 
     out = Path(path)

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import orjson
 from markupsafe import Markup
 
-from .. import __version__
+from ..version import __version__
 from .assets import CSS, JS
 from .perfviews import PerfViews
 from ..runfolder import RunFolder, run_labels

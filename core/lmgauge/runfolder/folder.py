@@ -169,14 +169,10 @@ class RunFolder:
 
     def requests(self, columns: list[MetricColumn] | None = None) -> Iterator[RequestRow]:
         """Per-request perf rows, level by level, each with ``level`` = the index of its level
-        in :attr:`levels`. ``columns``: the metric columns to read (default: those of the
-        installed perf metrics)."""
+        in :attr:`levels`. ``columns``: the metric columns to read (default: every one the file
+        holds)."""
         if self.kind != "perf":
             return iter(())
-        if columns is None:
-            from ..perf.registry import metric_columns
-
-            columns = metric_columns()
         return read_rows(self.path / PERF_DB, columns, self._level_of())
 
     def request_times(self) -> dict[int, list[tuple[float, float | None, float | None, bool]]]:

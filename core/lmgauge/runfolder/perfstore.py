@@ -26,6 +26,10 @@ BASE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("error", "TEXT"), ("chunks", "INTEGER"), ("session", "INTEGER"), ("turn", "INTEGER"), ("cached_tokens", "INTEGER"),
     ("inputs", "INTEGER"), ("embedding_dim", "INTEGER"), ("images", "INTEGER"), ("image_sizes", "TEXT"),
     ("endpoint", "TEXT"), ("failure_kind", "TEXT"), ("failure_group", "TEXT"), ("trial", "INTEGER"))
+#: what perf.sqlite files without a ``metric_columns`` table (schema 1) store per request
+V1_METRIC_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("ttft_s", "ttft_s", False), ("ttfc_s", "ttfc_s", False), ("latency_s", "latency_s", False),
+    ("queue_delay_s", "queue_delay_s", False), ("tpot_s", "tpot_s", False), ("itl_s", "itl_json", True))
 RUNS_SCHEMA = """CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY, concurrency INTEGER, rate REAL, requests INTEGER, succeeded INTEGER,
     failed INTEGER, duration_s REAL, request_throughput REAL, output_token_throughput REAL,
@@ -115,6 +119,10 @@ class PerfStore:
         for spec in [f"{n} {t}" for n, t in BASE_COLUMNS if n not in have] + [c.sql for c in self.columns
                                                                                 if c.name not in have]:
             self.db.execute(f"ALTER TABLE requests ADD COLUMN {spec}")
+        # which columns hold which metric's values: readers need no plugin to read the file
+        self.db.execute("CREATE TABLE IF NOT EXISTS metric_columns (name TEXT PRIMARY KEY, key TEXT, is_list INTEGER)")
+        self.db.executemany("INSERT OR REPLACE INTO metric_columns VALUES (?, ?, ?)",
+                            [(c.name, c.key, int(c.is_list)) for c in self.columns])
         self.db.commit()
         self._names = [n for n, _ in BASE_COLUMNS] + [c.name for c in self.columns]
 
@@ -165,9 +173,21 @@ def query(db: Path, table: str, sql: str, params: tuple = ()) -> list[tuple[Any,
         con.close()
 
 
-def read_rows(db: Path, columns: Sequence[MetricColumn], level_of: dict[Any, int]) -> Iterator[RequestRow]:
-    """Every request row, level by level, in request order. Metric columns missing from an
-    older file read as ``None``; secrets in error texts are redacted."""
+def stored_columns(db: Path) -> list[MetricColumn]:
+    """The metric columns a perf.sqlite holds (its ``metric_columns`` table; schema 1's fixed
+    set for older files)."""
+    rows = query(db, "metric_columns", "SELECT name, key, is_list FROM metric_columns")
+    if rows:
+        return [MetricColumn(key, name, bool(is_list)) for name, key, is_list in rows]
+    return [MetricColumn(key, name, is_list) for key, name, is_list in V1_METRIC_COLUMNS]
+
+
+def read_rows(db: Path, columns: Sequence[MetricColumn] | None, level_of: dict[Any, int]) -> Iterator[RequestRow]:
+    """Every request row, level by level, in request order, with the values of ``columns``
+    (default: every metric column the file holds). Columns missing from an older file read as
+    ``None``; secrets in error texts are redacted."""
+    if columns is None:
+        columns = stored_columns(db)
     from ..errors import DataError
     from ..redaction import redact_text
 

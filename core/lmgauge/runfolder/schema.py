@@ -71,7 +71,7 @@ class Manifest:
 
 
 def new_manifest(kind: str, **values: Any) -> Manifest:
-    from .. import __version__
+    from ..version import __version__
 
     return Manifest(kind=kind, lmgauge_version=__version__, **values)
 

@@ -32,7 +32,7 @@ from ..errors import LmgaugeError
 from ..interfaces import BackendConfig
 from ..perf.loadgen import Load, LoadResult, ShardRunner, WorkerJob, shard_load
 from ..types import PerfRecord
-from . import boot_id, connect, node_info, short_reason
+from .cluster import boot_id, connect, node_info, short_reason
 
 READY_TIMEOUT_S = 300.0  # actors placed and backends started
 POLL_S = 1.0             # the driver collects finished records this often

@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import BackendError, ConfigError, LmgaugeError
 from ..interfaces import Backend, BackendConfig
 from ..types import Completion, GenerationRequest, PerfRecord
-from . import boot_id, connect, import_ray, node_info, short_reason
+from .cluster import boot_id, connect, import_ray, node_info, short_reason
 
 READY_TIMEOUT_S = 900.0  # placing the actors and loading every replica's weights
 CLOSE_TIMEOUT_S = 60.0
