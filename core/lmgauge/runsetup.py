@@ -82,10 +82,7 @@ def create_folder(path: str | os.PathLike, kind: str, saved: dict[str, Any], *, 
     (one writer per folder; refused in one line naming the other writer), write ``run.json``
     (kind, schema version) unless it has one, and ``config.yaml`` (``saved``: the settings,
     secrets already removed). Returns the held :class:`lmgauge.runfolder.FolderLock`."""
-    import yaml
-
-    from .version import __version__
-    from .runfolder import FolderLock, new_manifest, read_manifest
+    from .runfolder import FolderLock, RunConfig, new_manifest, read_manifest
 
     out = Path(path)
     try:
@@ -96,9 +93,7 @@ def create_folder(path: str | os.PathLike, kind: str, saved: dict[str, Any], *, 
     try:
         if read_manifest(out) is None:
             new_manifest(kind, **manifest).write(out)
-        data = dict(saved)
-        data["lmgauge_version"] = __version__
-        (out / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        RunConfig(dict(saved)).write(out)
     except BaseException:
         lock.release()
         raise

@@ -15,6 +15,7 @@ from ..config import EvalConfig, load_yaml
 from ..errors import ConfigError
 from ..options import COMMAND_FAMILIES
 from ..plugins import PluginManager, get_manager
+from ..runfolder import RunConfig
 from ..runsetup import is_empty as _empty
 from ..runsetup import merge_settings as run_settings
 from .report import Report
@@ -39,8 +40,8 @@ def merge_settings(explicit: dict[str, Any], pm: PluginManager | None = None,
         if not saved_path.is_file():
             raise ConfigError(f"--resume {resume}: no config.yaml in that folder",
                               "pass the folder of an earlier `lmgauge eval` run")
-        settings, options = pm.options.split(load_yaml(str(saved_path), "saved run config"), FAMILIES, f"{saved_path}")
-        settings.pop("lmgauge_version", None)
+        load_yaml(str(saved_path), "saved run config")  # unreadable YAML: one line naming it
+        settings, options = RunConfig.read(resume).split(pm, FAMILIES, str(saved_path))
         settings["output"] = str(resume)
         for key in RUN_DEFINING:
             if key in explicit and key in settings and _norm(explicit[key]) != _norm(settings[key]):

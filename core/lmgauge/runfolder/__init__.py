@@ -4,7 +4,7 @@ compare, the HTML page, ``lmgauge serve``, the exporters, plugins through lmgaug
 
 =====================  ==============================================================
 ``run.json``           :class:`Manifest`: kind and schema version (schema.py)
-``config.yaml``        the run's settings, secrets redacted (:func:`read_config`)
+``config.yaml``        :class:`RunConfig`: the run's settings, flat, no secrets (config.py)
 ``samples.jsonl``      :class:`SampleRecord` per line; :class:`SampleJournal` reads it by
                        byte offset, :class:`JournalWriter` appends (samples.py)
 ``report.json``        :class:`EvalReport` (evalreport.py)
@@ -18,6 +18,7 @@ compare, the HTML page, ``lmgauge serve``, the exporters, plugins through lmgaug
 """
 from __future__ import annotations
 
+from .config import RunConfig
 from .evalreport import MAIN_METRIC, OVERALL, BenchmarkSummary, EvalReport, RegradeChange, ResultRow
 from .folder import RunFolder, kind_of, load_run, read_config, read_json, run_labels, saved_settings
 from .lock import FolderLock, Holder, holder
@@ -27,7 +28,7 @@ from .samples import (CORRECT, ERROR, JOURNAL_FIELDS, SAMPLE_STATUSES, TRUNCATED
                       SampleJournal, SampleRecord, latest_samples, read_samples, write_samples)
 from .schema import KINDS, MANIFEST, SCHEMA_VERSION, Manifest, new_manifest, read_manifest
 
-__all__ = ["MAIN_METRIC", "OVERALL", "BenchmarkSummary", "EvalReport", "RegradeChange", "ResultRow", "RunFolder",
+__all__ = ["RunConfig", "MAIN_METRIC", "OVERALL", "BenchmarkSummary", "EvalReport", "RegradeChange", "ResultRow", "RunFolder",
            "kind_of", "load_run", "read_config", "read_json", "run_labels", "saved_settings", "FolderLock", "Holder",
            "holder", "PERCENTILES", "STATS", "Distribution", "PerfLevel", "PerfSummary", "MetricColumn", "PerfStore",
            "RequestRow", "CORRECT", "ERROR", "JOURNAL_FIELDS", "SAMPLE_STATUSES", "TRUNCATED", "WRONG",

@@ -17,6 +17,7 @@ import orjson
 
 from ..errors import DataError
 from ..redaction import REDACTED, is_secret_key, redact, redact_strings, redact_text
+from .config import RunConfig
 from .evalreport import EvalReport, RegradeChange
 from .perf import PerfSummary
 from .perfstore import MetricColumn, RequestRow, query, read_rows
@@ -41,16 +42,7 @@ def read_json(path: Path) -> Any:
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     """DIR/config.yaml as written (not redacted: for commands that reuse a run's settings);
     ``{}`` when missing or unreadable."""
-    path = Path(folder) / CONFIG
-    if not path.exists():
-        return {}
-    try:
-        import yaml
-
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - a broken config.yaml must not stop a report
-        return {}
-    return data if isinstance(data, dict) else {}
+    return RunConfig.read(folder).values
 
 
 def saved_settings(folder: str | os.PathLike) -> dict[str, Any]:
