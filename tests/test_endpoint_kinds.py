@@ -516,3 +516,66 @@ def test_lmdeploy_engine_errors_fail_typed(standin):
     rec = PerfRecord()
     asyncio.run(_backend(model).stream(_req("hi"), rec))  # not started
     assert (rec.failure_kind, rec.failure_group) == ("client", "the lmdeploy backend is not started (or already closed)")
+
+
+# -- adding a kind: one class and one table entry ---------------------------------------------
+class Classify(ek.PoolingKind):
+    """vLLM's ``/classify``: texts in, class probabilities out (not built in: the test's own)."""
+
+    name = "classify"
+    aliases = ("classification",)
+    path = "/classify"
+    counts = "inputs"
+
+    def fields(self, request):
+        return {"input": request.input_texts()}
+
+    def check_answer(self, record, request, data):
+        record.inputs = len(request.input_texts())
+        items = data.get("data")
+        if not isinstance(items, list) or len(items) != record.inputs or not all(
+                isinstance(i, dict) and isinstance(i.get("probs"), list) for i in items):
+            raise ek.FailedRequest("invalid", f"wrong classes: {len(items or ())} for {record.inputs} inputs",
+                                   "wrong classes")
+
+
+def test_a_new_kind_is_one_class_and_one_table_entry(monkeypatch):
+    from aiohttp import web
+
+    monkeypatch.setitem(ek.KINDS, "classify", Classify)
+    seen = []
+
+    async def classify(request):
+        body = await request.json()
+        seen.append((request.path, body))
+        n = len(body["input"]) - (1 if "FAULT" in body["input"][0] else 0)
+        return web.json_response({"data": [{"index": i, "probs": [0.2, 0.8]} for i in range(n)],
+                                  "usage": {"prompt_tokens": 3}})
+
+    async def go():
+        app = web.Application()
+        app.router.add_post("/v1/classify", classify)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            b = backend_for(f"http://127.0.0.1:{port}/v1", api="classification")
+            assert (b.api, b.url.endswith("/v1/classify"), b.generates_text) == ("classify", True, False)
+            await b.start()
+            try:
+                records = [PerfRecord(), PerfRecord()]
+                await b.stream(GenerationRequest(prompt="is this spam?"), records[0])
+                await b.stream(GenerationRequest(prompt="FAULT here"), records[1])
+                return records
+            finally:
+                await b.close()
+        finally:
+            await runner.cleanup()
+
+    ok, bad = asyncio.run(go())
+    assert ok.success and (ok.inputs, ok.prompt_tokens, ok.usage_source) == (1, 3, "server") and ok.first_token is None
+    assert (bad.failure_kind, bad.failure_group, bad.error) == ("invalid", "wrong classes", "wrong classes: 0 for 1 inputs")
+    assert seen[0] == ("/v1/classify", {"model": "m", "input": ["is this spam?"]})
+    assert ek.url_kind("/v1/classify") == "classify"

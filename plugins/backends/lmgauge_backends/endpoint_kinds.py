@@ -7,8 +7,9 @@ A kind declares everything that differs from one endpoint to the next:
 - what it measures: ``generates_text`` (True: TTFT, TTFC, ITL, TPOT and output tokens mean
   something; False: the answer is one JSON body of vectors or scores, so a request has a
   latency, input tokens and ``record.inputs``, which count ``counts``: inputs embedded or
-  documents scored); ``serves_eval`` (``lmgauge eval`` can grade its answers),
-  ``takes_images`` (image parts in chat messages);
+  documents scored); ``streams`` (the answer may be an SSE stream; False: always one JSON
+  body), ``serves_eval`` (``lmgauge eval`` can grade its answers), ``takes_images`` (image parts
+  in chat messages);
 - ``body(request, stream)``: the JSON body of a request, for eval (``n``) and perf, streamed
   or not; a :class:`ConfigError` for a request the endpoint cannot take;
 - ``parser(record, request)``: the state of one response. For a text kind it is an
@@ -25,7 +26,8 @@ full text, and the group the summary counts it under), or ``complete`` marks the
 ``record.fail(...)``. The backend holds one kind object (``OpenAIBackend.kind``) and sets the
 core's ``Backend.generates_text`` from it, so nothing outside this plugin names a kind.
 
-Adding a kind: one class here, and its name in :data:`KINDS`.
+Adding a kind: one class here (a :class:`TextKind` or a :class:`PoolingKind`), and the class in
+:data:`KINDS`.
 
 The SSE line splitting (:meth:`SSEParser.feed`) is the perf hot path: ``bytes.find`` over the
 read buffer, one slice per line, orjson for each event's data; see openai_stream's module doc
@@ -640,8 +642,8 @@ class Rerank(PoolingKind):
                 raise FailedRequest("invalid", f"wrong scores: {key}[{i}] has no numeric {field}", "wrong scores")
             index = item.get("index", i)
             if not isinstance(index, int) or not 0 <= index < documents:
-                raise FailedRequest("invalid", f"wrong scores: {key}[{i}] has index {index!r} for {documents} documents",
-                                    "wrong scores")
+                raise FailedRequest("invalid", f"wrong scores: {key}[{i}] has index {index!r} for {documents} "
+                                               "documents", "wrong scores")
 
 
 class Score(Rerank):

@@ -15,8 +15,8 @@ def split_url(url: str, api: str | None) -> tuple[str, str, str]:
     """Return (base, endpoint, kind) for a base URL (``http://h:p/v1``) or a full endpoint URL
     (``.../v1/chat/completions``, ``/completions``, ``/embeddings``, ``/rerank``, ``/score``,
     ``/responses``: each kind's ``path``). The URL's path decides the kind when it names an
-    endpoint; otherwise ``api`` does (``DEFAULT_KIND``, chat, when it is None or EvalScope's ``openai``). An
-    ``api`` naming another kind than the URL's path is an error, except a kind lmgauge eval
+    endpoint; otherwise ``api`` does (``DEFAULT_KIND``, chat, when it is None or EvalScope's
+    ``openai``). An ``api`` naming another kind than the URL's path is an error, except a kind lmgauge eval
     serves (chat or completions), where the path wins (eval passes its default ``chat`` with
     any URL, and refuses endpoints that serve no eval)."""
     if not url:

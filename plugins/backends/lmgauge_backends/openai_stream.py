@@ -1,11 +1,12 @@
 """The perf hot path: one streaming request, timestamped where its bytes arrive.
 
 ``stream_request(backend, request, record)`` posts with ``stream: true`` and
-``stream_options.include_usage`` (the payload comes from the backend's endpoint kind). ``record.sent`` is
-taken when the request body is written to the socket (``send_stamp``, an aiohttp trace hook): on
-Python < 3.12 aiohttp writes the body from a task of its own, one event-loop turn after ``post``
-was called, and under load that turn can take milliseconds that are not the server's. The time
-from the scheduled start to that write is the request's client queue delay. Then it reads the raw
+``stream_options.include_usage`` (the payload comes from the backend's endpoint kind).
+``record.sent`` is taken when the request body is written to the socket (``send_stamp``, an
+aiohttp trace hook): on Python < 3.12 aiohttp writes the body from a task of its own, one
+event-loop turn after ``post`` was called, and under load that turn can take milliseconds that
+are not the server's. The time from the scheduled start to that write is the request's client
+queue delay. Then it reads the raw
 body with ``readany()`` (each read returns whatever the socket delivered) and takes
 ``time.perf_counter()`` once per read, before any parsing. Lines are split with ``bytes.find``
 on the read buffer (no per-byte work, no copies beyond one slice per line); the ``data:``
@@ -108,7 +109,8 @@ async def stream_request(backend, request: GenerationRequest, record: PerfRecord
                 record.end = perf_counter()
                 record.fail("http", redact(f"HTTP {resp.status}: {error_text(body)}"), f"HTTP {resp.status}")
                 return
-            if not stream or not kind.streams or not resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+            ctype = resp.headers.get("Content-Type", "")
+            if not stream or not kind.streams or not ctype.startswith("text/event-stream"):
                 body = await resp.read()
                 record.end = now = perf_counter()
                 kind.whole(state, body, now)
