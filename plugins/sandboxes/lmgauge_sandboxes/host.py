@@ -144,8 +144,9 @@ class PidsCgroup:
         with _spawn_lock:
             if self.procs(cgroup):  # an earlier holder of the slot died before its sweep
                 self.sweep(cgroup)
-            self.drained(cgroup)
-            (cgroup / "pids.max").write_text(str(pids_max))
+            # dead tasks of the last execution are uncharged only when the kernel frees them
+            # (a pid namespace takes a moment or two): they count, so they are added
+            (cgroup / "pids.max").write_text(str(pids_max + self.current(cgroup)))
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
             try:
                 return start()
@@ -153,17 +154,11 @@ class PidsCgroup:
                 (self.home / "cgroup.procs").write_text(str(os.getpid()))
 
     @staticmethod
-    def drained(cgroup: Path, deadline_s: float = 5.0) -> None:
-        """Wait until the processes killed in ``cgroup`` are reaped (zombies still count in
-        ``pids.current`` until their new parent collects them)."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            try:
-                if int((cgroup / "pids.current").read_text()) == 0:
-                    return
-            except (OSError, ValueError):
-                return
-            time.sleep(0.002)
+    def current(cgroup: Path) -> int:
+        try:
+            return int((cgroup / "pids.current").read_text())
+        except (OSError, ValueError):
+            return 0
 
     def sweep(self, cgroup: Path, deadline_s: float = 3.0) -> list[int]:
         """SIGKILL everything left in ``cgroup`` until it is empty (or ``deadline_s`` passes);

@@ -348,8 +348,13 @@ class LocalSandbox(Sandbox):
                 cwd = workdir
                 if uid is not None:
                     host.kill_uid(uid)  # anything an earlier holder of this slot left behind
-            return self._supervise(facts, cmd, cwd, env, in_fd, out_fd, err_fd, pass_fds, ready_r, ready_w,
-                                   status_r, status_w, limits, cpu, uid, slot_index, is_python, probe)
+            def close_write_ends() -> None:  # once the child holds them (never close an fd twice)
+                for fd in (ready_w, status_w):
+                    fds.remove(fd)
+                    os.close(fd)
+
+            return self._supervise(facts, cmd, cwd, env, in_fd, out_fd, err_fd, pass_fds, ready_r, close_write_ends,
+                                   status_r, limits, cpu, uid, slot_index, is_python, probe)
         finally:
             for fd in fds:
                 try:
@@ -434,7 +439,7 @@ class LocalSandbox(Sandbox):
         return args
 
     def _supervise(self, facts: _Host, cmd: list[str], cwd: str, env: dict[str, str], in_fd: int, out_fd: int,
-                   err_fd: int, pass_fds: list[int], ready_r: int, ready_w: int, status_r: int, status_w: int,
+                   err_fd: int, pass_fds: list[int], ready_r: int, close_write_ends: Any, status_r: int,
                    limits: Limits, cpu: int, uid: int | None, slot_index: int, is_python: bool,
                    probe: bool) -> Execution:
         cgroup = facts.cgroup
@@ -449,8 +454,7 @@ class LocalSandbox(Sandbox):
 
         t0 = time.monotonic()
         proc = cgroup.spawn(cg_path, pids_max, start) if cg_path is not None else start()
-        os.close(ready_w)
-        os.close(status_w)
+        close_write_ends()
         deadline = t0 + float(limits.timeout_s)
         killed: str | None = None
         mem_limit = int(limits.memory_mb) << 20
