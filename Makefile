@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 PIP     = $(BIN)/python -m pip
 # torch is pinned: 2.13.0 resolves to the local CPU wheel here; an unpinned torch pulls CUDA.
 TORCH  ?= torch==2.13.0
-PLUGINS = -e plugins/benchmarks -e "plugins/backends[transformers]" -e plugins/datasets -e "plugins/exporters[swanlab,wandb,mlflow]"
+PLUGINS = -e plugins/benchmarks -e "plugins/backends[transformers]" -e plugins/datasets -e "plugins/exporters[swanlab,wandb,mlflow]" -e plugins/sandboxes
 
 .PHONY: install demo test bench clean
 

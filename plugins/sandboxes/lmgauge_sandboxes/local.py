@@ -192,13 +192,7 @@ class LocalSandbox(Sandbox):
         parallel = int(opt.get("local_sandbox_parallel") or host.cpu_count())
         boot = (Path(__file__).with_name("_boot.py").read_text()
                 .replace("SITE_DIRS = []  # filled in by the sandbox", f"SITE_DIRS = {site_dirs!r}"))
-        # without bubblewrap the interpreter must be reachable by the unprivileged id on the host
-        drop_uid = root and (bwrap is not None or _reachable_by_all(python))
-        if root and not drop_uid and cgroup is None and (bwrap is None):
-            raise ConfigError(f"sandbox local: without bubblewrap, model code would run as root (the interpreter "
-                              f"{python} is not readable by other users) and no writable pids cgroup bounds its "
-                              "processes", "apt-get install bubblewrap, or give --local-sandbox-python a Python "
-                              "every user can run")
+        drop_uid = root
         facts = _Host(bwrap, problem, python, prefixes, site_dirs, setpriv, prlimit, root, drop_uid, cgroup, parallel)
         facts.boot = boot.encode()
         facts.system_binds = self._system_binds()
@@ -209,7 +203,13 @@ class LocalSandbox(Sandbox):
                     raise ConfigError(f"sandbox local: bubblewrap ({bwrap}) cannot make a sandbox here: {probe}",
                                       "fix the machine (user namespaces), or --local-sandbox-bwrap none")
                 facts.bwrap, facts.bwrap_problem = None, f"bubblewrap cannot make a sandbox here ({probe})"
-                facts.drop_uid = root and _reachable_by_all(python)
+        if facts.bwrap is None and root and not _reachable_by_all(python):
+            # model code never runs as root: without bubblewrap's mounts, the unprivileged id must
+            # reach the interpreter on the host itself
+            raise ConfigError(f"sandbox local: {facts.bwrap_problem}, and without it model code would have to run as "
+                              f"root, since {python} is not reachable by other users",
+                              "apt-get install bubblewrap, or give --local-sandbox-python a Python every user can run "
+                              "(e.g. /usr/bin/python3)")
         return facts
 
     @staticmethod
@@ -245,10 +245,7 @@ class LocalSandbox(Sandbox):
     def isolation(self) -> str | None:
         facts = self._facts()
         if facts.bwrap is None:
-            line = f"{facts.bwrap_problem}: programs see this machine's files, network and processes"
-            if facts.root and not facts.drop_uid:
-                line += f", and run as root ({facts.python} is not readable by other users)"
-            return line
+            return f"{facts.bwrap_problem}: programs see this machine's files, network and processes"
         return None
 
     def describe(self) -> str:
@@ -446,7 +443,7 @@ class LocalSandbox(Sandbox):
         cg_path = cgroup.slot(slot_index) if cgroup is not None and not probe else None
         # the execution's own processes: bubblewrap's two (its monitor and the namespace's init)
         # plus the program's; a little room for this process while it spawns
-        pids_max = int(limits.processes) + 3 + threads_of_self()
+        pids_max = int(limits.processes) + (2 if facts.bwrap is not None else 0) + threads_of_self()
 
         def start() -> subprocess.Popen:
             return subprocess.Popen(cmd, stdin=in_fd, stdout=out_fd, stderr=err_fd, cwd=cwd, env=env,
