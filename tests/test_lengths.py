@@ -40,6 +40,24 @@ def n_tok(text: str) -> int:
     return len(ENC.encode(text, disallowed_special=()))
 
 
+def before(text: str, pos: int) -> int:
+    """Tokens of ``text`` (tokenized whole, with tiktoken itself) whose first byte lies before
+    character ``pos``: the rule that assigns a response's tokens to its thinking or answer."""
+    limit = len(text[:pos].encode("utf-8"))
+    start = count = 0
+    for t in ENC.encode(text, disallowed_special=()):
+        if start < limit:
+            count += 1
+        start += len(ENC.decode_single_token_bytes(t))
+    return count
+
+
+def split_count(text: str, thinking_end: int) -> tuple[int, int, int]:
+    """(completion, reasoning, answer) of a response whose thinking ends at ``thinking_end``."""
+    n, r = n_tok(text), before(text, thinking_end)
+    return n, r, n - r
+
+
 @pytest.fixture(scope="module")
 def cl100k():
     return choose_tokenizer("cl100k_base")
@@ -74,8 +92,12 @@ def test_the_reasoning_answer_split_is_the_graders():
 def test_count_tokens_on_the_texts_as_journaled(cl100k):
     tok = cl100k.tokenizer
     inline = SampleRecord("b", "q", 0, response="<think>Let me add 2 and 2.</think>\n\nSo it is \\boxed{4}.")
-    assert count_tokens(inline, tok) == (n_tok(inline.response), n_tok("<think>Let me add 2 and 2.</think>"),
-                                         n_tok("\n\nSo it is \\boxed{4}."))
+    end = inline.response.index("</think>") + len("</think>")
+    assert count_tokens(inline, tok) == split_count(inline.response, end)
+    # the response is tokenized once: reasoning + answer is the completion, each part within a
+    # token of its own count
+    c, r, a = count_tokens(inline, tok)
+    assert abs(r - n_tok(inline.response[:end])) <= 1 and abs(a - n_tok(inline.response[end:])) <= 1
     # a separate reasoning field (reasoning_content) is reasoning; the response is all answer
     field = SampleRecord("b", "q", 0, reasoning="First, 3 + 4 = 7. Wait, check: yes.", response="\\boxed{7}")
     assert count_tokens(field, tok) == (n_tok(field.reasoning) + n_tok("\\boxed{7}"), n_tok(field.reasoning),
@@ -85,8 +107,13 @@ def test_count_tokens_on_the_texts_as_journaled(cl100k):
     assert count_tokens(cut, tok) == (n_tok(cut.response), n_tok(cut.response), 0)
     # --starts-thinking: the template opened <think>; tags are counted only where journaled
     opened = SampleRecord("b", "q", 0, response="reasoning here</think>The answer is 5.")
-    assert count_tokens(opened, tok, starts_thinking=True) == (
-        n_tok(opened.response), n_tok("reasoning here</think>"), n_tok("The answer is 5."))
+    assert count_tokens(opened, tok, starts_thinking=True) == split_count(opened.response, len("reasoning here</think>"))
+    # thinking reopened after the answer counts as reasoning too
+    reopened = SampleRecord("b", "q", 0, response="<think>a</think>The answer is 5.<think>more thoughts")
+    a0, a1 = reopened.response.index("The"), reopened.response.index("<think>more")
+    n = n_tok(reopened.response)
+    assert count_tokens(reopened, tok) == (n, n - (before(reopened.response, a1) - before(reopened.response, a0)),
+                                           before(reopened.response, a1) - before(reopened.response, a0))
     untagged = SampleRecord("b", "q", 0, response="reasoning cut off before any tag")
     assert count_tokens(untagged, tok, starts_thinking=True) == (n_tok(untagged.response), n_tok(untagged.response), 0)
     assert count_tokens(untagged, tok) == (n_tok(untagged.response), 0, n_tok(untagged.response))
@@ -94,10 +121,10 @@ def test_count_tokens_on_the_texts_as_journaled(cl100k):
 
 def test_fill_keeps_per_sample_usage_and_counts_the_rest(cl100k):
     text = "<think>" + " step" * 30 + "</think>" + " done" * 10
-    r, a = n_tok("<think>" + " step" * 30 + "</think>"), n_tok(" done" * 10)
+    c, r, a = split_count(text, text.index(" done"))
     counted = fill_token_counts(SampleRecord("b", "q", 0, response=text), cl100k)
     assert (counted.completion_tokens, counted.reasoning_tokens, counted.answer_tokens, counted.token_source) == (
-        n_tok(text), r, a, TOKENIZER)
+        c, r, a, TOKENIZER)
     # the server's per-sample usage (41 + EOS, say) stays; the split follows the tokenizer's counts
     used = fill_token_counts(SampleRecord("b", "q", 0, response=text, completion_tokens=48), cl100k)
     assert used.token_source == USAGE and used.completion_tokens == 48
@@ -132,7 +159,18 @@ def test_choose_tokenizer_loads_the_models_own_gguf():
     gguf = embedded_gguf("smollm2")
     chosen = choose_tokenizer(model=str(gguf))
     assert chosen.source == TOKENIZER and chosen.spec == str(gguf)
-    assert chosen.tokenizer.count("Hello world") == len(chosen.tokenizer.encode("Hello world"))
+    tok = chosen.tokenizer
+    assert tok.kind == "hf" and tok.impl.is_fast  # counted through its offset mapping
+    text = "<think>First add one and two. Wait, three.</think> The answer is three."
+    end = text.index("</think>") + len("</think>")
+    c, r, a = count_tokens(SampleRecord("b", "q", 0, response=text), tok)
+    assert c == tok.count(text) == r + a
+    assert (r, a) == (tok.count(text[:end]), tok.count(text[end:]))  # no token spans this boundary
+
+    class CountOnly:  # any other tokenizer: prefixes counted one by one, same answer here
+        count = staticmethod(tok.count)
+
+    assert count_tokens(SampleRecord("b", "q", 0, response=text), CountOnly()) == (c, r, a)
 
 # ---------------------------------------------------------------------------- reflections
 
@@ -184,9 +222,8 @@ def test_first_correct_position_is_exact_math(cl100k):
     got = first_correct(Math500(), Sample("1", "math_500", "p", "\\frac{1}{2}"), MATH_REASONING, tokenizer=tok)
     thinking = MATH_REASONING[:MATH_REASONING.index("</think>") + len("</think>")]
     end = thinking.index("$\\frac{1}{2}$") + len("$\\frac{1}{2}$")  # "\boxed{3}", "not 3" are not the gold
-    total = n_tok(thinking)
-    assert got == {"chars": end, "tokens": n_tok(thinking[:end]), "share_after": round((total - n_tok(thinking[:end])) / total, 6),
-                   "candidates": 4}
+    total, upto = before(MATH_REASONING, len(thinking)), before(MATH_REASONING, end)
+    assert got == {"chars": end, "tokens": upto, "share_after": round((total - upto) / total, 6), "candidates": 4}
     # the gold only in the answer part (after </think>): it never appears in the reasoning
     late = "<think>I guess \\boxed{7}.</think>The answer is \\boxed{\\frac{1}{2}}."
     assert first_correct(Math500(), Sample("1", "math_500", "p", "\\frac{1}{2}"), late, tokenizer=tok) == {
@@ -200,13 +237,13 @@ def test_first_correct_with_a_reasoning_field_and_other_graders(cl100k):
     field = "Try 25: too small. Try 70. So the answer is 070, which is 70."
     got = first_correct(Aime24(), Sample("1", "aime24", "p", "70"), "\\boxed{70}", field, tokenizer=tok)
     end = field.index("070") + 3  # zero padding is the AIME grader's business: 070 == 70
-    assert got["chars"] == end and got["tokens"] == n_tok(field[:end]) and got["candidates"] == 1
+    assert got["chars"] == end and got["tokens"] == before(field, end) and got["candidates"] == 1
     gpqa = ("<think>Option A fails. Wait, the answer is (B)? No: the charge is wrong. "
             "Then the answer is C, since the spin is 1/2.</think>ANSWER: C")
     got = first_correct(GPQADiamond(), Sample("1", "gpqa_diamond", "p", "C"), gpqa, tokenizer=tok)
     end = gpqa.index("answer is C") + len("answer is C")
     assert got["chars"] == end and got["candidates"] == 2
-    assert got["share_after"] == round(1 - n_tok(gpqa[:end]) / n_tok(gpqa[:gpqa.index("ANSWER")]), 6)
+    assert got["share_after"] == round(1 - before(gpqa, end) / before(gpqa, gpqa.index("ANSWER")), 6)
     # without a tokenizer: the character position only (a worker may count later)
     assert first_correct(GPQADiamond(), Sample("1", "gpqa_diamond", "p", "C"), gpqa)["tokens"] is None
 
@@ -412,9 +449,9 @@ def test_counts_exact_when_usage_is_summed_over_n_choices(eval_server, tmp_path,
         text = texts[sid][rep]
         assert r.response == text
         field = reasoning_field if sid == "q2" else ""
-        thinking, answer = (text[:text.index("</think>") + 8], text[text.index("</think>") + 8:]) if "</think>" in text else (text, "")
+        c, rs, a = split_count(text, text.index("</think>") + 8 if "</think>" in text else len(text))
         assert (r.completion_tokens, r.reasoning_tokens, r.answer_tokens, r.token_source) == (
-            n_tok(field) + n_tok(text), n_tok(field) + n_tok(thinking), n_tok(answer), TOKENIZER), (sid, rep)
+            n_tok(field) + c, n_tok(field) + rs, a, TOKENIZER), (sid, rep)
 
     # the budget curve of this run, by hand: lengths q1 (~720, ~1,500), q2 (~1,820, ~920), q3 cut (~4,100 twice)
     lengths = {k: r.completion_tokens for k, r in filled.items()}
@@ -435,7 +472,7 @@ def test_counts_exact_when_usage_is_summed_over_n_choices(eval_server, tmp_path,
     fc = {k: (getattr(r, "first_correct", None) or r.extra.get("first_correct")) for k, r in analysed.items()}
     q1r0 = texts["q1"][0]
     assert fc[("q1", 0)]["chars"] == q1r0.index("answer is 2") + len("answer is 2")
-    assert fc[("q1", 0)]["tokens"] == n_tok(q1r0[:fc[("q1", 0)]["chars"]])
+    assert fc[("q1", 0)]["tokens"] == before(q1r0, fc[("q1", 0)]["chars"])
     q2r1 = reasoning_field + texts["q2"][1]  # the reasoning field comes first in the reasoning text
     assert fc[("q2", 1)]["chars"] == q2r1.index("\\boxed{4}") + len("\\boxed{4}")  # wrong answer, gold in thinking
     assert fc[("q1", 1)]["chars"] is None and fc[("q1", 1)]["candidates"] == 0
