@@ -248,6 +248,26 @@ def test_first_correct_with_a_reasoning_field_and_other_graders(cl100k):
     assert first_correct(GPQADiamond(), Sample("1", "gpqa_diamond", "p", "C"), gpqa)["tokens"] is None
 
 
+def test_first_correct_grades_each_distinct_candidate_once_and_stops_at_the_cap():
+    calls = []
+
+    class Counting(Math500):
+        def score(self, sample, completion):
+            calls.append(completion.text)
+            if completion.text == "\\boxed{boom}":
+                raise RuntimeError("grader bug")  # a failing grader: that candidate is not correct
+            return super().score(sample, completion)
+
+    text = "\\boxed{1} \\boxed{1} \\boxed{boom} \\boxed{2} \\boxed{4} \\boxed{4}"
+    sample = Sample("1", "math_500", "p", "4")
+    got = first_correct(Counting(), sample, "<think>" + text + "</think>")
+    assert got["chars"] == len("<think>") + text.index("\\boxed{4}") + len("\\boxed{4}") and got["candidates"] == 6
+    assert calls == ["\\boxed{1}", "\\boxed{boom}", "\\boxed{2}", "\\boxed{4}"]
+    calls.clear()
+    capped = first_correct(Counting(), sample, "<think>" + text + "</think>", max_candidates=3)
+    assert capped["chars"] is None and len(calls) == 3
+
+
 def _worker_analyze(args):
     bench, sample, response, spec = args
     return analyze(bench, sample, response, tokenizer=spec, source=TOKENIZER)

@@ -10,8 +10,8 @@ Per sample (at generation / grading time, results stored in the journal):
   an unclosed ``<think>`` makes the whole response reasoning, and with ``--starts-thinking`` a
   response without any tag is all reasoning, as the grader reads it); the answer is the rest of
   the response. ``completion_tokens`` = count(reasoning field) + count(response), tags
-  included. Reasoning and answer are counted separately, so their sum may differ from
-  ``completion_tokens`` by a token where a tokenizer merges across the ``</think>`` boundary.
+  included. Each text is tokenized once; a response token is reasoning or answer by where its
+  first character lies, so ``reasoning_tokens + answer_tokens == completion_tokens``.
 - :func:`choose_tokenizer` — ``--tokenizer``, else the model's own tokenizer (an in-process
   backend's, or a local folder / ``.gguf`` / hub id already in the Hugging Face cache: never a
   download), else ``cl100k_base`` marked approximate. ``token_source`` of a record is
@@ -38,8 +38,8 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
