@@ -35,13 +35,20 @@ a server without a cache (every word prefilled). ``--unique-answers`` makes ever
 (`` r<request>t<k>``), so a test can find a given answer in a later request; ``--log-messages``
 adds the full ``messages`` and the ``answer`` text to each log line.
 
+Prefix-cache resets: ``--engine vllm --dev-mode`` serves vLLM's ``POST /reset_prefix_cache``
+(without ``--dev-mode`` it answers 404, as vLLM does without ``VLLM_SERVER_DEV_MODE=1``; ``GET
+/version`` answers as vLLM's), ``--engine sglang`` SGLang's ``POST /flush_cache`` (400 while
+requests run). A reset clears the ``--prefix-cache`` blocks and, with ``--log``, writes a line
+``{"reset": ROUTE, "t": ...}``.
+
 Faults, chosen by a marker in the prompt text: ``FAULT:500`` (HTTP 500), ``FAULT:reset``
 (close the connection after two chunks), ``FAULT:stall`` (stop sending after two chunks),
 ``FAULT:malformed`` (a broken data line), ``FAULT:cut`` (end the body cleanly after two
 chunks: no finish_reason, no ``[DONE]``), ``FAULT:nodone`` (a complete stream without ``[DONE]``,
 as ``transformers serve`` sends),
 ``FAULT:empty`` (no content chunks), ``FAULT:errchunk`` (an ``{"error": ...}`` event mid-stream),
-``FAULT:json`` (answer with a non-streaming JSON body although a stream was asked for).
+``FAULT:json`` (answer with a non-streaming JSON body although a stream was asked for),
+``FAULT:html`` (a 200 with an HTML page, as a proxy or web server in front of the API sends).
 """
 from __future__ import annotations
 
@@ -91,6 +98,10 @@ def main() -> None:
     ap.add_argument("--log-messages", action="store_true")
     ap.add_argument("--ttft-per-inflight", type=float, default=0.0,
                     help="each request's TTFT grows by this many seconds per request in flight (itself included)")
+    ap.add_argument("--engine", choices=["vllm", "sglang"], default=None,
+                    help="vllm: GET /version answers like vLLM, POST /reset_prefix_cache only with --dev-mode; "
+                         "sglang: POST /flush_cache (each clears --prefix-cache and is logged)")
+    ap.add_argument("--dev-mode", action="store_true", help="--engine vllm runs as with VLLM_SERVER_DEV_MODE=1")
     args = ap.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -187,6 +198,21 @@ def main() -> None:
         body = b"".join(pieces(n_tokens, chat)) + (b"" if args.no_usage else usage_event(n_tokens))
         return STREAM_HEAD + chunked(body) + END
 
+    def cache_reset(route: str) -> bytes:
+        """vLLM's POST /reset_prefix_cache (only with --dev-mode) or SGLang's POST /flush_cache
+        (refused while requests run): clear the prefix cache, log the reset."""
+        served = (route == "/reset_prefix_cache" and args.engine == "vllm" and args.dev_mode) or (
+            route == "/flush_cache" and args.engine == "sglang")
+        if not served:
+            return response("404 Not Found", b'{"detail": "Not Found"}')
+        if route == "/flush_cache" and inflight[0]:
+            return response("400 Bad Request", b"Cache not flushed. Please check for pending requests.", b"text/plain")
+        cache.clear()
+        if log is not None:
+            log.write(dumps({"reset": route, "t": perf()}) + b"\n")
+            log.flush()
+        return response("200 OK", b"", b"text/plain")
+
     class Proto(asyncio.Protocol):
         def connection_made(self, transport):
             self.t = transport
@@ -217,8 +243,15 @@ def main() -> None:
                     return
                 body = self.buf[end + 4:end + 4 + length]
                 self.buf = self.buf[end + 4 + length:]
+                if head.startswith(b"GET /version") and args.engine == "vllm":
+                    self.t.write(response("200 OK", dumps({"version": "0.0.0-perf-server"})))
+                    continue
                 if head.startswith(b"GET"):
                     self.t.write(response("200 OK", models))
+                    continue
+                route = next((r for r in (b"/reset_prefix_cache", b"/flush_cache") if head.startswith(b"POST " + r)), None)
+                if route is not None:
+                    self.t.write(cache_reset(route.decode()))
                     continue
                 req = loads(body)
                 if not delays and log is None and b"FAULT:" not in body:  # no task, one precomputed write
@@ -263,6 +296,9 @@ def main() -> None:
                 prefill += args.prefill_per_token * (prompt_tokens - hits * args.cache_block)
             if fault == "500":
                 self.t.write(response("500 Internal Server Error", b'{"error": {"message": "boom"}}'))
+                return
+            if fault == "html":  # a proxy's or web server's page where the API should be
+                self.t.write(response("200 OK", b"<html><body>Welcome to nginx!</body></html>", b"text/html"))
                 return
             if fault == "json" or not req.get("stream"):
                 await asyncio.sleep(args.ttft + prefill + args.itl * max(0, -(-n_tokens // args.tokens_per_chunk) - 1))
