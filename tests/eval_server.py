@@ -8,7 +8,7 @@ The script (JSON) says what to answer::
      "answers": {"<exact user message>": ["answer for repeat 0", "answer for repeat 1"]},
      "default": "I cannot solve this.",
      "finish_reason": {"<exact user message>": "length"},
-     "faults": {"<exact user message>": ["500", "reset", "malformed", "429"]},
+     "faults": {"<exact user message>": ["500", "reset", "malformed", "429", "html"]},
      "reasoning": {"<exact user message>": "reasoning_content text"}}
 
 The repeat index of a request is its ``seed`` (the runner sends seed + repeat) when present,
@@ -71,6 +71,8 @@ def build_app(script: dict, log_path: str | None) -> web.Application:
                 return web.json_response({"error": {"message": "rate limited"}}, status=429)
             if kind == "400":
                 return web.json_response({"error": {"message": "bad request: max_tokens too large"}}, status=400)
+            if kind == "html":
+                return web.Response(text="<html><body>Welcome to nginx!</body></html>", content_type="text/html")
             if kind == "malformed":
                 return web.Response(text='{"choices": [ {"message": ', content_type="application/json")
             if kind == "reset":

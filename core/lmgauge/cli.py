@@ -21,6 +21,7 @@ from .version import __version__
 from .errors import LmgaugeError, PluginError
 from .export import export_click_options
 from .options import PluginCommand
+from .subprocs import ignore_further_interrupts
 
 OPTIONAL_COMMANDS = {"perf": "lmgauge.perf.cli", "report": "lmgauge.htmlreport.cli",
                      "compare": "lmgauge.eval.compare_cli", "regrade": "lmgauge.eval.regrade_cli",
@@ -176,9 +177,10 @@ def eval_command(**kwargs: Any) -> None:
                    f"Continue with: lmgauge eval --resume {out}", err=True)
         sys.exit(130)
     print_report(report, out)
-    from .runsetup import finish_run
+    from .runsetup import check_eval_yield, finish_run
 
     finish_run(str(out), config.to_dict(secrets=True), plugin_values)
+    check_eval_yield(report, out)
 
 
 # --------------------------------------------------------------------------------------
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
+        ignore_further_interrupts()
         click.echo("lmgauge: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"lmgauge: error: {exc.line()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        ignore_further_interrupts()
         click.echo("lmgauge: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - never a raw traceback for users

@@ -55,15 +55,61 @@ class Settings:
     def keys(cls) -> set[str]:
         return {f.name for f in fields(cls)}  # type: ignore[arg-type]
 
+    #: settings that must be positive numbers (> 0) / non-negative (≥ 0) when given
+    POSITIVE: tuple[str, ...] = ()
+    NON_NEGATIVE: tuple[str, ...] = ()
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "settings"):
         unknown = sorted(set(data) - cls.keys())
         if unknown:
             raise ConfigError(f"unknown setting(s) in {source}: {', '.join(unknown)}",
                               f"see `lmgauge {cls.COMMAND} --help` for the names")
+        data = cls.coerce(dict(data))
+        cls._check_types(data, source)
         cfg = cls(**{k: v for k, v in data.items() if v is not None})
         cfg.validate()
+        cfg._check_ranges()
         return cfg
+
+    @classmethod
+    def coerce(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Values written the way the command line takes them, turned into the field's type
+        (e.g. ``dataset_path: aime24=FILE`` in a config file)."""
+        return data
+
+    @classmethod
+    def _check_types(cls, data: dict[str, Any], source: str) -> None:
+        """Every value has its field's type, whatever path it came by (a flag is checked by
+        click; a --config file, a resumed config.yaml or ``lmgauge.evaluate(**kwargs)`` here):
+        ``temperature: hot`` is one line, not a request the server refuses."""
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        for key, value in data.items():
+            if value is None or key == "options":
+                continue
+            want = _accepts(hints.get(key))
+            if want is None:
+                continue
+            items = value if isinstance(value, (list, tuple)) and list in want else [value]
+            scalar = [t for t in want if t not in (list, dict)]
+            ok = (isinstance(value, dict) and dict in want) or all(_is(v, scalar or want) for v in items)
+            if isinstance(value, (list, tuple)) and list not in want:
+                ok = False
+            if not ok:
+                raise ConfigError(f"{key} in {source} must be {_describe(want)}, got {value!r}",
+                                  f"fix it (see `lmgauge {cls.COMMAND} --help`)")
+
+    def _check_ranges(self) -> None:
+        for key in self.POSITIVE:
+            v = getattr(self, key)
+            if v is not None and not v > 0:
+                raise ConfigError(f"{key.replace('_', '-')} must be > 0, got {v!r}")
+        for key in self.NON_NEGATIVE:
+            v = getattr(self, key)
+            if v is not None and not v >= 0:
+                raise ConfigError(f"{key.replace('_', '-')} must be ≥ 0, got {v!r}")
 
     def validate(self) -> None:
         raise NotImplementedError
@@ -78,6 +124,60 @@ class Settings:
                 data[key] = None
             data = redact(data)
         return data
+
+
+_WORDS = {float: "a number", int: "an integer", str: "text", bool: "true or false", list: "a list",
+          dict: "a mapping"}
+
+
+def _accepts(hint: Any) -> set[type] | None:
+    """The plain types a field annotation admits (``float | None`` → {float, int}; ``list[int]``
+    → {list, int}); None when anything goes."""
+    import typing
+
+    if hint is None or hint is Any:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        out: set[type] = set()
+        for arg in typing.get_args(hint):
+            if arg is type(None):
+                continue
+            got = _accepts(arg)
+            if got is None:
+                return None
+            out |= got
+        return out
+    if origin in (list, tuple):
+        args = typing.get_args(hint)
+        inner = _accepts(args[0]) if args else None
+        return None if inner is None else {list} | inner
+    if origin is dict or hint is dict:
+        return {dict}
+    if hint is float:
+        return {float, int}
+    if isinstance(hint, type):
+        return {hint}
+    return None
+
+
+def _describe(want: set[type]) -> str:
+    scalar = {t for t in want if t not in (list, dict)}
+    if float in scalar:
+        scalar.discard(int)
+    words = sorted(_WORDS.get(t, t.__name__) for t in scalar)
+    text = " or ".join(words)
+    if list in want:
+        text = f"{text} or a list of them" if text else "a list"
+    if dict in want:
+        text = f"{text} or a mapping" if text else "a mapping"
+    return text
+
+
+def _is(value: Any, types: Any) -> bool:
+    if isinstance(value, bool):
+        return bool in types
+    return any(isinstance(value, t) for t in types if t is not bool)
 
 
 @dataclass
@@ -133,6 +233,18 @@ class EvalConfig(Settings):
 
     COMMAND = "eval"
     SECRET_FIELDS = ("api_key", "judge_api_key")
+    POSITIVE = ("timeout", "connect_timeout", "grading_workers", "judge_concurrency", "max_connection_failures",
+                "top_p")
+    NON_NEGATIVE = ("temperature", "retry_backoff")
+
+    @classmethod
+    def coerce(cls, data: dict[str, Any]) -> dict[str, Any]:
+        dp = data.get("dataset_path")
+        if isinstance(dp, (str, list)):  # NAME=PATH text(s), as --dataset-path takes them
+            from .cli_common import parse_kv
+
+            data["dataset_path"] = parse_kv([dp] if isinstance(dp, str) else [str(x) for x in dp], "dataset_path")
+        return data
 
     def validate(self) -> None:
         if isinstance(self.base_url, str):

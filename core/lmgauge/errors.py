@@ -2,6 +2,13 @@
 
 Anything raised as a :class:`LmgaugeError` is printed by the CLI as a single line
 ``lmgauge: error: <message>`` with a non-zero exit code and no traceback.
+
+Exit codes (docs/outputs.md): 0 the run measured what it should; 1 an internal error or an
+exporter that failed; 2 bad input (flags, files, settings, plugins: :class:`LmgaugeError`);
+3 the backend failed (server unreachable, model not served, every request refused:
+:class:`BackendError`); 4 the run finished but measured too little (:class:`TooLittleMeasured`:
+fewer than half of its samples have a verdict, or of its requests succeeded; everything
+measured is in the run folder); 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -52,3 +59,14 @@ class BackendError(LmgaugeError):
         self.retryable = retryable
         self.status = status
         self.unavailable = unavailable
+
+
+class TooLittleMeasured(LmgaugeError):
+    """The run ended, its folder holds what was measured, but too little of it succeeded to
+    stand for the run (see :data:`MIN_SUCCESS`)."""
+
+    exit_code = 4
+
+
+#: the share of a run's samples (eval) or requests (perf) that must succeed for exit code 0
+MIN_SUCCESS = 0.5

@@ -28,7 +28,7 @@ from .runfolder import RunFolder, load_run
 
 #: files a run writes itself: exporters must never write to them
 RUN_FILES = ("config.yaml", "samples.jsonl", "report.json", "summary.json", "perf.sqlite", "report.html",
-             "collection.json", "judge.jsonl")
+             "collection.json", "judge.jsonl", "run.json", ".lmgauge.lock", "changes.jsonl", "sweep.json")
 
 __all__ = ["run_exporters", "parse_names", "export_target", "read_run", "redact", "RUN_FILES",
            "export_click_options", "export_settings"]

@@ -44,6 +44,7 @@ _WHERE = {
     **dict.fromkeys(("export_target", "export_settings", "run_exporters"), "export"),
     "perf_metrics": "perf.registry",
     "pop_plugin_values": "options",
+    **{"hub_offline": "hub:offline", "hub_endpoint": "hub:endpoint", "hub_reachable": "hub:reachable"},
     "atomic_write": "files",
     **dict.fromkeys(("answer_part", "extract_choice", "extract_math_answer", "grade_choice", "grade_integer",
                      "grade_math", "last_boxed", "math_equal", "normalize_math", "split_thinking", "to_integer"),
@@ -68,7 +69,8 @@ def __getattr__(name: str) -> Any:
     where = _WHERE.get(name)
     if where is None:
         raise AttributeError(f"module 'lmgauge.plugin' has no attribute {name!r}")
-    value = getattr(import_module(f"lmgauge.{where}"), name)
+    where, _, attr = where.partition(":")  # "module:attribute" when the public name differs
+    value = getattr(import_module(f"lmgauge.{where}"), attr or name)
     globals()[name] = value
     return value
 
@@ -90,5 +92,5 @@ __all__ = [
     "read_samples", "JOURNAL_FIELDS", "EvalReport", "ResultRow", "BenchmarkSummary", "RegradeChange", "PerfSummary",
     "PerfLevel", "Distribution", "RequestRow", "atomic_write", "export_target", "redact",
     "load_tokenizer", "Tokenizer", "make_request", "PluginCommand", "pop_plugin_values", "export_settings",
-    "run_exporters", "perf_metrics", "lmgauge_version",
+    "run_exporters", "perf_metrics", "lmgauge_version", "hub_offline", "hub_endpoint", "hub_reachable",
 ]

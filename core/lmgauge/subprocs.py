@@ -19,3 +19,16 @@ def exit_with_parent() -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="lmgauge-parent-watch", daemon=True).start()
+
+
+def ignore_further_interrupts() -> None:
+    """After a Ctrl-C, while lmgauge saves what was measured (journal, report, connections
+    closed): a second Ctrl-C is ignored instead of breaking the save half-way (an unclosed
+    session, a traceback from an exit handler). A third party that must stop it now has
+    SIGTERM / SIGKILL; what finished is already on disk."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to do
+        pass

@@ -49,6 +49,26 @@ def from_hf(tokenizer: Any, name: str) -> Tokenizer:
     return Tokenizer(name, tokenizer, "hf")
 
 
+def _hub_tokenizer(auto: Any, spec: str) -> Any:
+    """A hub id: the cached copy when there is one; else, only when the hub is switched on and
+    answers, a download (one line at once otherwise, not the hub client's retries)."""
+    from . import hub
+
+    try:
+        return auto.from_pretrained(spec, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached: see whether it can be fetched
+        pass
+    names = "a tiktoken encoding (cl100k_base), a tokenizer folder, a .gguf file"
+    if hub.offline():
+        raise ConfigError(f"tokenizer {spec!r} is neither a local path nor in the hub cache, and HF_HUB_OFFLINE is set",
+                          f"use {names}, or unset HF_HUB_OFFLINE to download it")
+    host, port = hub.endpoint()
+    if not hub.reachable(host, port):
+        raise ConfigError(f"tokenizer {spec!r} is neither a local path nor in the hub cache, and the hub ({host}:{port}) "
+                          "cannot be reached", f"use {names}, or a machine that reaches the hub")
+    return auto.from_pretrained(spec)
+
+
 def load_tokenizer(spec: str) -> Tokenizer:
     import tiktoken
 
@@ -73,8 +93,10 @@ def load_tokenizer(spec: str) -> Tokenizer:
             if not path.is_file():
                 raise ConfigError(f"tokenizer file {spec} does not exist", "check the path")
             tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        elif path.exists():
+            tok = AutoTokenizer.from_pretrained(str(path))
         else:
-            tok = AutoTokenizer.from_pretrained(str(path) if path.exists() else spec)
+            tok = _hub_tokenizer(AutoTokenizer, spec)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -36,6 +36,20 @@ def merge_settings(explicit: dict[str, Any], pm: PluginManager | None = None,
     resume = explicit.get("resume")
     base = None
     if resume:
+        from ..runfolder import kind_of
+
+        kind, _ = kind_of(Path(resume)) if Path(resume).is_dir() else (None, None)
+        if kind == "perf":
+            raise ConfigError(f"--resume {resume}: it is a perf run folder, and only eval runs are resumed",
+                              "run lmgauge perf again with a new --output")
+        if kind == "sweep":
+            raise ConfigError(f"--resume {resume}: it is a sweep folder",
+                              "run the same `lmgauge eval ... --sweep` with --output of that folder, or resume one "
+                              "variant folder inside it")
+        given_output = explicit.get("output")
+        if given_output and Path(given_output).resolve() != Path(resume).resolve():
+            raise ConfigError(f"--resume {resume} continues that folder, but --output names another ({given_output})",
+                              "drop --output (a resumed run writes into its own folder)")
         saved_path = Path(resume) / "config.yaml"
         if not saved_path.is_file():
             raise ConfigError(f"--resume {resume}: no config.yaml in that folder",
@@ -78,5 +92,13 @@ def evaluate(pm: PluginManager | None = None, **kwargs: Any) -> Report:
     kwargs.setdefault("progress", False)
     core, plugin_values = pm.options.split(kwargs, FAMILIES, "lmgauge.evaluate()")
     config = merge_settings(core, pm, plugin_values)
-    report, _out = run_eval(config, pm)
+    report, out = run_eval(config, pm)
+    from ..errors import TooLittleMeasured
+    from ..runsetup import check_eval_yield
+
+    try:
+        check_eval_yield(report, out)
+    except TooLittleMeasured as exc:
+        exc.report = report  # what was measured, for a caller that wants it anyway
+        raise
     return report

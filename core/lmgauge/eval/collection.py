@@ -83,6 +83,12 @@ def load_collection(path: str) -> Collection:
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise ConfigError(f"{where} lists a benchmark twice", "list each benchmark once")
+    if all(e.weight == 0 for e in entries):
+        raise ConfigError(f"{where}: every weight is 0", "give at least one benchmark a weight > 0 (default 1)")
+    name = str(data.get("name") or Path(path).stem)
+    if name in names:
+        raise ConfigError(f"{where}: the collection is named {name!r}, like one of its benchmarks",
+                          "name it otherwise (its rows would be mistaken for that benchmark's)")
     sampler = str(data.get("sampler", "stratified"))
     if sampler not in SAMPLERS:
         raise ConfigError(f"{where}: unknown sampler {sampler!r}", f"use one of {', '.join(SAMPLERS)}")
@@ -91,8 +97,7 @@ def load_collection(path: str) -> Collection:
         raise ConfigError(f"{where}: size must be a positive integer or null")
     if size is None and sampler != "stratified":
         raise ConfigError(f"{where}: the {sampler} sampler needs a `size`", "add e.g. `size: 200`")
-    return Collection(name=str(data.get("name") or Path(path).stem), sampler=sampler,
-                      seed=int(data.get("seed", 42)), size=size, entries=entries)
+    return Collection(name=name, sampler=sampler, seed=int(data.get("seed", 42)), size=size, entries=entries)
 
 
 def _largest_remainder(total: int, shares: list[float], caps: list[int]) -> list[int]:

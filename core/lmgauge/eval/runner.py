@@ -28,6 +28,7 @@ from ..plugins import PluginManager
 from ..types import Completion, GenerationParams, GenerationRequest, Sample
 from .collection import Collection, load_collection, sample_collection
 from ..runfolder import EvalReport, JournalWriter, SampleRecord, read_samples
+from ..subprocs import ignore_further_interrupts
 from .grading_pool import GradingPool
 from .judge import judge_run, report_section
 from .progress import Progress
@@ -327,6 +328,7 @@ class EvalRun:
                     await asyncio.gather(*workers, return_exceptions=True)
                     raise
             except (asyncio.CancelledError, KeyboardInterrupt):
+                ignore_further_interrupts()
                 interrupted = True
             except _EndpointsGone as exc:
                 gone = exc
@@ -346,6 +348,7 @@ class EvalRun:
             try:
                 self.judge_summary = await judge_run(self.out, c, self.plan.benchmarks, self.pm)
             except (asyncio.CancelledError, KeyboardInterrupt):
+                ignore_further_interrupts()
                 interrupted = True
         report = self.finish(started, complete=not interrupted)
         if interrupted:
@@ -423,13 +426,22 @@ def prepare_output(config: EvalConfig):
     saved = config.to_dict()
     saved.pop("resume", None)
     saved["output"] = str(out)
-    return out, create_folder(out, "eval", saved)
+    if config.resume:  # the folder as the run first named it, wherever it is resumed from
+        from ..runfolder import RunConfig
+
+        saved["output"] = RunConfig.read(out).values.get("output") or str(out)
+    return out, create_folder(out, "eval", saved, resume=bool(config.resume))
 
 
 def run_eval(config: EvalConfig, pm: PluginManager) -> tuple[Report, Path]:
     """Plan, run (or resume) and report. Raises KeyboardInterrupt after saving on Ctrl-C."""
     from .judge import check_judge
 
+    from ..runsetup import check_exporters
+
+    if not config.resume and not config.output:
+        config.output = default_output(config.model)  # named now: a Ctrl-C message can say where
+    check_exporters(config.export, pm)  # an unknown exporter fails now, not after the run
     plan = plan_run(config, pm)
     check_judge(config, pm)  # an unknown judge backend fails before any request
     out, lock = prepare_output(config)

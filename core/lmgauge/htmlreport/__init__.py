@@ -39,17 +39,32 @@ def render_terminal(run_dirs_or_runs: list) -> str:
     return _render(runs)
 
 
+def refuse_run_file(out: Path) -> None:
+    """A report never overwrites a run's own files: a target inside a run folder other than its
+    report.html, or a target named like one (config.yaml, samples.jsonl, …), is refused."""
+    from ..export import RUN_FILES
+    from ..runfolder import kind_of
+
+    if out.name == "report.html":
+        return
+    in_run = out.parent.is_dir() and kind_of(out.parent)[0] is not None
+    if out.name in RUN_FILES or (in_run and out.exists()):
+        raise LmgaugeError(f"-o {out} would overwrite a run's own file",
+                           "write the report elsewhere, e.g. -o report-ab.html (DIR/report.html is the default)")
+
+
 def write_html_report(run_dirs: list[str], out_path: str) -> str:
     """Write one self-contained HTML report of ``run_dirs`` to ``out_path`` (atomically: a
     reader never sees half a file) and return its path. Bad input raises a one-line
     :class:`lmgauge.errors.LmgaugeError`."""
     from .page import render_page
 
-    runs = load_runs([str(d) for d in run_dirs])
-    text = render_page(runs)
     out = Path(out_path)
     if out.exists() and out.is_dir():
         raise LmgaugeError(f"cannot write the report to {str(out)!r}: it is a folder", "give a file name, e.g. -o report.html")
+    refuse_run_file(out)
+    runs = load_runs([str(d) for d in run_dirs])
+    text = render_page(runs)
     try:
         atomic_write(out, text)
     except OSError as exc:

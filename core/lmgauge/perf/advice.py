@@ -22,6 +22,7 @@ def best_and_advice(runs: list[PerfLevel], in_process: bool = False) -> tuple[di
     best: dict[str, Any] = {}
     advice: list[str] = []
     for r in runs:  # every level's failures, with the backend's own words for each kind
+        advice += [f"{r.name}: {note}." for note in r.notes or []]
         if r.failed:
             examples = r.failure_examples
             kinds = ", ".join(f"{k} ×{v}" for k, v in r.failures.items())

@@ -120,6 +120,15 @@ class ListFlagsCommand(PluginCommand):
               help="EvalScope compatibility: objectives as [{\"p99_ttft\": \"<=500ms\"}].")
 @click.option("--sla-auto-tune", "sla_auto_tune", is_flag=True, default=None, hidden=True,
               help="EvalScope compatibility: search (on --sla-variable, default parallel).")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Run each level K times with fresh connections: summary.json gets each trial's figures and 95% "
+                   "confidence intervals (t-interval over trials; with 1, a bootstrap over requests).")
+@click.option("--reset-cache", "reset_cache", is_flag=True, default=None,
+              help="Reset the server's prefix cache before each trial (vLLM POST /reset_prefix_cache, served with "
+                   "VLLM_SERVER_DEV_MODE=1; SGLang POST /flush_cache).")
+@click.option("--stop-on-saturation", "stop_on_saturation", is_flag=True, default=None,
+              help="Stop a level once requests in the system and TTFT keep growing (the server cannot keep up), and "
+                   "do not climb to higher loads; a sweep also stops past its knee.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Client processes (for loads one process cannot drive).")
 @click.option("--ray", is_flag=True, default=None, help="Run the --workers shards as Ray actors across a cluster's nodes (docs/scale.md).")
 @click.option("--ray-address", default=None, help="Ray cluster to join with --ray or --replicas (default: a local one).")
@@ -156,7 +165,8 @@ def perf(**kw: Any) -> None:
     kw["url"] = list(kw.get("url") or ())
     pm = get_manager()
     config = perf_settings(kw, pm, plugin_values)
-    from ..runsetup import finish_run
+    from ..runfolder import load_run
+    from ..runsetup import check_perf_yield, finish_run
     from .run import run_perf
 
     out, interrupted = run_perf(config, pm)
@@ -164,6 +174,7 @@ def perf(**kw: Any) -> None:
     if interrupted:
         click.echo(f"lmgauge: interrupted; what was measured is saved in {out}", err=True)
         sys.exit(130)
+    check_perf_yield(load_run(out).summary, out)
 
 
 def perf_settings(explicit: dict[str, Any], pm: Any, plugin_values: dict[str, Any] | None = None) -> PerfConfig:

@@ -59,16 +59,26 @@ class PerfConfig(Settings):
     replicas: int = 1
     gpus_per_replica: float | None = None
     ray_address: str | None = None
+    trials: int | None = None           # --trials K: each level K times (None: once, no intervals)
+    reset_cache: bool = False           # --reset-cache: the server's prefix-cache reset before each trial
+    stop_on_saturation: bool = False    # --stop-on-saturation (lmgauge.perf.saturation)
     #: values of plugin-declared options, by parameter name
     options: dict[str, Any] = field(default_factory=dict)
 
     COMMAND = "perf"
+    POSITIVE = ("connect_timeout", "read_timeout", "burstiness", "duration", "sla_precision")
+    NON_NEGATIVE = ("warmup", "temperature")
+
+    @classmethod
+    def coerce(cls, data: dict[str, Any]) -> dict[str, Any]:
+        url = data.get("url")
+        if isinstance(url, (list, tuple)):  # --url given several times (or a list in --config)
+            given = [str(u) for u in url if u]
+            data["url"] = given[0] if given else None
+            data["urls"] = given if len(given) > 1 else []
+        return data
 
     def validate(self) -> None:
-        if isinstance(self.url, (list, tuple)):  # --url given several times (or a list in --config)
-            given = [str(u) for u in self.url if u]
-            self.url = given[0] if given else None
-            self.urls = given if len(given) > 1 else []
         for key in ("concurrency", "number", "rate"):
             value = getattr(self, key)
             if not isinstance(value, (list, tuple)):

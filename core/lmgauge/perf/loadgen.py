@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 from ..interfaces import Backend, BackendConfig
-from ..subprocs import exit_with_parent
+from ..subprocs import exit_with_parent, ignore_further_interrupts
 from ..types import GenerationRequest, PerfRecord, Session
 
 PREBUILD = 20_000  # requests built before the clock starts (the rest lazily)
@@ -372,9 +372,8 @@ def run_in_loop(loop: asyncio.AbstractEventLoop, coro_factory: Callable[[LoadRes
     def on_sigint() -> None:
         hits["n"] += 1
         if hits["n"] == 1:
-            task.cancel()
-        else:
-            raise KeyboardInterrupt
+            task.cancel()  # stop scheduling; what finished is kept (a second Ctrl-C is ignored)
+            ignore_further_interrupts()
 
     installed = False
     try:

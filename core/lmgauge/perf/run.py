@@ -53,6 +53,9 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
     from .metrics import parse_slo
     from .registry import perf_metrics
 
+    from ..runsetup import check_exporters
+
+    check_exporters(c.export, pm)  # an unknown exporter fails now, not after the run
     backend_cls = pm.get("backends", c.backend)
     dataset_cls = pm.get("datasets", c.dataset) if c.prompt is None else None
     levels = plan_levels(c, timed=bool(dataset_cls.timed if dataset_cls is not None else False))
@@ -63,6 +66,9 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
                           "use --workers 1")
     if c.ray and c.workers < 2:
         raise ConfigError("--ray runs the --workers shards as Ray actors", "pass --workers N (N ≥ 2) with --ray")
+    if c.stop_on_saturation and c.workers > 1:
+        raise ConfigError("--stop-on-saturation watches the load from one client process",
+                          "drop --workers (or --stop-on-saturation)")
     if c.ray:
         from ..scale import import_ray
 
@@ -108,8 +114,13 @@ def run_perf(c: PerfConfig, pm: Any) -> tuple[Path, bool]:
         saved["api"] = backend.api
         saved = redact({**saved, **values_for(backend_cls, c.options), **source.options})
         lock = create_folder(out, "perf", saved)
+        resetter = None
+        if c.reset_cache:
+            from .reset_cache import CacheReset
+
+            resetter = CacheReset.for_run(c, bconf)
         run = PerfRun(c, loop, backend, backend_cls, bconf, tok, tok_spec, levels, slo, out, saved, source,
-                      perf_metrics(pm), search, scrape)
+                      perf_metrics(pm), search, scrape, resetter=resetter)
         return out, run.sweep()
     finally:
         try:
@@ -140,6 +151,8 @@ class PerfRun:
     metrics: list[PerfMetric]
     search: Any = None  # lmgauge.perf.sla.SLASearch with --sla-search
     scrape: tuple[str, dict[str, str]] | None = None  # --server-metrics: (URL, headers)
+    resetter: Any = None  # --reset-cache: lmgauge.perf.reset_cache.CacheReset
+    fresh: bool = True    # the backend's connections are new (nothing sent since start)
 
     def sweep(self) -> bool:
         """Run every level (or the SLA search's probes); write perf.sqlite and summary.json
@@ -151,7 +164,7 @@ class PerfRun:
         self.summary = PerfSummary(
             model=c.model, url=c.url, urls=c.urls or None, backend=c.backend, name=c.name, created=now_iso(),
             config=self.saved, load_time_s=self.backend.load_time_s, tokenizer=tok.name if tok is not None else None,
-            api=self.backend.api, generates_text=self.backend.generates_text)
+            api=self.backend.api, generates_text=self.backend.generates_text, trials=c.trials)
         self.store = PerfStore(self.out / "perf.sqlite", metric_columns(self.metrics))
         if self.scrape is not None:
             from .server_metrics import create_tables
@@ -165,6 +178,8 @@ class PerfRun:
                 for run_id, lv in enumerate(self.levels, 1):
                     if self.run_level(run_id, lv):
                         interrupted = True
+                        break
+                    if self.c.stop_on_saturation and self.saturated(self.levels[run_id:]):
                         break
         finally:
             self.store.close()
@@ -197,26 +212,118 @@ class PerfRun:
         return False
 
     def run_level(self, run_id: int, lv: Level) -> bool:
-        """One level: warm-up, the load, metrics, perf.sqlite and summary.json. Returns whether
-        it was interrupted."""
+        """One level: its trials (one without ``--trials``), merged; perf.sqlite and
+        summary.json. Returns whether it was interrupted."""
         from .advice import best_and_advice
+        from .tables import percentile_table
+        from .trials import level_ci, merge_trials
+
+        c = self.c
+        trials = []
+        interrupted = False
+        for number in range(1, (c.trials or 1) + 1):
+            trial, interrupted = self.run_trial(run_id, lv, number if c.trials else None)
+            if trial is None:  # interrupted during the warm-up
+                break
+            trials.append(trial)
+            if (c.trials or 1) > 1:
+                t = trial.level
+                click.echo(f"perf {lv.label}: trial {number}/{c.trials}: {t.succeeded}/{t.requests} ok, "
+                           f"{t.stat('request_throughput') or 0:.2f} req/s, "
+                           f"{t.stat('output_token_throughput') or 0:.1f} output tok/s", err=True)
+            if interrupted or trial.level.stopped:
+                break
+        if not trials:
+            return True
+        if len(trials) == 1:
+            run = trials[0].level
+            run.trial = None
+        else:
+            run = merge_trials(trials, self.metrics, concurrency=lv.concurrency, rate=lv.rate, slo=self.slo)
+            if getattr(trials[0].level, "notes", None):
+                run.notes = trials[0].level.notes
+        rows = [r for t in trials for r in t.rows]
+        if c.trials:
+            from .reset_cache import level_record
+
+            run.trials = len(trials)
+            run.ci = level_ci(run, run.per_trial or [], rows, self.metrics, seed=c.seed)
+            resets = [t.level.reset_cache for t in trials if t.level.reset_cache]
+            if resets:
+                run.reset_cache = level_record(resets)
+        elif run.reset_cache:
+            from .reset_cache import level_record
+
+            run.reset_cache = level_record([run.reset_cache])
+        self.summary.runs.append(run)
+        self.store.add_level(run_id, run, rows)
+        in_process = bool(getattr(self.backend_cls, "process_local", False))
+        self.summary.best, self.summary.recommendations = best_and_advice(self.summary.runs, in_process=in_process)
+        write_summary(self.out / "summary.json", self.summary)
+        click.echo(percentile_table(run, self.metrics))
+        nodes = [n for t in trials for n in (getattr(t, "nodes", None) or [])]
+        if nodes:
+            from ..scale.ray_perf import describe_nodes
+
+            for line in describe_nodes(nodes):
+                click.echo(line)
+        return interrupted
+
+    def saturated(self, rest: list[Level]) -> bool:
+        """``--stop-on-saturation`` after a level of a sweep: stop climbing when it was
+        over-saturated or past the knee (lmgauge.perf.saturation.knee_stop)."""
+        from .saturation import knee_stop
+
+        verdict = knee_stop(self.summary.runs)
+        if verdict is None:
+            return False
+        verdict["skipped"] = [lv.label for lv in rest]
+        self.summary.saturation = verdict
+        write_summary(self.out / "summary.json", self.summary)
+        more = f"; not run: {', '.join(verdict['skipped'])}" if rest else ""
+        click.echo(f"saturation: {verdict['reason']}{more}")
+        return True
+
+    def prepare_trial(self, trial: int | None) -> dict[str, Any] | None:
+        """Before a trial: fresh connections (``--trials`` ≥ 2) and the cache reset
+        (``--reset-cache``); returns what the reset did."""
+        c = self.c
+        if (c.trials or 1) > 1 and not self.fresh and c.workers == 1 and not getattr(self.backend_cls, "process_local", False):
+            self.loop.run_until_complete(self.backend.close())
+            self.loop.run_until_complete(self.backend.start())
+        self.fresh = False
+        if self.resetter is None:
+            return None
+        done = self.resetter.reset()
+        for line in self.resetter.notes:
+            click.echo(f"note: {line}", err=True)
+        self.resetter.notes.clear()
+        if trial is not None:
+            done["trial"] = trial
+        return done
+
+    def run_trial(self, run_id: int, lv: Level, trial: int | None):
+        """One trial of a level: fresh connections and cache reset, warm-up, the load, its
+        rows and figures. Returns (the trial, or None when the warm-up was interrupted;
+        whether it was interrupted)."""
         from .loadgen import Load, count_prompt_tokens, prebuilt, run_in_loop, run_load, schedule
         from .metrics import aggregate, request_row
         from .registry import computation_order
-        from .tables import percentile_table
+        from .trials import Trial
 
         c, tok = self.c, self.tok
         count = tok.count if tok is not None else None
         load = Load(count=lv.count, concurrency=lv.concurrency, rate=lv.rate, burstiness=c.burstiness,
                     duration=c.duration, seed=c.seed, ramp=lv.ramp, timed=lv.timed)
+        reset = self.prepare_trial(trial)
         if c.warmup:
             wl = Load(count=c.warmup, concurrency=lv.concurrency or min(c.warmup, 8))
             witems = list(schedule(wl, self.source.requests(tok, c.warmup, seed_offset=1)))
             warm = run_in_loop(self.loop, lambda res: run_load(self.backend, witems, wl, res))
             if warm.interrupted:
-                return True
+                return None, True
         progress = _Progress(lv.count, c.log_every, lv)
-        scraper = scraped = None
+        scraper = scraped = stopped = None
         if self.scrape is not None:
             from .server_metrics import ServerMetricsScraper
 
@@ -229,7 +336,11 @@ class PerfRun:
             else:
                 items = prebuilt(schedule(load, self.source.requests(tok, lv.count)),
                                  1000 if lv.count == UNBOUNDED else 20_000)
-                result = run_in_loop(self.loop, lambda res: run_load(self.backend, items, load, res, on_done=progress.done))
+                if c.stop_on_saturation and not self.sessions():
+                    result, stopped = self.watched_load(items, load, progress)
+                else:
+                    result = run_in_loop(self.loop, lambda res: run_load(self.backend, items, load, res,
+                                                                         on_done=progress.done))
                 count_prompt_tokens(result.records, count)
         finally:
             if scraper is not None:
@@ -237,9 +348,14 @@ class PerfRun:
         records = sorted(result.records, key=lambda r: r.index)
         per_request = computation_order(self.metrics)
         rows = [request_row(r, per_request, count, result.started, run_id) for r in records]
+        for row in rows:
+            row.trial = trial
         run = aggregate(records, rows, self.metrics, wall_s=result.wall_s, concurrency=lv.concurrency, rate=lv.rate,
                         slo=self.slo, cpu_s=result.cpu_s)
         run.workers = c.workers
+        if lv.concurrency and lv.rate is None and not lv.timed and lv.ramp is None and run.requests < lv.concurrency:
+            run.notes = [f"concurrency {lv.concurrency} with {run.requests} requests: at most {run.requests} were "
+                         "ever in flight (send more with --number)"]
         run.api = self.backend.api  # the endpoint kind: the tables show what makes sense for it
         run.generates_text = self.backend.generates_text
         self.add_workload_figures(run, lv, records, rows, result.started)
@@ -250,6 +366,12 @@ class PerfRun:
         if result.interrupted:
             run.interrupted = True
             run.abandoned_in_flight = result.abandoned
+        if stopped is not None:
+            run.stopped = stopped
+            run.abandoned_in_flight = result.abandoned
+            click.echo(f"perf {lv.label}: stopped: {stopped['reason']}", err=True)
+        run.trial = trial
+        run.reset_cache = reset
         if scraped is not None:
             from .server_metrics import store as store_series
             from .server_metrics import summary as series_summary
@@ -258,18 +380,52 @@ class PerfRun:
             store_series(self.store.db, run_id, scraped, result.started)
             if run.server_metrics.get("warning"):
                 click.echo(f"lmgauge: warning: {run.server_metrics['warning']}", err=True)
-        self.summary.runs.append(run)
-        self.store.add_level(run_id, run, rows)
-        in_process = bool(getattr(self.backend_cls, "process_local", False))
-        self.summary.best, self.summary.recommendations = best_and_advice(self.summary.runs, in_process=in_process)
-        write_summary(self.out / "summary.json", self.summary)
-        click.echo(percentile_table(run, self.metrics))
-        if result.nodes:
-            from ..scale.ray_perf import describe_nodes
+        done = Trial(trial or 1, run, records, rows, result.wall_s, result.cpu_s)
+        done.nodes = result.nodes  # type: ignore[attr-defined]
+        return done, result.interrupted
 
-            for line in describe_nodes(result.nodes):
-                click.echo(line)
-        return result.interrupted
+    def sessions(self) -> bool:
+        """The dataset yields multi-turn sessions (no over-saturation test for those)."""
+        if not hasattr(self, "_sessions"):
+            from ..types import Session
+
+            first = next(iter(self.source.requests(self.tok, 1)), None)
+            self._sessions = isinstance(first, Session)
+            if self._sessions:
+                click.echo("note: --stop-on-saturation does not watch multi-turn sessions", err=True)
+        return self._sessions
+
+    def watched_load(self, items, load, progress):
+        """The level's load with the over-saturation test watching it (lmgauge.perf.saturation);
+        returns (the load's result, the verdict when it stopped the level, else None)."""
+        from .loadgen import run_in_loop, run_load
+        from .saturation import Counted, SaturationDetector, watch
+
+        counted = Counted(items)
+        answered = [0]
+        verdict: dict[str, Any] = {}
+
+        async def level(res):
+            detector = SaturationDetector(time.perf_counter())
+
+            def done(rec):
+                answered[0] += 1
+                detector.done(rec)
+                progress.done(rec)
+            task = asyncio.ensure_future(run_load(self.backend, counted, load, res, on_done=done))
+            watcher = asyncio.ensure_future(watch(task, detector, counted, answered))
+            try:
+                return await task
+            finally:
+                if not watcher.done():
+                    watcher.cancel()
+                elif not watcher.cancelled() and watcher.result() is not None:
+                    verdict.update(watcher.result())
+
+        result = run_in_loop(self.loop, level)
+        if verdict:
+            result.interrupted = False  # the test stopped it, not Ctrl-C
+        return result, (verdict or None)
 
     def add_workload_figures(self, run: PerfLevel, lv: Level, records: list, rows: list, origin: float) -> None:
         """Per-turn and per-session figures of a multi-turn level; the ramp or trace that paced

@@ -59,7 +59,7 @@ def percentile_table(run: PerfLevel, metrics: Sequence[PerfMetric]) -> str:
 
 
 def level_notes(run: PerfLevel) -> list[str]:
-    notes = []
+    notes = list(run.notes or [])
     if run.failed:
         notes.append("failures: " + ", ".join(f"{k} ×{v}" for k, v in run.failures.items()))
     src = run.usage_source
@@ -92,6 +92,17 @@ def level_notes(run: PerfLevel) -> list[str]:
         notes.append(f"interrupted: {run.abandoned_in_flight or 0} requests in flight were abandoned (not counted)")
     if run.stopped:
         notes.append(f"stopped early: {run.stopped.get('reason')}")
+    reset = run.reset_cache
+    if reset and reset.get("resets"):
+        where = ", ".join(f"{s} {r}" for s, r in zip(reset.get("servers") or [], reset.get("routes") or []))
+        notes.append(f"prefix cache reset before {reset['resets']} of {reset.get('trials', 1)} trial(s) ({where})")
+    if run.ci:
+        from .registry import perf_metrics
+        from .trials import ci_text
+
+        line = ci_text(run, perf_metrics())
+        if line:
+            notes.append(line)
     return notes
 
 
@@ -160,7 +171,11 @@ def summary_columns(levels: Sequence[PerfLevel], metrics: Sequence[PerfMetric]) 
 
 
 def level_cells(lv: PerfLevel, columns: list[tuple[PerfMetric, str | None, str, int]]) -> list[str]:
+    """A level's sweep-table cells. A level with confidence intervals (``--trials``) shows
+    value ± half the 95 % CI: with two or more trials the value is the mean over the trials
+    (the interval's centre), with one the level's own figure."""
     out = []
+    ci = lv.ci or {}
     for m, stat, _header, digits in columns:
         if not m.applies(lv.text):
             out.append("-")
@@ -168,6 +183,12 @@ def level_cells(lv: PerfLevel, columns: list[tuple[PerfMetric, str | None, str, 
         value = lv.stat(m.summary_key, stat) if stat else lv.stat(m.summary_key)
         if m.summary_key == "success_rate" and value is None and lv.requests:
             value = lv.success_rate
+        bounds = ci.get(m.name if stat is None else f"{m.name}_{stat}")
+        if bounds and bounds[0] is not None and bounds[1] is not None and value is not None:
+            lo, hi = float(bounds[0]), float(bounds[1])
+            centre = (lo + hi) / 2 if (lv.trials or 0) >= 2 else value
+            out.append(f"{m.format(centre, digits)} ± {m.format((hi - lo) / 2, digits)}")
+            continue
         out.append(m.format(value, digits))
     return out
 

@@ -138,6 +138,7 @@ class PerfLevel:
     trial: int | None = None
     reset_cache: dict[str, Any] | None = None
     stopped: dict[str, Any] | None = None
+    notes: list[str] | None = None
     figures: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -227,7 +228,7 @@ _NESTED = ("turns", "endpoints", "per_trial")
 _OPTIONAL = ("label", "generates_text", "workers", "tokenizer", "clock_origin", "inputs_total", "embedding_dims",
              "images", "slo", "slo_attainment", "interrupted", "abandoned_in_flight", "sessions", "turns", "turn",
              "endpoints", "endpoint", "ramp", "trace", "timeline", "nodes", "server_metrics", "sla", "trials", "ci",
-             "per_trial", "trial", "reset_cache", "stopped", "api")
+             "per_trial", "trial", "reset_cache", "stopped", "notes", "api")
 
 
 @dataclass

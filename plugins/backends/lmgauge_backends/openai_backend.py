@@ -196,6 +196,7 @@ class OpenAIBackend(Backend):
             async with self.session.post(ep.url, data=data, headers=self.headers) as resp:
                 body = await resp.read()
                 status = resp.status
+                ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
         except asyncio.TimeoutError as exc:
             if isinstance(exc, aiohttp.ConnectionTimeoutError):
                 raise EndpointFailure(BackendError(f"connect timeout: no connection within "
@@ -214,7 +215,10 @@ class OpenAIBackend(Backend):
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise BackendError("malformed response: body is not JSON", retryable=True) from None
+            what = "an empty body" if not body.strip() else f"{ctype or 'a body with no Content-Type'} ({len(body)} bytes)"
+            raise BackendError(f"malformed response: the server returned {what}, not JSON",
+                               "check --base-url points at the OpenAI-compatible API (…/v1), not a web page",
+                               retryable=True) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise BackendError("malformed response: no 'choices' list", retryable=True)
         return data

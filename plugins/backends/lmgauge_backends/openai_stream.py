@@ -113,6 +113,11 @@ async def stream_request(backend, request: GenerationRequest, record: PerfRecord
             if not stream or not kind.streams or not ctype.startswith("text/event-stream"):
                 body = await resp.read()
                 record.end = now = perf_counter()
+                if not body.strip() or (stream and kind.streams and "json" not in ctype.lower()):
+                    what = ctype.split(";")[0].strip() or "no Content-Type"
+                    record.fail("protocol", f"the server returned {what} ({len(body)} bytes), not an event stream",
+                                "not an event stream")
+                    return
                 kind.whole(state, body, now)
             else:
                 read = resp.content.readany

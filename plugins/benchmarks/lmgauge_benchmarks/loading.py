@@ -12,7 +12,6 @@ import csv
 import json
 import logging
 import os
-import socket
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,11 +19,10 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
-from lmgauge.plugin import DataError
+from lmgauge.plugin import DataError, hub_endpoint, hub_offline, hub_reachable
 
 FORMATS = (".jsonl", ".json", ".csv", ".parquet")
 _JSON_KEYS = ("data", "rows", "test", "train", "questions")
-PROBE_TIMEOUT_S = 3.0
 
 
 def _where(path: Any, bench: str) -> str:
@@ -68,7 +66,7 @@ def read_rows(path: str | os.PathLike, bench: str = "") -> list[dict[str, Any]]:
 
 def _read_jsonl(p: Path, where: str) -> list[Any]:
     rows = []
-    with p.open(encoding="utf-8") as fh:
+    with p.open(encoding="utf-8-sig") as fh:  # a BOM (Windows editors) is read as CSV files are
         for n, line in enumerate(fh, 1):
             if line.strip():
                 try:
@@ -81,7 +79,7 @@ def _read_jsonl(p: Path, where: str) -> list[Any]:
 
 def _read_json(p: Path, where: str) -> list[Any]:
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(p.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})",
                         "fix the file, or use JSONL with one row per line") from None
@@ -141,25 +139,6 @@ class HubSource:
     path_hint: str = "PATH"
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
-def _endpoint() -> tuple[str, int]:
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    url = urlparse(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    return url.hostname or "huggingface.co", url.port or (443 if url.scheme in ("https", "") else 80)
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
-
-
 @contextmanager
 def _quiet_hub() -> Iterator[None]:
     """huggingface_hub logs every retry; the user gets one line from us instead."""
@@ -199,11 +178,11 @@ def rows_from_hub(bench: str, source: HubSource) -> list[dict[str, Any]]:
         except Exception:  # noqa: BLE001 - not cached (any flavour of "not found locally")
             folder = None
         if folder is None or not _files_in(folder, source.files):
-            if _offline():
+            if hub_offline():
                 raise DataError(f"{bench}: the Hugging Face hub is switched off (HF_HUB_OFFLINE) and "
                                 f"{repo} is not in the local cache", hint)
-            host, port = _endpoint()
-            if not _reachable(host, port):
+            host, port = hub_endpoint()
+            if not hub_reachable(host, port):
                 what = f"the gated dataset {repo} (needs {source.token_env})" if source.gated else f"the dataset {repo}"
                 raise DataError(f"{bench}: cannot reach the Hugging Face hub ({host}:{port}) to download {what}", hint)
             try:

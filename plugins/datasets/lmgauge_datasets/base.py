@@ -23,7 +23,7 @@ def bundled(name: str) -> str:
 def jsonl_rows(path: Path, name: str, hint: str) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for every non-blank line of a JSONL file; a line that is not
     JSON is a DataError naming ``name`` (how the user wrote the path) and the line."""
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -49,7 +49,7 @@ def read_conversations(path: str) -> list[list[Message]]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"--dataset-path {path}: no such file", "pass a ShareGPT .json or .jsonl file")
-    text = p.read_text(encoding="utf-8", errors="replace")
+    text = p.read_text(encoding="utf-8-sig", errors="replace")
     head = text.lstrip()[:1]
     rows: list[tuple[int | None, object]]
     if head == "[":

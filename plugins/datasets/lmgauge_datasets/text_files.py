@@ -24,7 +24,7 @@ class LineByLine(TextDataset):
     description = "one prompt per line of --dataset-path"
 
     def prompts(self):
-        lines = [l.strip() for l in _path(self.settings, self.name).read_text(encoding="utf-8").splitlines()]
+        lines = [l.strip() for l in _path(self.settings, self.name).read_text(encoding="utf-8-sig").splitlines()]
         lines = [l for l in lines if l]
         if not lines:
             raise DataError(f"--dataset-path {self.settings.dataset_path} has no non-empty lines")

@@ -72,7 +72,7 @@ def read_mooncake(path: Path, name: str) -> list[TraceRow]:
 
 def read_burstgpt(path: Path, name: str, model: str | None) -> list[TraceRow]:
     rows = []
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = [c for c in ("Timestamp", "Request tokens", "Response tokens") if c not in (reader.fieldnames or [])]
         if missing:
