@@ -13,7 +13,8 @@ compared by PYTHONPATH, e.g. (the base tree made with ``git worktree add /tmp/ba
     PYTHONPATH=/tmp/base/plugins/backends .venv/bin/python bench/sse_parser.py
     .venv/bin/python bench/sse_parser.py
 
-Prints the best of ``--rounds`` rounds of ``--number`` requests each: µs per request and per chunk.
+The garbage collector is off while timing (perf quiets it too). Prints the best of ``--rounds``
+rounds of ``--number`` requests each: µs per request and per chunk.
 """
 from __future__ import annotations
 
@@ -89,6 +90,10 @@ def main() -> None:
     check = PerfRecord()
     one(check, reads)
     assert check.success and check.completion_tokens == args.tokens and len(check.chunk_times) == args.tokens, check
+    import gc
+
+    gc.collect()
+    gc.disable()  # as perf quiets the collector while it times requests; allocation noise otherwise
     best = float("inf")
     for _ in range(args.rounds):
         records = [PerfRecord() for _ in range(args.number)]
