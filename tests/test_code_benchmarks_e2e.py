@@ -262,3 +262,33 @@ def test_unknown_sandbox_is_one_line(eval_server, tmp_path):
     proc = run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", f"one=custom_code:{data}",
                    "--sandbox", "docker", "--output", str(tmp_path / "x"), env=HERMETIC)
     assert_one_line_error(proc, "unknown sandbox", "docker", "local")
+
+
+def test_livecodebench_window_and_regrade_through_the_cli(eval_server, tmp_path):
+    from code_data import FUNCTIONAL_SOLUTION, STDIN_SOLUTION, dataset_folder
+    from lmgauge_benchmarks.livecodebench import LiveCodeBench
+
+    folder = dataset_folder(tmp_path / "lcb")
+    b = LiveCodeBench()
+    b.options = {"lcb_version": "release_latest", "lcb_start_date": None, "lcb_end_date": None}
+    answers = {}
+    for s in b.load(str(folder)):
+        code = FUNCTIONAL_SOLUTION if s.gold["kind"] == "functional" else STDIN_SOLUTION
+        answers[s.prompt] = [fenced(code), fenced("print(0)")]
+    server = eval_server({"model": "m", "supports_n": False, "answers": answers})
+    out = tmp_path / "run"
+    proc = run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", "livecodebench",
+                   "--dataset-path", f"livecodebench={folder}", "--lcb-version", "release_v2",
+                   "--lcb-start-date", "2023-09-01", "--lcb-end-date", "2025-01-31", "--repeats", "2", "--seed", "0",
+                   "--output", str(out), *WORKERS, env=HERMETIC, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    recs = records(out)
+    assert {r.sample_id for r in recs} == {"lc-1", "abc300_b", "lc-2"}
+    assert all(r.correct == (r.repeat == 0) for r in recs)
+    report = load_run(out).report
+    assert report.score("livecodebench") == 0.5
+    assert {row.subset for row in report.rows("livecodebench")} >= {"OVERALL", "hard", "medium", "atcoder", "leetcode"}
+    regraded = run_cli("regrade", str(out), "--output", str(tmp_path / "rg"), env=HERMETIC, timeout=300)
+    assert regraded.returncode == 0, regraded.stderr
+    again = {r.key: r.correct for r in records(tmp_path / "rg")}
+    assert again == {r.key: r.correct for r in recs}
