@@ -439,3 +439,55 @@ def test_parallel_executions_share_the_machine_slots():
     assert len(spans) == 3
     for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
         assert b0 >= a1 - 0.01  # one slot: never two at once
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0 or FALLBACK_PYTHON is None, reason="needs root to become another user, and a system Python")
+def test_as_an_unprivileged_user_bubblewrap_adds_a_user_namespace_and_the_limits_hold():
+    """lmgauge run by an ordinary user (uid 65534 here): programs run under that uid in a user
+    namespace; the process limit still binds per execution, network and timeouts as for root."""
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="lmgauge-as-user-"))  # pytest's own folder is root's (0700)
+    try:
+        _as_user(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _as_user(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    site = next((repo / ".venv" / "lib").glob("python3*/site-packages"))
+    script = tmp_path / "as_user.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(repo / 'core')!r}, {str(repo / 'plugins' / 'sandboxes')!r}, {str(site)!r}]
+        from lmgauge.plugin import Limits
+        from lmgauge_sandboxes.local import LocalSandbox
+        sb = LocalSandbox({{"local_sandbox_python": {FALLBACK_PYTHON!r}}})
+        sb.check()
+        print(sb.isolation())
+        progs = ["import os; print(os.getuid())", "while True: pass",
+                 "import os\\nn = 0\\ntry:\\n    for i in range(300):\\n        if os.fork() == 0:\\n"
+                 "            import time; time.sleep(20); os._exit(0)\\n        n += 1\\nexcept OSError:\\n    pass\\nprint(n)",
+                 "import socket\\ntry:\\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\\n    print('connected')\\n"
+                 "except OSError:\\n    print('refused')"]
+        for code in progs:
+            ex = sb.run({{"main.py": code}}, ["python", "main.py"], None, Limits(timeout_s=2, processes=32))
+            print(ex.status, ex.stdout.strip())
+    """))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    tmp.chmod(0o1777)
+    script.chmod(0o644)
+    tmp_path.chmod(0o755)
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp",
+                          f"TMPDIR={tmp}", FALLBACK_PYTHON, str(script)], capture_output=True, text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0, out.stderr
+    assert lines[0] == "None"
+    assert lines[1] == "ok 65534"
+    assert lines[2].startswith("timeout")
+    status, forks = lines[3].split()
+    assert status == "ok" and int(forks) < 32
+    assert lines[4] == "ok refused"
