@@ -66,6 +66,8 @@ def make_sandbox(pm: Any, options: dict[str, Any]) -> Any:
 
 
 def attach_sandbox(pm: Any, bench: Any, options: dict[str, Any]) -> None:
-    """Give ``bench`` the run's sandbox when it declares ``needs_sandbox``."""
-    if getattr(bench, "needs_sandbox", False):
+    """Give ``bench`` the run's sandbox when it declares ``needs_sandbox``. Only a run's settings
+    carry the selection (:func:`carry_selection`): a benchmark built to show samples (the app,
+    reports) gets none, and never waits for, or fails on, a sandbox it does not use."""
+    if getattr(bench, "needs_sandbox", False) and SANDBOX_KEY in options:
         bench.sandbox = make_sandbox(pm, options)
