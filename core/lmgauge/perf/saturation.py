@@ -7,18 +7,20 @@ level lasts, and every further second measures the queue, not the server. The te
 half second once the level has lasted long enough:
 
 1. The window is the second half of the level so far (at least :attr:`SaturationTest.min_window_s`
-   and four median request latencies), cut into 8 equal batches. Batch means remove most of
+   and four latencies of the level's first 20 answers: a trend needs a few request lifetimes),
+   cut into 8 equal batches. Batch means remove most of
    the autocorrelation of the raw series.
 2. **Queue grows:** the mean number of requests in the system per batch (sampled every 50 ms:
    requests taken from the schedule minus requests answered; client-side, so it counts
    requests waiting for an in-flight slot too) has a Mann–Kendall upward trend over the 8
-   batches with one-sided p ≤ 0.01 (S ≥ 20 of 28 pairs, exact), *and* its last batch is at
-   least 1.5 × its first and 2 requests more.
-3. **TTFT grows:** the median TTFT of the requests sent in each batch (those answered so far;
-   latency for endpoints without TTFT) has the same upward trend (p ≤ 0.01), *and* its last
+   batches with one-sided p ≤ 0.001 (S ≥ 24 of 28 pairs: at most 2 of the 28 batch pairs out of
+   order; exact), *and* its last batch is at least 1.5 × its first and 2 requests more.
+3. **TTFT grows:** the median TTFT of the requests answered in each batch (latency for
+   endpoints without TTFT; by the time of the answer, since under a growing queue the latest
+   requests sent are not answered yet) has the same upward trend (p ≤ 0.001), *and* its last
    batch is at least 1.25 × its first.
 
-Both must hold at the same check. A server that keeps up passes neither size condition (a
+Both must hold at two consecutive checks (half a second apart). A server that keeps up passes neither size condition (a
 stationary series rarely grows 1.5× within one window, and never in a monotone way across 8
 batches at the same time as TTFT), and a closed loop can never meet condition 2 (its in-flight
 count is fixed). When the test fires, the level stops: nothing more is sent, requests in flight
@@ -86,7 +88,8 @@ class SaturationTest:
 
     min_window_s: float = 1.5
     latencies_per_window: float = 4.0
-    alpha: float = 0.01
+    alpha: float = 0.001
+    confirmations: int = 2         # consecutive checks that must agree
     queue_growth: float = 1.5
     queue_step: float = 2.0
     ttft_growth: float = 1.25
@@ -104,9 +107,10 @@ class SaturationDetector:
     start: float
     test: SaturationTest = field(default_factory=SaturationTest)
     samples: list[tuple[float, float]] = field(default_factory=list)   # (t, in system)
-    answers: list[tuple[float, float]] = field(default_factory=list)   # (sent t, ttft)
+    answers: list[tuple[float, float]] = field(default_factory=list)   # (answered t, ttft)
     latencies: list[float] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)
+    streak: int = 0
 
     def sample(self, now: float, in_system: int) -> None:
         self.samples.append((now - self.start, float(in_system)))
@@ -117,13 +121,14 @@ class SaturationDetector:
         lat = rec.end - rec.sent if rec.end else None
         ttft = rec.first_token - rec.sent if rec.first_token is not None else lat
         if ttft is not None:
-            self.answers.append((rec.sent - self.start, ttft))
+            self.answers.append(((rec.end or rec.sent) - self.start, ttft))
         if lat is not None:
             self.latencies.append(lat)
 
     def check(self, now: float) -> dict[str, Any] | None:
         t = now - self.start
-        lat = statistics.median(self.latencies) if self.latencies else 0.0
+        # the time scale of a request: the first answers' latency (later ones grow with the queue)
+        lat = statistics.median(self.latencies[:20]) if self.latencies else 0.0
         window = t / 2
         if window < max(self.test.min_window_s, self.test.latencies_per_window * lat):
             return None
@@ -139,11 +144,15 @@ class SaturationDetector:
                  and queue[-1] - queue[0] >= self.test.queue_step)
         slower = pt <= self.test.alpha and ttft[-1] >= self.test.ttft_growth * ttft[0]
         if not (grows and slower):
+            self.streak = 0
+            return None
+        self.streak += 1
+        if self.streak < self.test.confirmations:
             return None
         return {
             "reason": (f"over-saturated after {t:.1f} s: requests in the system grew {queue[0]:.1f} → {queue[-1]:.1f} "
                        f"and TTFT p50 {ttft[0]:.3f} → {ttft[-1]:.3f} s over the last {window:.1f} s "
-                       f"(Mann–Kendall trend over 8 batches: p = {pq:.4f} and {pt:.4f})"),
+                       f"(Mann–Kendall trend over 8 batches: p = {pq:.2g} and {pt:.2g})"),
             "at_s": round(t, 3), "window_s": round(window, 3), "answered": len(self.latencies),
             "in_system": [round(queue[0], 2), round(queue[-1], 2)], "ttft_s": [ttft[0], ttft[-1]],
             "p_queue": pq, "p_ttft": pt, "test": "mann-kendall-8-batches"}

@@ -10,11 +10,30 @@ objective, found by bracketing and bisection instead of a fixed sweep.
   ``0.5s``; a bare number is milliseconds.
   EvalScope's ``--sla-params '[{"p99_ttft": "<=500ms"}]'`` (groups of one or more
   criteria, met when every criterion of every group is) is read too.
-- The search probes LOW first (if LOW misses, there is no frontier in range), then doubles the
-  load until a probe misses, the server fails (more than half its requests fail) or saturates
-  (throughput grows less than 5 % over two doublings while the SLA still holds: more load would
-  only queue), or HIGH is reached; then it bisects between the last met and the first missed load
-  until they are within the precision (5 % by default; concurrency stops at neighbours).
+- The search probes LOW first (if LOW misses, there is no frontier in range), then climbs until a
+  probe misses, the server fails (more than half its requests fail), is over-saturated
+  (``--stop-on-saturation`` stopped the probe) or saturates (throughput grows less than 5 % over
+  two steps while the SLA still holds: more load would only queue), or HIGH is reached. Each step
+  doubles the load, unless the last two met probes extrapolate (a straight line through their
+  *violations*, below) to a crossing of the objective: then it goes to that crossing, at most 4×
+  the load and at least one precision step above it (a flat or falling line: doubling).
+- Then it narrows the bracket [last met, first missed] until the two are within the precision
+  (5 % by default; concurrency stops at neighbours). Each probe aims where the straight line
+  through the bracket's two violations crosses 0 (linear interpolation, regula falsi), pushed
+  out to a precision step from either end (so that a probe next to the crossing closes the
+  bracket), and is then held inside a safeguard: only loads that leave the bisection's
+  worst-case count of remaining probes intact are allowed (the idea of the ITP method,
+  Oliveira & Takahashi 2020, with the bisection's own midpoints and rounding), the nearest such
+  load to the aim is probed. So a search never takes more probes to close the bracket than
+  bisection could, and on a smooth curve it closes in one or two.
+- A probe's *violation* is the largest relative excess over its objectives: (value − limit) /
+  limit for ``<=``/``<``, (limit − value) / limit for ``>=``/``>``; met ⇔ violation ≤ 0 (``<``
+  and ``>`` strict).
+- **With trials** (``--trials K``, K ≥ 2) a probe meets an objective only if the CI says so: the
+  bound of the 95 % t-interval over its trial values on the objective's side (the upper bound
+  for ``<=``/``<``, the lower for ``>=``/``>``) meets the limit, i.e. the probe meets it with
+  97.5 % one-sided confidence. A probe whose interval straddles the limit counts as missed, and
+  the search interpolates on that bound. With one trial, the measured value decides.
 - Every probe is a level of the run (summary.json ``runs``, perf.sqlite, the report's chart).
   ``summary["sla_search"]`` = {objectives, dimension, best, stopped, probes: [{concurrency or
   rate, met, failed: [objective texts], request_throughput, ...}]}.
@@ -140,6 +159,29 @@ def parse_range(text: str | None, dimension: str, low: float | None = None, high
     return lo, hi
 
 
+def judged(o: Objective, run: PerfLevel, confidence: float = 0.95) -> tuple[bool, float | None, float | None]:
+    """(met, measured value, the figure that decided): with two or more trials the bound of the
+    t-interval over the trial values on the objective's side, else the measured value."""
+    value = o.actual(run)
+    trials = run.per_trial or []
+    if len(trials) >= 2:
+        from .trials import t_interval
+
+        ci = t_interval([t.stat(o.metric, o.stat) for t in trials], confidence)
+        if ci is not None:
+            bound = ci[1] if o.op in ("<=", "<") else ci[0]
+            return OPS[o.op](bound, o.value), value, bound
+    return value is not None and OPS[o.op](value, o.value), value, value
+
+
+def violation(o: Objective, decided: float | None) -> float | None:
+    """The relative excess of ``decided`` over the objective (≤ 0: met)."""
+    if decided is None or o.value == 0:
+        return None
+    excess = decided - o.value if o.op in ("<=", "<") else o.value - decided
+    return excess / abs(o.value)
+
+
 @dataclass
 class Probe:
     load: float
@@ -147,11 +189,18 @@ class Probe:
     failed: list[str]              # the objectives it missed
     values: dict[str, float | None]  # each objective's measured value
     run: PerfLevel
+    bounds: dict[str, float | None] | None = None  # with trials: the CI bound that decided
+    violation: float | None = None  # the largest relative excess over the objectives
 
     def as_dict(self, dimension: str) -> dict[str, Any]:
-        return {dimension: int(self.load) if dimension == "concurrency" else self.load, "met": self.met,
-                "failed": self.failed, "values": self.values,
-                "request_throughput": self.run.stat("request_throughput"), "success_rate": self.run.success_rate}
+        out = {dimension: int(self.load) if dimension == "concurrency" else self.load, "met": self.met,
+               "failed": self.failed, "values": self.values,
+               "request_throughput": self.run.stat("request_throughput"), "success_rate": self.run.success_rate}
+        if self.bounds is not None:
+            out["bounds"] = self.bounds
+        if self.run.stopped:
+            out["stopped"] = self.run.stopped.get("reason")
+        return out
 
 
 @dataclass
@@ -165,6 +214,8 @@ class SLASearch:
     precision: float = 0.05
     probes: list[Probe] = field(default_factory=list)
     stopped: str = ""
+    #: met probes needed before the search follows their line instead of doubling
+    min_points: int = 2
 
     def _round(self, x: float) -> float:
         if self.dimension == "concurrency":
@@ -172,15 +223,131 @@ class SLASearch:
         return float(f"{x:.4g}")
 
     def record(self, load: float, run: PerfLevel) -> Probe:
-        failed = [o.text for o in self.objectives if not o.met(run)]
-        probe = Probe(load, not failed, failed, {o.text: o.actual(run) for o in self.objectives}, run)
+        failed, values, bounds, worst = [], {}, {}, None
+        for o in self.objectives:
+            met, value, decided = judged(o, run)
+            values[o.text], bounds[o.text] = value, decided
+            if not met:
+                failed.append(o.text)
+            v = violation(o, decided)
+            if v is not None:
+                worst = v if worst is None else max(worst, v)
+        if run.stopped:  # --stop-on-saturation: the server could not keep up with this load
+            failed = failed or ["over-saturated"]
+        trials = len(run.per_trial or []) >= 2
+        probe = Probe(load, not failed, failed, values, run, bounds if trials else None, worst)
         self.probes.append(probe)
         return probe
 
     def _close_enough(self, lo: float, hi: float) -> bool:
         if self.dimension == "concurrency":
             return hi - lo <= max(1.0, math.floor(lo * self.precision))
-        return (hi - lo) <= lo * self.precision
+        return (hi - lo) <= lo * self.precision * (1 + 1e-9)
+
+    def _step(self, lo: float) -> float:
+        """The precision step above ``lo``: the farthest load still close enough to it."""
+        if self.dimension == "concurrency":
+            return max(1.0, math.floor(lo * self.precision))
+        return lo * self.precision
+
+    def _mid(self, lo: float, hi: float) -> float:
+        """The bisection's next probe (geometric while the bracket spans more than 2×)."""
+        return self._round((lo * hi) ** 0.5 if hi > 2 * lo else (lo + hi) / 2)
+
+    def worst_case(self, lo: float, hi: float) -> int:
+        """Probes bisection may need to close [lo, hi], over every outcome."""
+        memo = self.__dict__.setdefault("_memo", {})
+        key = (lo, hi)
+        if key not in memo:
+            mid = self._mid(lo, hi)
+            if self._close_enough(lo, hi) or mid <= lo or mid >= hi:
+                memo[key] = 0
+            else:
+                memo[key] = 1 + max(self.worst_case(lo, mid), self.worst_case(mid, hi))
+        return memo[key]
+
+    def _allowed(self, lo: float, hi: float, x: float, left: int) -> bool:
+        return lo < x < hi and max(self.worst_case(lo, x), self.worst_case(x, hi)) <= left
+
+    def _choose(self, lo: float, hi: float, aim: float | None, left: int) -> float | None:
+        """The load nearest ``aim`` whose outcome leaves at most ``left`` bisection probes (the
+        allowed loads form an interval around the bisection's midpoint, which is always one)."""
+        mid = self._mid(lo, hi)
+        if not lo < mid < hi:
+            return None
+        if aim is None:
+            return mid
+        aim = self._round(aim)
+        if self._allowed(lo, hi, aim, left):
+            return aim
+        if self.dimension == "concurrency":  # walk from the midpoint towards the aim
+            step = 1.0 if aim > mid else -1.0
+            x = mid
+            while x + step != aim and self._allowed(lo, hi, x + step, left):
+                x += step
+            return x
+        good, bad = mid, aim  # the allowed interval's end, by bisection
+        for _ in range(40):
+            m = self._round((good + bad) / 2)
+            if m in (good, bad):
+                break
+            if self._allowed(lo, hi, m, left):
+                good = m
+            else:
+                bad = m
+        return good
+
+    def _aim(self, lo: float, hi: float) -> float | None:
+        """Where the straight line through the violations at ``lo`` and ``hi`` crosses 0, kept
+        a precision step away from either end."""
+        pl, ph = self._probe_at(lo), self._probe_at(hi)
+        if pl is None or ph is None or pl.violation is None or ph.violation is None or ph.violation <= pl.violation:
+            return None
+        x = lo + (0 - pl.violation) * (hi - lo) / (ph.violation - pl.violation)
+        x = max(x, lo + self._step(lo))
+        if self.dimension == "concurrency":
+            x = math.floor(x)
+        return min(x, hi - self._step(lo))
+
+    def _line(self, lo: float, hi: float) -> tuple[float, float] | None:
+        """(violation at ``lo``, slope) of the straight line through the bracket's ends."""
+        pl, ph = self._probe_at(lo), self._probe_at(hi)
+        if pl is None or ph is None or pl.violation is None or ph.violation is None or hi <= lo:
+            return None
+        return pl.violation, (ph.violation - pl.violation) / (hi - lo)
+
+    def _looks_straight(self, missed: float) -> bool:
+        """Interpolate only where the curve looks smooth: the line through the last two met
+        probes, extended to the first missed one, must foresee at least a third of its rise
+        (a step or a hockey stick does not: then the search bisects)."""
+        met = sorted({p.load: p for p in self.probes if p.met and p.violation is not None and p.load < missed}.values(),
+                     key=lambda p: p.load)
+        miss = self._probe_at(missed)
+        if miss is None or miss.violation is None:
+            return False
+        if len(met) < 2:  # one point says nothing about the shape
+            return False
+        a, b = met[-2], met[-1]
+        slope = (b.violation - a.violation) / (b.load - a.load)
+        predicted_rise = slope * (missed - b.load)
+        return predicted_rise > 0 and miss.violation - b.violation <= 3 * predicted_rise
+
+    def _probe_at(self, load: float) -> Probe | None:
+        return next((p for p in reversed(self.probes) if p.load == load), None)
+
+    def _climb(self, load: float) -> float:
+        """The next load while bracketing: double it, or go to where the last two met probes'
+        violations extrapolate to 0 (at most 4×, at least a precision step up)."""
+        up = 2 * load
+        met = sorted({p.load: p for p in self.probes if p.met and p.violation is not None}.values(), key=lambda p: p.load)
+        if len(met) >= self.min_points:
+            a, b = met[-2], met[-1]
+            slope = (b.violation - a.violation) / (b.load - a.load) if b.load > a.load else 0.0
+            if slope > 0 and b.load == load:
+                up = min(4 * load, max(b.load - b.violation / slope, load + self._step(load)))
+                if self.dimension == "concurrency":
+                    up = max(load + 1, math.floor(up))
+        return self._round(min(self.high, up))
 
     def loads(self) -> Iterator[float]:
         """The next load to probe, until the frontier is found (call :meth:`record` after each)."""
@@ -188,6 +355,7 @@ class SLASearch:
         hi_missed: float | None = None
         load = self._round(self.low)
         gains: list[float] = []
+        met_loads: list[float] = []
         # bracketing
         while True:
             yield load
@@ -197,6 +365,8 @@ class SLASearch:
                 hi_missed = load
                 break
             if not p.met:
+                if p.run.stopped:
+                    self.stopped = f"the server was over-saturated at {self.label(load)}"
                 hi_missed = load
                 break
             if lo_met is not None:
@@ -204,28 +374,38 @@ class SLASearch:
                 base = prev.run.stat("request_throughput") or 0.0
                 gains.append((p.run.stat("request_throughput") or 0.0) / base if base else float("inf"))
             lo_met = load
+            met_loads.append(load)
             if len(gains) >= 2 and gains[-1] < 1.05 and gains[-2] < 1.05:
-                self.stopped = (f"the server saturated: throughput grew less than 5% from {self.label(lo_met / 4)} "
+                self.stopped = (f"the server saturated: throughput grew less than 5% from {self.label(met_loads[-3])} "
                                 f"to {self.label(lo_met)} with the SLA still met")
                 return
             if load >= self.high:
                 self.stopped = f"the upper end of the range ({self.label(self.high)}) meets the SLA"
                 return
-            load = self._round(min(self.high, load * 2))
+            load = self._climb(load)
         if lo_met is None:
             if not self.stopped:
                 self.stopped = f"the lowest load ({self.label(load)}) misses the SLA"
             return
-        # bisection between the last met and the first missed load
-        while not self._close_enough(lo_met, hi_missed):
-            mid = self._round((lo_met * hi_missed) ** 0.5 if hi_missed > 2 * lo_met else (lo_met + hi_missed) / 2)
-            if mid <= lo_met or mid >= hi_missed:
+        # interpolation between the last met and the first missed load, within bisection's budget
+        left = self.worst_case(lo_met, hi_missed)
+        smooth = self._looks_straight(hi_missed)
+        while not self._close_enough(lo_met, hi_missed) and left > 0:
+            aim = self._aim(lo_met, hi_missed) if smooth else None
+            x = self._choose(lo_met, hi_missed, aim, left - 1)
+            if x is None or x <= lo_met or x >= hi_missed:
                 break
-            yield mid
-            if self.probes[-1].met:
-                lo_met = mid
+            line = self._line(lo_met, hi_missed)
+            yield x
+            left -= 1
+            p = self.probes[-1]
+            if smooth and line is not None and p.violation is not None:  # the line missed: bisect from now on
+                predicted = line[0] + line[1] * (x - lo_met)
+                smooth = abs(p.violation - predicted) <= 0.25 * line[1] * (hi_missed - lo_met)
+            if p.met:
+                lo_met = x
             else:
-                hi_missed = mid
+                hi_missed = x
         if not self.stopped:
             self.stopped = f"frontier between {self.label(lo_met)} (met) and {self.label(hi_missed)} (missed)"
 
