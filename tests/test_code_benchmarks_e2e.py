@@ -203,13 +203,13 @@ def test_a_killed_run_resumes_and_leaves_no_program_behind(eval_server, tmp_path
         prompt = f'def f(x):\n    """problem {i}: return x + {i}"""\n'
         rows.append({"task_id": f"p{i}", "prompt": prompt, "entry_point": "f",
                      "test": f"def check(candidate):\n    assert candidate(1) == {1 + i}\n"})
-        answers[humaneval_prompt(prompt)] = [fenced(f"import time\ndef f(x):\n    time.sleep(1.0)  # {marker}\n    return x + {i}\n")]
+        answers[humaneval_prompt(prompt)] = [fenced(f"import time\ndef f(x):\n    time.sleep(0.5)  # {marker}\n    return x + {i}\n")]
     data = tmp_path / "slow.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     server = eval_server({"model": "m", "answers": answers})
     out = tmp_path / "run"
     args = ["eval", "--base-url", server.base_url, "--model", "m", "--benchmark", f"slow=custom_code:{data}",
-            "--output", str(out), "--grading-workers", "1", "--no-progress"]
+            "--output", str(out), "--grading-workers", "1", "--concurrency", "1", "--no-progress"]
     proc = subprocess.Popen([*LMGAUGE, *args], env={**os.environ, **HERMETIC}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     journal = out / "samples.jsonl"
