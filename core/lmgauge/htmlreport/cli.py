@@ -20,7 +20,8 @@ def report(run_dirs: tuple[str, ...], output: str | None, tables: bool) -> None:
     lmgauge report runs/eval-A runs/eval-B -o ab.html two models side by side
     lmgauge report runs/perf-vllm runs/perf-sglang   two backends, charts overlaid
 
-    Two eval runs of the same questions also get the paired comparison of `lmgauge compare`.
+    Two eval runs of the same questions also get the paired comparison of `lmgauge compare`;
+    two perf runs of the same workload its B/A ratios per level with confidence intervals.
 
     The page works offline (file://): no CDN, inline CSS/JS/SVG.
     """
@@ -42,4 +43,13 @@ def report(run_dirs: tuple[str, ...], output: str | None, tables: bool) -> None:
                 click.echo(compare_text(compare_runs(*evals)))
             except LmgaugeError as exc:
                 click.echo(f"paired comparison not computed: {exc.line()}")
+        perfs = [r for r in runs if r.kind == "perf"]
+        if len(perfs) == 2:  # two perf runs: B/A per level with CIs, as `lmgauge compare` prints it
+            from ..errors import LmgaugeError
+            from ..perf.compare import compare_perf_runs
+
+            try:
+                click.echo(compare_perf_runs(*perfs).text())
+            except LmgaugeError as exc:
+                click.echo(f"perf comparison not computed: {exc.line()}")
     click.echo(f"html report: {path}")

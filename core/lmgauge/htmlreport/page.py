@@ -77,6 +77,11 @@ class Page:
             from ..eval.compare import compare_section_for_runs
 
             compare = Markup(compare_section_for_runs(self.evals[0].run, self.evals[1].run))
+        perf_compare = Markup("")
+        if len(self.perfs) == 2:  # B/A per level with CIs (lmgauge compare of two perf runs)
+            from ..perf.compare import compare_perf_section_for_runs
+
+            perf_compare = Markup(compare_perf_section_for_runs(self.perfs[0].run, self.perfs[1].run))
         data = {"version": 1, "page_size": PAGE_SIZE, "eval": [self.eval_data(v) for v in self.evals]}
         script_hash = base64.b64encode(hashlib.sha256(JS.encode("utf-8")).digest()).decode()
         csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
@@ -89,7 +94,7 @@ class Page:
             generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             eval_cards=self.eval_cards(), perf_cards=perf.cards() if perf else [],
             evals=self.evals, scores=self.scores() if self.evals else None, health=self.health_rows(),
-            endpoints=self.endpoint_rows(), judges=self.judge_rows(), compare=compare,
+            endpoints=self.endpoint_rows(), judges=self.judge_rows(), compare=compare, perf_compare=perf_compare,
             perf=perf, samples=self.sample_controls() if self.evals else None) + "\n"
 
     # -- at a glance -------------------------------------------------------------------

@@ -167,23 +167,41 @@ class Resampled:
             self._idx = self.rng.integers(0, self.n, size=(self.resamples, self.n))
         return self._idx
 
+    def prepare(self, stats: Sequence[str]) -> None:
+        """Compute the draws of several statistics in one pass over the resamples."""
+        np = self.np
+        todo = [s for s in dict.fromkeys(stats) if s not in self._draws and (s == "mean" or _quantile_of(s) is not None)]
+        if not todo or self.n < 2:
+            return
+        if not self.scalar:
+            for s in todo:
+                self.draws(s)
+            return
+        idx = self._indices()
+        qs = [_quantile_of(s) for s in todo if s != "mean"]
+        out = {s: np.empty(self.resamples) for s in todo}
+        step = max(1, _CELLS // self.n)
+        for a in range(0, self.resamples, step):
+            sample = self.values[idx[a:a + step]]
+            if "mean" in out:
+                out["mean"][a:a + step] = sample.mean(axis=1)
+            if qs:
+                pct = np.percentile(sample, qs, axis=1)
+                for s, row in zip([s for s in todo if s != "mean"], pct):
+                    out[s][a:a + step] = row
+        self._draws.update(out)
+
     def draws(self, stat: str):
         """The statistic (mean, pXX, min, max) of each resample (a numpy array), or None."""
         if stat in self._draws:
             return self._draws[stat]
-        np = self.np
         q = _quantile_of(stat)
         if self.n < 2 or (stat != "mean" and q is None):
             return None
-        idx = self._indices()
         if self.scalar:
-            out = np.empty(self.resamples)
-            step = max(1, _CELLS // self.n)
-            for a in range(0, self.resamples, step):
-                sample = self.values[idx[a:a + step]]
-                out[a:a + step] = sample.mean(axis=1) if stat == "mean" else np.percentile(sample, q, axis=1)
-        else:
-            out = self._cluster(idx, stat, q)
+            self.prepare([stat])
+            return self._draws[stat]
+        out = self._cluster(self._indices(), stat, q)
         self._draws[stat] = out
         return out
 
@@ -301,6 +319,7 @@ def level_ci(level: PerfLevel, trials: Sequence[PerfLevel], rows: Sequence[Reque
         if m.kind == "request":
             if m.name not in boot:
                 boot[m.name] = Resampled(request_values(rows, m), seed=[seed, k])
+                boot[m.name].prepare(CI_STATS)
             ci = percentile_interval(boot[m.name].draws(stat), confidence)
         else:
             value = level.stat(m.summary_key)
