@@ -50,8 +50,12 @@ def tok():
     return load_tokenizer("cl100k_base")
 
 
-def perf(url: str, out, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run_cli("perf", "--url", url, "--model", MODEL, "--output", str(out), *args, env=ENV, check=check)
+def perf(url: str, out, *args: str, check: bool = True, code: int = 0) -> subprocess.CompletedProcess:
+    """``lmgauge perf``; ``code`` 4: a run built to fail mostly (exit 4: too little succeeded)."""
+    proc = run_cli("perf", "--url", url, "--model", MODEL, "--output", str(out), *args, env=ENV, check=check and not code)
+    if code:
+        assert proc.returncode == code and "requests succeeded" in proc.stderr, proc.stderr
+    return proc
 
 
 def level(out) -> dict:
@@ -101,7 +105,7 @@ def test_embeddings_wrong_vectors_fail_with_a_reason(server, tmp_path):
     lines.write_text("a fine text\nFAULT:dim text\nFAULT:count text\nFAULT:nonnumber text\n")
     out = tmp_path / "run"
     perf(base + "/embeddings", out, "--dataset", "line_by_line", "--dataset-path", str(lines), "--number", "4",
-         "--embedding-dim", "16")
+         "--embedding-dim", "16", code=4)
     r = level(out)
     assert (r["succeeded"], r["failed"]) == (1, 3)
     assert [x["error"] for x in requests_table(out)] == [
@@ -115,7 +119,7 @@ def test_embeddings_wrong_vectors_fail_with_a_reason(server, tmp_path):
     assert [x["error"] for x in requests_table(out2)] == [None, None]
     out3 = tmp_path / "run3"
     perf(base + "/embeddings", out3, "--dataset", "line_by_line", "--dataset-path", str(lines), "--number", "1",
-         "--embedding-dim", "8")
+         "--embedding-dim", "8", code=4)
     assert requests_table(out3)[0]["error"] == "wrong embedding size: 16 numbers, --embedding-dim 8 expected"
 
 
@@ -123,7 +127,7 @@ def test_embeddings_vector_lengths_differ_within_a_response(server, tmp_path):
     base, _ = server("--dim", "6", "--fault", "dim")
     out = tmp_path / "run"
     perf(base + "/embeddings", out, "--dataset", "random_embedding", "--min-prompt-length", "4",
-         "--max-prompt-length", "4", "--embedding-batch", "2", "--number", "2")
+         "--max-prompt-length", "4", "--embedding-batch", "2", "--number", "2", code=4)
     assert {x["error"] for x in requests_table(out)} == {"wrong embeddings: vectors of 6 and 7 numbers in one response"}
 
 
@@ -171,11 +175,11 @@ def test_rerank_query_documents_and_scores(server, tmp_path, tok):
 def test_rerank_and_score_wrong_answers_fail(server, tmp_path):
     base, _ = server("--fault", "nonnumber")
     out = tmp_path / "run"
-    perf(base + "/rerank", out, "--dataset", "random_rerank", "--rerank-documents", "3", "--number", "1")
+    perf(base + "/rerank", out, "--dataset", "random_rerank", "--rerank-documents", "3", "--number", "1", code=4)
     assert requests_table(out)[0]["error"] == "wrong scores: results[0] has no numeric relevance_score"
     base2, _ = server("--fault", "count")
     out2 = tmp_path / "run2"
-    perf(base2 + "/score", out2, "--dataset", "random_rerank", "--rerank-documents", "3", "--number", "1")
+    perf(base2 + "/score", out2, "--dataset", "random_rerank", "--rerank-documents", "3", "--number", "1", code=4)
     assert requests_table(out2)[0]["error"] == "wrong scores: 2 data for 3 documents"
 
 
@@ -221,7 +225,7 @@ def test_responses_stream_timings_and_usage(server, tmp_path):
 def test_responses_stream_failures(server, tmp_path, fault, error):
     base, _ = server("--fault", fault, "--tokens", "5")
     out = tmp_path / "run"
-    perf(base + "/responses", out, "--prompt", "hello there", "--number", "1")
+    perf(base + "/responses", out, "--prompt", "hello there", "--number", "1", code=4)
     assert requests_table(out)[0]["error"] == error
 
 

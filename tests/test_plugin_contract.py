@@ -150,7 +150,7 @@ def test_config_file_and_evaluate_take_the_same_options(acme, tmp_path):
         import lmgauge
         r = lmgauge.evaluate(backend="acme_echo", model="any", benchmark="doubling", acme_questions="5",
                              acme_wrong_every=5, output={str(tmp_path / "api")!r})
-        print(r.score("doubling", "AveragePass@1"), [x for x in r.results if x["subset"] == "OVERALL"][0]["count"])
+        print(r.score("doubling", "AveragePass@1"), [x for x in r.results if x.subset == "OVERALL"][0].count)
         try:
             lmgauge.evaluate(backend="acme_echo", model="any", benchmark="doubling", acme_questions=0,
                              output={str(tmp_path / "api2")!r})

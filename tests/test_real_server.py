@@ -123,9 +123,9 @@ def tokenizer(server):
     return AutoTokenizer.from_pretrained(str(cache_dir() / "models" / "SmolLM2-135M-Instruct-f32"))
 
 
-def _cli(server: Server, *args: str):
+def _cli(server: Server, *args: str, code: int = 0):
     proc = run_cli(*args, timeout=600)
-    if proc.returncode != 0:
+    if proc.returncode != code:
         pytest.fail(f"lmgauge {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
                     f"{proc.stderr[-3000:]}\n--- server log ---\n{server.logs()}")
     return proc
@@ -207,7 +207,8 @@ def test_default_counts_missing_done_with_its_reason(server, tmp_path):
     and the summary says how to accept such a server."""
     out = tmp_path / "perf"
     _cli(server, "perf", "--url", server.base_url + "/chat/completions", "--model", REPO_ID,
-         "--number", "2", "--concurrency", "2", "--max-tokens", "4", "--dataset", "openqa", "--output", str(out))
+         "--number", "2", "--concurrency", "2", "--max-tokens", "4", "--dataset", "openqa", "--output", str(out),
+         code=4)  # every request failed: exit 4
     summary = json.loads((out / "summary.json").read_text())
     (run,) = summary["runs"]
     assert run["failed"] == 2 and run["failures"] == {"no [DONE]": 2}, run

@@ -18,12 +18,14 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO, EvalServer, assert_one_line_error, run_cli
 from test_core_plugins import make_dist, pip_install
+from lmgauge.runfolder import SampleRecord
 
 WEAK_MODULE = '''
 import os
@@ -412,26 +414,33 @@ def test_prompt_shapes_and_undecided():
         judge_kind = "mcq"
 
     assert judge_kind(Mcq(), "42") == "mcq" and judge_kind(None, "C") == "mcq" and judge_kind(None, "42") == "math"
-    rec = {"question": "What?", "gold": "B", "response": "<think>A?</think>I pick (B).",
-           "prompt": "Answer the following.\n\nWhat?\n\nA) one\nB) two"}
-    text = build_prompt("mcq", rec)
+    def rec(**d):
+        return SampleRecord.from_dict({"benchmark": "b", "sample_id": "1", "repeat": 0, **d})
+
+    r = rec(question="What?", gold="B", response="<think>A?</think>I pick (B).",
+            prompt="Answer the following.\n\nWhat?\n\nA) one\nB) two")
+    text = build_prompt("mcq", r)
     assert "correct option is B" in text and "B) two" in text and "I pick (B)." in text and "A?" not in text
-    long = build_prompt("math", {"question": "Q", "gold": "5", "response": "x" * (ANSWER_CHARS + 50) + " so 5"})
+    long = build_prompt("math", rec(question="Q", gold="5", response="x" * (ANSWER_CHARS + 50) + " so 5"))
     assert "earlier characters omitted" in long and long.count("x") <= ANSWER_CHARS
 
+    # schema-1 lines (no score_status): undecided as that version's readers decided it
     base = {"error": None, "response": "it is five", "score": 0.0, "extracted": None, "grade_detail": "no answer found"}
-    assert rule_undecided(base)
-    assert rule_undecided(dict(base, extracted="x", grade_detail="math-verify timeout"))
-    assert rule_undecided(dict(base, extracted="x", grade_detail="grader error: ValueError: boom"))
-    assert not rule_undecided(dict(base, extracted="4", grade_detail=None))
-    assert not rule_undecided(dict(base, response="<think>never closed"))
-    assert not rule_undecided(dict(base, error="HTTP 500", response=None))
+    assert rule_undecided(rec(**base))
+    assert rule_undecided(rec(**dict(base, extracted="x", grade_detail="math-verify timeout")))
+    assert rule_undecided(rec(**dict(base, extracted="x", grade_detail="grader error: ValueError: boom")))
+    assert not rule_undecided(rec(**dict(base, extracted="4", grade_detail=None)))
+    assert not rule_undecided(rec(**dict(base, response="<think>never closed")))
+    assert not rule_undecided(rec(**dict(base, error="HTTP 500", response=None)))
+    # schema 2: the score says what it is
+    assert rule_undecided(rec(**dict(base, extracted="4", score_status="undecided")))
+    assert not rule_undecided(rec(**dict(base, extracted=None, score_status="decided")))
 
 
 def test_cache_skips_torn_lines_and_never_keeps_errors(tmp_path):
     from lmgauge.eval.judge import PROMPT_VERSION, Verdict, VerdictCache, cache_key
 
-    rec = {"benchmark": "b", "sample_id": "1", "repeat": 0, "response": "r"}
+    rec = SampleRecord(benchmark="b", sample_id="1", repeat=0, response="r")
     cache = VerdictCache(tmp_path / "judge.jsonl")
     cache.put(cache_key(rec, "j"), Verdict("correct", "VERDICT: CORRECT"), "openai")
     cache.close()
@@ -440,8 +449,8 @@ def test_cache_skips_torn_lines_and_never_keeps_errors(tmp_path):
     again = VerdictCache(tmp_path / "judge.jsonl")
     assert again.get(cache_key(rec, "j")).verdict == "correct"
     assert again.get(cache_key(rec, "other-judge")) is None
-    assert again.get(cache_key(dict(rec, response="changed"), "j")) is None
+    assert again.get(cache_key(replace(rec, response="changed"), "j")) is None
     assert cache_key(rec, "j")[-1] == PROMPT_VERSION
-    again.put(cache_key(dict(rec, sample_id="3"), "j"), Verdict("error", "HTTP 500"), "openai")
+    again.put(cache_key(replace(rec, sample_id="3"), "j"), Verdict("error", "HTTP 500"), "openai")
     again.close()
-    assert VerdictCache(tmp_path / "judge.jsonl").get(cache_key(dict(rec, sample_id="3"), "j")) is None
+    assert VerdictCache(tmp_path / "judge.jsonl").get(cache_key(replace(rec, sample_id="3"), "j")) is None

@@ -60,11 +60,11 @@ def _hub_tokenizer(auto: Any, spec: str) -> Any:
         pass
     names = "a tiktoken encoding (cl100k_base), a tokenizer folder, a .gguf file"
     if hub.offline():
-        raise ConfigError(f"tokenizer {spec!r} is neither a local path nor in the hub cache, and HF_HUB_OFFLINE is set",
+        raise ConfigError(f"unknown tokenizer {spec!r}: neither a local path nor in the hub cache, and HF_HUB_OFFLINE is set",
                           f"use {names}, or unset HF_HUB_OFFLINE to download it")
     host, port = hub.endpoint()
     if not hub.reachable(host, port):
-        raise ConfigError(f"tokenizer {spec!r} is neither a local path nor in the hub cache, and the hub ({host}:{port}) "
+        raise ConfigError(f"unknown tokenizer {spec!r}: neither a local path nor in the hub cache, and the hub ({host}:{port}) "
                           "cannot be reached", f"use {names}, or a machine that reaches the hub")
     return auto.from_pretrained(spec)
 
