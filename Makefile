@@ -21,7 +21,7 @@ $(VENV)/.installed: setup.cfg plugins/*/setup.cfg requirements-test.txt Makefile
 install: $(VENV)/.installed
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
 
 DEMO_MATH = plugins/benchmarks/lmgauge_benchmarks/data/demo_math.jsonl
 

@@ -226,15 +226,20 @@ def test_stream_records_failures_without_raising(env):
 
 
 def test_perf_command_in_process(tmp_path):
+    """The same load generator drives an in-process model through Backend.stream (one model
+    load for every check of the in-process perf path)."""
     out = tmp_path / "perf"
-    proc = run_cli("perf", "--backend", "transformers", "--model", "smollm2", "--number", "4", "--concurrency", "2",
+    proc = run_cli("perf", "--backend", "transformers", "--model", "smollm2", "--dataset", "random",
+                   "--min-prompt-length", "16", "--max-prompt-length", "16", "--number", "4", "--concurrency", "2",
                    "--max-tokens", "8", "--min-tokens", "8", "--output", str(out), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["load_time_s"] > 0
+    assert summary["backend"] == "transformers" and summary["load_time_s"] > 0
     (run,) = summary["runs"]
     assert run["succeeded"] == 4 and run["failed"] == 0
+    assert run["ttft_s"]["min"] > 0 and run["latency_s"]["min"] >= run["ttft_s"]["min"]
+    assert run["input_tokens"]["min"] >= 16  # 16 random tokens (the model's own tokenizer) plus the chat template
     # load time is reported apart and not counted in TTFT (8 tokens take far less than a load)
     assert run["ttft_s"]["max"] < summary["load_time_s"]
     db = sqlite3.connect(out / "perf.sqlite")

