@@ -15,7 +15,7 @@ DEFAULT_PORT = 7860
 
 
 @click.command("serve")
-@click.argument("dirs", nargs=-1, metavar="[DIR ...]", type=click.Path(file_okay=False))
+@click.argument("dirs", nargs=-1, metavar="[DIR ...]")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Any host other than loopback needs a token (one is made if --token is not given).")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,

@@ -148,26 +148,25 @@ class EvalJournal:
     # -- following -----------------------------------------------------------------------
     def follow(self, on_record: Callable[[Entry, Entry | None], None] | None = None) -> int:
         """Read the lines appended since the last call; returns how many records changed. A
-        file that shrank or was replaced (a regrade rewrites its journal) is read again."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return 0
+        file that shrank or was replaced (a regrade rewrites its journal) is read again.
+        Several threads may follow at once: each step holds the lock, from its stat on."""
         changed = 0
-        with self.lock:
-            if st.st_size < self.journal.size or (self._ino is not None and st.st_ino != self._ino):
-                self._reset()
-                changed += 1
-            self._ino = st.st_ino
         while True:
             with self.lock:
+                try:
+                    st = os.stat(self.path)
+                except FileNotFoundError:
+                    return changed
+                if st.st_size < self.journal.size or (self._ino is not None and st.st_ino != self._ino):
+                    self._reset()
+                    changed += 1
+                self._ino = st.st_ino
                 if st.st_size <= self.journal.size:
-                    break
+                    return changed
                 n, more = self._step(on_record)
                 changed += n
             if not more:
-                break
-        return changed
+                return changed
 
     def _reset(self) -> None:
         self.journal = SampleJournal(self.path)
@@ -244,7 +243,16 @@ class EvalJournal:
 
     def iter_at(self, offsets: Iterable[int]) -> Iterator[tuple[int, SampleRecord | None]]:
         """(offset, record) one at a time: nothing but the current record is held."""
-        with open(self.path, "rb") as fh:
+        offsets = list(offsets)
+        if not offsets:
+            return
+        try:
+            fh = open(self.path, "rb")
+        except FileNotFoundError:
+            for off in offsets:
+                yield off, None
+            return
+        with fh:
             for off in offsets:
                 fh.seek(off)
                 yield off, _parse(fh.readline())

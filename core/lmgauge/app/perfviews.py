@@ -218,10 +218,12 @@ def _axis_charts(svg, axis: str, runs: list[PerfRun]) -> list[Chart]:
     pcts = ["p50", "p90", "p99"] if single else ["p50", "p99"]
     seen: set[str] = set()
     level_ms, request_ms = [], []
-    for m, _stat, _h, _d in summary_columns(levels, metrics()):
+    headers: dict[str, str] = {}
+    for m, _stat, h, _d in summary_columns(levels, metrics()):
         if m.name in seen or m.unit == "share":
             continue
         seen.add(m.name)
+        headers[m.name] = h
         (level_ms if m.kind == "level" else request_ms).append(m)
 
     def xy(r: PerfRun, m: PerfMetric, stat: str | None) -> list[tuple[float, float]]:
@@ -240,8 +242,7 @@ def _axis_charts(svg, axis: str, runs: list[PerfRun]) -> list[Chart]:
         series = [svg.Series(r.label, r.color, xy(r, m, None)) for r in runs]
         series = [s for s in series if s.points]
         if series:
-            title = (m.description.split(":")[0] if m.description else m.name).strip().capitalize()
-            charts.append(Chart(m.summary_key, Markup(svg.line_chart(_title(m), series, x_label, m.unit)),
+            charts.append(Chart(m.summary_key, Markup(svg.line_chart(_title(m, headers[m.name]), series, x_label, m.unit)),
                                 [(s.label, s.color, "") for s in series]))
     for m in request_ms:
         series = []
@@ -253,14 +254,17 @@ def _axis_charts(svg, axis: str, runs: list[PerfRun]) -> list[Chart]:
         series = [s for s in series if s.points]
         if series:
             unit = "seconds" if m.unit == "s" else m.unit
-            charts.append(Chart(m.summary_key, Markup(svg.line_chart(_title(m), series, x_label, unit)),
+            charts.append(Chart(m.summary_key, Markup(svg.line_chart(_title(m, headers[m.name]), series, x_label, unit)),
                                 [(s.label, s.color, s.dash) for s in series]))
     return charts
 
 
-def _title(m: PerfMetric) -> str:
-    """A chart title from the declaration: its description up to the first colon."""
-    text = (m.description or m.name).split(":")[0].strip()
+def _title(m: PerfMetric, header: str = "") -> str:
+    """A chart title from the declaration: its description up to the first colon when short,
+    else the sweep table's header and the unit."""
+    text = (m.description or "").split(":")[0].strip()
+    if not text or len(text) > 44:
+        text = f"{header or m.name} ({m.unit})" if m.unit and m.unit != "s" else (header or m.name)
     return text[:1].upper() + text[1:]
 
 

@@ -76,6 +76,7 @@ class RunState:
         self.lock = threading.RLock()
         self.eval_ready = False  # the journal's first pass is done: the tick follows it from here
         self.checked = 0.0
+        self._journal_seen = -1
         self.benchmarks: dict[str, Any] = {}
         self._summary: tuple[int, dict[str, Any]] | None = None
 
@@ -97,7 +98,11 @@ class RunState:
                 self.status, self.holder = status, held
                 changed = True
             if self.eval is not None and self.eval_ready:
-                if self.eval.follow():
+                self.eval.follow()
+                # any thread may have read the new lines (a page asking for samples): the
+                # journal's version says whether it changed since this run last looked
+                if self.eval.version != self._journal_seen:
+                    self._journal_seen = self.eval.version
                     changed = True
             if changed:
                 self.version += 1
@@ -244,12 +249,16 @@ class RunState:
     def summary(self, index: "RunIndex") -> dict[str, Any]:
         """The run's entry of GET /api/runs."""
         with self.lock:
+            if self.eval is not None and self.eval.version != self._journal_seen:
+                self._journal_seen = self.eval.version
+                self.version += 1
             cached = self._summary
             if cached is not None and cached[0] == self.version:
                 return cached[1]
             version = self.version
         run = self.run
-        out: dict[str, Any] = {"id": self.id, "path": self.rel, "root": self.root.shown, "kind": self.display_kind,
+        out: dict[str, Any] = {"id": self.id, "version": version, "path": self.rel, "root": self.root.shown,
+                               "kind": self.display_kind,
                                "status": self.status, "model": run.model if run else "?",
                                "backend": run.backend if run else "", "created": run.created if run else "",
                                "error": self.error}

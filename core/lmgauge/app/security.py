@@ -112,7 +112,9 @@ class Guard:
                 request["set_cookie"] = True
                 if request.method == "GET" and not request.path.startswith(("/api/", "/static/")):
                     rest = [(k, v) for k, v in request.query.items() if k != "token"]
-                    raise web.HTTPSeeOther(request.rel_url.raw_path + ("?" + urlencode(rest) if rest else ""))
+                    redirect = web.HTTPSeeOther(request.rel_url.raw_path + ("?" + urlencode(rest) if rest else ""))
+                    redirect.set_cookie(self.cookie, self.token, httponly=True, samesite="Strict", path="/")
+                    raise redirect
         return await handler(request)
 
     async def on_prepare(self, request: web.Request, resp: web.StreamResponse) -> None:

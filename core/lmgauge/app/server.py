@@ -94,6 +94,7 @@ class App:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._watch: asyncio.Task | None = None
         self._loading: set[str] = set()
+        self._published: dict[str, int] = {}
         self._last_scan = 0.0
 
     # -- life cycle ----------------------------------------------------------------------
@@ -118,6 +119,7 @@ class App:
 
     async def _start(self, app: web.Application) -> None:
         self.loop = asyncio.get_running_loop()
+        self.loader.submit(_warm)
         await self.loop.run_in_executor(self.ticker, self.tick, True)
         self.prefetch()
         self._watch = asyncio.create_task(self._watcher())
@@ -190,8 +192,7 @@ class App:
         def work() -> None:
             try:
                 st.open_journal()
-                st.version += 1
-                if self.loop is not None:
+                if self.loop is not None and st.needs_journal():  # its figures come from the journal
                     self.loop.call_soon_threadsafe(self.publish, {"id": st.id, "run": st.summary(self.index)})
             except Exception as exc:  # noqa: BLE001
                 print(f"lmgauge serve: warning: cannot index {st.path}: {type(exc).__name__}: {exc}", flush=True)
@@ -209,6 +210,14 @@ class App:
             self.load_journal(st)
 
     def publish(self, event: dict[str, Any]) -> None:
+        run = event.get("run")
+        if run is not None:  # an older state computed in another thread comes too late: drop it
+            last = self._published.get(event["id"], -1)
+            if run.get("version", 0) < last:
+                return
+            self._published[event["id"]] = run.get("version", 0)
+        else:
+            self._published.pop(event["id"], None)
         data = b"event: run\ndata: " + orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS, default=str) + b"\n\n"
         run = event.get("run") or {}
         ids = {event["id"], run.get("sweep"), run.get("source")}
@@ -573,6 +582,23 @@ class App:
         data, ctype, digest = found
         cache = "public, max-age=31536000, immutable" if request.query.get("v") == digest else "no-cache"
         return web.Response(body=data, headers={"Content-Type": ctype, "Cache-Control": cache, "ETag": f'"{digest}"'})
+
+
+def _warm() -> None:
+    """Load the plugins once, in the background (live scores need the metric plugins, sample
+    views the benchmark plugins): the first live update does not wait for them."""
+    try:
+        from ..perf.registry import perf_metrics
+        from ..plugins import get_manager
+
+        get_manager()
+        perf_metrics()
+        from ..eval.metrics import confidence_interval
+
+        confidence_interval([0.0, 1.0])  # imports scipy.stats (more than a second, once)
+        confidence_interval([0.25, 0.5, 1.0])
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported where it is used
+        print(f"lmgauge serve: warning: loading plugins: {type(exc).__name__}: {exc}", flush=True)
 
 
 OUTCOMES = ("right", "wrong", "mixed", "error", "missing")

@@ -280,7 +280,7 @@
     if (!opts.compact && !opts.noRepeats && runId) {
       head.appendChild(el("button", { type: "button", cls: "link", text: "all repeats", on: { click: function () { showRepeats(runId, s, card); } } }));
     }
-    if (!opts.compact) add(card, textBlock("Question", s.question, { cls: "q" }));
+    if (!opts.compact) add(card, textBlock(opts.sameQuestion ? "Question (as above)" : "Question", s.question, { cls: "q", collapsed: !!opts.sameQuestion }));
     var facts = el("div", { cls: "facts" },
       el("span", null, el("span", { cls: "lab", text: "gold " }), el("code", { text: s.gold === null ? "-" : s.gold })),
       el("span", null, el("span", { cls: "lab", text: "extracted " }), el("code", { text: s.extracted === null ? "-" : s.extracted })),
@@ -386,7 +386,12 @@
       page = d;
       var list = $("#s-list");
       list.textContent = "";
-      d.samples.forEach(function (s) { list.appendChild(sampleCard(s, runId)); });
+      var prev = null;
+      d.samples.forEach(function (s) {
+        var q = s.benchmark + "\u0000" + s.sample_id;
+        list.appendChild(sampleCard(s, runId, { sameQuestion: q === prev }));
+        prev = q;
+      });
       if (!d.samples.length) list.appendChild(el("p", { cls: "empty", text: d.total ? "No samples on this page." : "No sample matches these filters." }));
       shownKeys = d.samples.map(sampleKey);
       $("#s-total").textContent = num(d.total) + " match" + (d.total === 1 ? "" : "es");
