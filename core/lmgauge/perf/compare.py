@@ -18,8 +18,9 @@ The interval of the ratio:
   independently for A and B, the statistic recomputed on each; the interval is the α/2 and
   1 − α/2 quantiles of the resampled B/A ratios (whole requests for ITL, a cluster bootstrap).
   Metrics whose per-request values perf.sqlite does not store get a ratio without an interval.
-  Level metrics (rates): batch means over time (lmgauge.perf.trials: the metric recomputed on
-  equal time windows of each run), combined as above.
+  Level metrics (rates) of closed loops: the same bootstrap, each resample's wall time scaled by
+  its summed latency (Little's law, lmgauge.perf.trials.little_draws); of open loops: batch
+  means over time (the metric recomputed on equal time windows of each run), combined as above.
 
 Verdicts: a metric with a direction (``higher_is_better``; token counts have none) is "better"
 or "worse" for B when the interval excludes 1, else "no clear difference"; the sentence names the
@@ -48,7 +49,8 @@ from typing import Any, Sequence
 from ..errors import ConfigError, DataError
 from ..interfaces import PerfMetric
 from ..runfolder import STATS, PerfLevel, RunFolder, load_run
-from .trials import CI_STATS, Resampled, relative_se, request_values, t_quantile, trial_values, window_values
+from .trials import (CI_STATS, Resampled, closed_loop, little_draws, relative_se, request_values, t_quantile,
+                     trial_values, window_values)
 
 DEFAULT_RESAMPLES = 1000
 TEXT_STATS = ("p50", "p99")      # request statistics in the terminal table (the JSON has CI_STATS)
@@ -373,7 +375,7 @@ def compare_perf_runs(run_a: RunFolder | str | os.PathLike, run_b: RunFolder | s
         if use_trials:
             method = f"{len(ta)} vs {len(tb)} trials: t-interval on the log ratio of trial means"
         else:
-            method = "bootstrap over requests (rates: batch means over time)"
+            method = "bootstrap over requests" + ("" if closed_loop(la) else "; rates: batch means over time")
             if ta or tb:
                 notes.append(f"{la.name}: only {'A' if ta else 'B'} has trials; compared by a bootstrap over requests "
                              "(every trial pooled), which sees no variation between trials")
@@ -458,6 +460,16 @@ def _from_requests(f: Figure, la: PerfLevel, lb: PerfLevel, rows_of, boot: dict,
         return _verdict(f, a, b, ratio, float(lo), float(hi), la.name, confidence, "bootstrap")
     if f.metric is None:
         return _verdict(f, a, b, ratio, None, None, la.name, confidence, "none", why="metric not installed here")
+    if closed_loop(la) and closed_loop(lb):
+        draws = [little_draws(rows_of(which, lv), f.metric, lv.slo, lv.duration_s, seed=[*seed, which])
+                 for which, lv in ((0, la), (1, lb))]
+        if draws[0] is not None and draws[1] is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = draws[1] / draws[0]
+            r = r[np.isfinite(r)]
+            if len(r) >= 10:
+                lo, hi = np.quantile(r, [0.5 - confidence / 2, 0.5 + confidence / 2])
+                return _verdict(f, a, b, ratio, float(lo), float(hi), la.name, confidence, "bootstrap")
     rel = []
     for which, lv in ((0, la), (1, lb)):
         windows = window_values(rows_of(which, lv), f.metric, lv.slo)

@@ -21,12 +21,17 @@ The intervals:
   interval is the 2.5 and 97.5 % quantiles of the resampled statistics (percentile bootstrap).
   A metric with several values per request (ITL) resamples whole requests (a cluster
   bootstrap), since a request's gaps are not independent of each other.
-- **K = 1, level metrics (rates): batch means over time.** A rate is not a per-request value:
-  resampling requests leaves the wall time fixed and would give a zero-width interval for fixed
-  output lengths. The level's span is cut into W equal windows (W = n/30 clamped to 2…10) and
-  the metric's own ``level()`` is computed on each window's requests (by the time they ended);
-  the interval is the level's value × (1 ± t(0.975, W−1) · s_w / (√W · mean_w)). Windows at the
-  ramp-up and drain of a closed loop make it conservative for short levels.
+- **K = 1, level metrics (rates) of a closed loop: a bootstrap over requests with Little's law.**
+  A rate is not a per-request value: resampling requests with the wall time held fixed would
+  give a zero-width interval for fixed output lengths. In a closed loop the same number of
+  requests is always in flight, so the wall time is the requests' total time in the system
+  divided by that number: each resample's wall time is the level's × (its requests' summed
+  latency / the level's), and the metric's own ``level()`` is computed on the resample
+  (:data:`LEVEL_RESAMPLES` times); percentile interval as above.
+- **K = 1, level metrics of an open loop: batch means over time.** The schedule, not the
+  server, sets an open loop's wall time. The level's span is cut into W equal windows (W = n/30
+  clamped to 2…10) and ``level()`` computed on each window's requests (by the time they ended);
+  the interval is the level's value × (1 ± t(0.975, W−1) · s_w / (√W · mean_w)).
 
 With K = 1 the intervals see only the noise within one measurement, not the drift between
 measurements (another server state, another moment): use trials to decide between engines.
@@ -45,6 +50,7 @@ CI_STATS = ("mean", "p50", "p90", "p99")
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 1000
 LIST_RESAMPLES = 400         # cluster bootstrap of metrics with many values per request (ITL)
+LEVEL_RESAMPLES = 400        # bootstrap of a closed loop's level metrics (Little's law)
 MAX_WINDOWS = 10
 REQUESTS_PER_WINDOW = 30
 _CELLS = 4_000_000           # numbers per bootstrap chunk (memory bound)
@@ -285,6 +291,45 @@ def window_values(rows: Sequence[RequestRow], m: PerfMetric, slo: dict[str, floa
     return out if len(out) >= 2 else None
 
 
+def little_draws(rows: Sequence[RequestRow], m: PerfMetric, slo: dict[str, float] | None, wall: float,
+                 resamples: int = LEVEL_RESAMPLES, seed: Any = 0):
+    """Bootstrap draws of a closed loop's level metric: requests resampled, the wall time scaled
+    by the resample's summed latency (Little's law: a fixed number in flight); None when the
+    level has too few requests or the metric cannot take a resample."""
+    import numpy as np
+
+    from .metrics import LevelInput, meets_slo
+
+    rows = list(rows)
+    n = len(rows)
+    if n < 10 or wall <= 0:
+        return None
+    occ = np.array([float(r.values.get("latency_s") or 0.0) for r in rows])
+    total = occ.sum()
+    if total <= 0:
+        return None
+    good = np.array([bool(slo) and meets_slo(r, slo) for r in rows])
+    ok = np.array([r.success for r in rows])
+    tin = np.array([float(r.prompt_tokens or 0) if r.success else 0.0 for r in rows])
+    tout = np.array([float(r.completion_tokens or 0) if r.success else 0.0 for r in rows])
+    rng = np.random.default_rng(seed)
+    out = np.empty(resamples)
+    for b in range(resamples):
+        idx = rng.integers(0, n, n)
+        ctx = LevelInput([rows[i] for i in idx], [rows[i] for i in idx if ok[i]], wall * occ[idx].sum() / total,
+                         dict(slo or {}), int(good[idx].sum()), int(tin[idx].sum()), int(tout[idx].sum()))
+        try:
+            v = m.level(ctx)
+        except Exception:  # noqa: BLE001 - a plugin metric that cannot take a resample gets no interval
+            return None
+        out[b] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+    return out if np.isfinite(out).sum() >= 10 else None
+
+
+def closed_loop(level: PerfLevel) -> bool:
+    return level.rate is None and level.concurrency is not None and level.ramp is None and not level.trace
+
+
 def _end(r: RequestRow) -> float:
     lat = r.values.get("latency_s")
     return r.sent_s + lat if isinstance(lat, (int, float)) else r.sent_s
@@ -321,6 +366,8 @@ def level_ci(level: PerfLevel, trials: Sequence[PerfLevel], rows: Sequence[Reque
                 boot[m.name] = Resampled(request_values(rows, m), seed=[seed, k])
                 boot[m.name].prepare(CI_STATS)
             ci = percentile_interval(boot[m.name].draws(stat), confidence)
+        elif closed_loop(level):
+            ci = percentile_interval(little_draws(rows, m, level.slo, level.duration_s, seed=[seed, k]), confidence)
         else:
             value = level.stat(m.summary_key)
             windows = window_values(rows, m, level.slo)
