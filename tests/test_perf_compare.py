@@ -207,7 +207,8 @@ def test_different_workloads_are_refused_in_one_line(runs, tmp_path):
 def test_eval_and_perf_folders_are_not_compared(runs, tmp_path):
     eval_run = tmp_path / "eval-a"
     shutil.copytree(REPO / "tests" / "data" / "runs_v1" / "eval-a", eval_run)
-    assert_one_line_error(cli(runs, str(eval_run), str(runs["a"])), "cannot compare an eval run", "perf run")
+    assert_one_line_error(cli(runs, str(eval_run), str(runs["a"])), "is a perf run", "is an eval run",
+                          "two eval run folders or two perf run folders")
     assert_one_line_error(cli(runs, str(eval_run), str(eval_run), "--fail-if", "ttft_p99>+10%"), "--fail-if")
 
 

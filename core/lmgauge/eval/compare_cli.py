@@ -51,8 +51,10 @@ def compare(dir_a: str, dir_b: str, json_path: str | None, alpha: float, seed: i
         other = ra if ra.kind not in ("eval", "perf") else rb
         raise DataError(f"{other.path} is a {other.kind} folder; lmgauge compare takes two eval or two perf run folders")
     if len(kinds) > 1:
-        raise DataError(f"cannot compare an {ra.display_kind} run ({ra.path}) with a {rb.display_kind} run ({rb.path})",
-                        "pass two eval run folders or two perf run folders")
+        def a(kind: str) -> str:
+            return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+        raise DataError(f"{rb.path} is {a(rb.display_kind)} run and {ra.path} is {a(ra.display_kind)} run: "
+                        "lmgauge compare takes two eval run folders or two perf run folders")
     if ra.kind == "perf":
         from ..perf.compare import DEFAULT_RESAMPLES, compare_perf_runs
 

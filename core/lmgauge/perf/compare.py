@@ -271,7 +271,7 @@ def workload_difference(ra: RunFolder, rb: RunFolder, pm: Any = None) -> str | N
     for key, what in WORKLOAD_KEYS[1:]:
         va, vb = ca.get(key), cb.get(key)
         if key == "number":
-            va, vb = list(va or []), list(vb or [])
+            va, vb = ([] if v is None else list(v) if isinstance(v, (list, tuple)) else [v] for v in (va, vb))
         if key == "stream":
             va, vb = va is not False, vb is not False
         if va != vb:
