@@ -15,15 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli
+from fixtures.app_runs import (KEY, V1, copy_v1, live_folder, math_prompt, real_evals, real_perf, record, snapshot,
+                               write_jsonl)
 from fixtures.app_server import Events, Serve, rid
-
-V1 = REPO / "tests" / "data" / "runs_v1"
-PLUGINS = {"LMGAUGE_PLUGINS": "custom_math,custom_mcq,openai"}
-KEY = "sk-live-TESTKEY-0123456789abcdefXYZ"
 
 
 def math_prompt(q: str) -> str:
@@ -37,7 +34,6 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-# -- folders written the way runs write them ---------------------------------------------------
 def live_folder(path: Path, *, repeats: int = 2, limit: int | None = None, benchmarks=("algebra",)):
     """A run folder as an eval writes it while it runs: run.json, config.yaml, the writer's
     lock (held by this process) and an open journal."""
@@ -82,51 +78,20 @@ def expected_rows(path: Path, repeats: int, planned: dict | None = None):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """One server over: a copy of the previous release's folders, two real eval runs (one with
-    evil answers, run with a real API key) and a real perf run."""
-    from conftest import EvalServer
+    evil answers, run with a real API key), a real perf run and a careless writer's folder."""
+    from fixtures.runfolders import make_eval_run
 
     root = tmp_path_factory.mktemp("served")
     runs = root / "runs"
-    shutil.copytree(V1, runs / "v1")
-    data = write_jsonl(root / "qs.jsonl", [
-        {"id": "a", "question": "What is 1 + 1?", "answer": "2", "subset": "add"},
-        {"id": "b", "question": "What is 2 + 2?", "answer": "4", "subset": "add"},
-        {"id": "c", "question": "What is 3 times 3? <b>bold</b>", "answer": "9", "subset": "mul"}])
-    evil = '<script>window.__pwned="answer"</script><img src=x onerror="window.__pwned=1"> so \\boxed{2}'
-    answers_a = {math_prompt("What is 1 + 1?"): [evil], math_prompt("What is 2 + 2?"): ["\\boxed{4}", "\\boxed{5}"],
-                 math_prompt("What is 3 times 3? <b>bold</b>"): ["\\boxed{8}"]}
-    answers_b = {math_prompt("What is 1 + 1?"): ["\\boxed{3}"], math_prompt("What is 2 + 2?"): ["\\boxed{4}"],
-                 math_prompt("What is 3 times 3? <b>bold</b>"): ["\\boxed{9}"]}
-    for name, answers in (("eval-a", answers_a), ("eval-b", answers_b)):
-        server = EvalServer({"model": "m", "answers": answers,
-                             "reasoning": {math_prompt("What is 1 + 1?"): "<svg onload=\"window.__pwned='svg'\"></svg> hmm"}},
-                            root)
-        try:
-            run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", f"qs=custom_math:{data}",
-                    "--repeats", "2", "--output", str(runs / name), "--no-progress", "--api-key", KEY,
-                    env=PLUGINS, check=True)
-        finally:
-            server.stop()
-    perf = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), "--tokens", "8"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(perf.stdout.readline().split()[1])
-        run_cli("perf", "--url", f"http://127.0.0.1:{port}/v1/chat/completions", "--model", "perf-model",
-                "--concurrency", "1", "2", "--number", "4", "8", "--max-tokens", "8", "--api-key", KEY,
-                "--output", str(runs / "perf-a"), check=True)
-    finally:
-        perf.kill()
-        perf.wait()
-        perf.stdout.close()
-    from fixtures.runfolders import make_eval_run
-
-    make_eval_run(runs / "careless")  # a careless writer's folder: a raw key and an Authorization header in config.yaml
-    before = {p: p.stat().st_mtime_ns for p in runs.rglob("*")}
+    copy_v1(runs)
+    real_evals(root, runs)
+    real_perf(runs, "perf-a")
+    make_eval_run(runs / "careless")  # a raw key and an Authorization header in config.yaml
+    before = snapshot(runs)
     with Serve(runs) as s:
         s.root = runs
         yield s
-    after = {p: p.stat().st_mtime_ns for p in runs.rglob("*")}
-    assert after == before, "lmgauge serve changed a run folder"
+    assert snapshot(runs) == before, "lmgauge serve changed a run folder"
 
 
 # -- the start-up line, discovery -------------------------------------------------------------

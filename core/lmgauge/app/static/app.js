@@ -65,18 +65,33 @@
   function statusPill(s) { return el("span", { cls: "pill st-" + s, text: s }); }
 
   // -- live updates (Server-Sent Events) ----------------------------------------------------
+  // one EventSource while the tab is visible: a browser gives an origin about six
+  // connections, so hidden tabs let theirs go and catch up when shown again
   function listen(runIds, onRun) {
     var dot = $("#live");
     var url = "/api/events" + (runIds && runIds.length ? "?" + qs({ run: runIds }) : "");
-    var src = new EventSource(url);
-    src.addEventListener("open", function () { if (dot) { dot.className = "live on"; dot.title = "live updates: on"; } });
-    src.addEventListener("error", function () { if (dot) { dot.className = "live off"; dot.title = "live updates: reconnecting"; } });
-    src.addEventListener("run", function (ev) {
-      var data;
-      try { data = JSON.parse(ev.data); } catch (e) { return; }
-      onRun(data);
+    var src = null;
+    function open() {
+      if (src) return;
+      src = new EventSource(url);
+      src.addEventListener("open", function () { if (dot) { dot.className = "live on"; dot.title = "live updates: on"; } });
+      src.addEventListener("error", function () { if (dot) { dot.className = "live off"; dot.title = "live updates: reconnecting"; } });
+      src.addEventListener("run", function (ev) {
+        var data;
+        try { data = JSON.parse(ev.data); } catch (e) { return; }
+        onRun(data);
+      });
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) {
+        if (src) { src.close(); src = null; }
+        if (dot) { dot.className = "live off"; dot.title = "live updates: paused while the tab is hidden"; }
+      } else if (!src) {
+        open();
+        onRun({ resync: true });
+      }
     });
-    return src;
+    if (!document.hidden) open();
   }
 
   // a function that runs fn now, or once more after the call in flight ends
@@ -223,6 +238,10 @@
     status.addEventListener("change", function () { render(); syncUrl(); });
     var pending = false;
     listen(null, function (ev) {
+      if (ev.resync) {
+        get("/api/runs").then(function (d) { runs = {}; d.runs.forEach(function (r) { runs[r.id] = r; }); render(); });
+        return;
+      }
       if (ev.removed) delete runs[ev.id]; else if (ev.run) runs[ev.id] = ev.run;
       if (!pending) { pending = true; requestAnimationFrame(function () { pending = false; render(); }); }
     });
@@ -464,7 +483,7 @@
     listen([runId], function (ev) {
       if (ev.removed) return;
       refresh();
-      if (browser && ev.id === runId) browser.live();
+      if (browser && (ev.resync || ev.id === runId)) browser.live();
     });
     ready();
   }
