@@ -9,7 +9,12 @@ The script (JSON) says what to answer::
      "default": "I cannot solve this.",
      "finish_reason": {"<exact user message>": "length"},
      "faults": {"<exact user message>": ["500", "reset", "malformed", "429", "html"]},
-     "reasoning": {"<exact user message>": "reasoning_content text"}}
+     "reasoning": {"<exact user message>": "reasoning_content text"},
+     "by_effort": {"low": {"<exact user message>": ["answer at reasoning_effort low"]}}}
+
+``by_effort`` makes the server honour ``reasoning_effort``: a request with that field answers
+from the mapping of its value (questions it lacks fall back to ``answers``); without
+``by_effort`` the field is accepted and ignored, as servers that do not implement it do.
 
 The repeat index of a request is its ``seed`` (the runner sends seed + repeat) when present,
 else the running count of requests for that message. ``faults`` lists failures served to
@@ -37,8 +42,9 @@ def build_app(script: dict, log_path: str | None) -> web.Application:
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": script.get("model", "test-model"), "object": "model"}]})
 
-    def answer(user: str, repeat: int) -> str:
-        options = script.get("answers", {}).get(user)
+    def answer(user: str, repeat: int, effort: object = None) -> str:
+        options = (script.get("by_effort") or {}).get(str(effort), {}).get(user) if effort is not None else None
+        options = options or script.get("answers", {}).get(user)
         if not options:
             return script.get("default", "I cannot solve this.")
         return options[repeat % len(options)]
@@ -61,7 +67,9 @@ def build_app(script: dict, log_path: str | None) -> web.Application:
                                   "auth": "authorization" in {k.lower() for k in request.headers},
                                   "x_team": request.headers.get("X-Team"),
                                   "x_api_key": "X-Api-Key" in request.headers,
-                                  "max_tokens": body.get("max_tokens"), "keys": sorted(body)}) + "\n")
+                                  "max_tokens": body.get("max_tokens"), "keys": sorted(body),
+                                  "reasoning_effort": body.get("reasoning_effort"),
+                                  "temperature": body.get("temperature")}) + "\n")
         faults = script.get("faults", {}).get(user, [])
         if attempt < len(faults):
             kind = faults[attempt]
@@ -92,7 +100,7 @@ def build_app(script: dict, log_path: str | None) -> web.Application:
             counts[user] += n
         choices = []
         for i in range(n):
-            text = answer(user, first + i)
+            text = answer(user, first + i, body.get("reasoning_effort"))
             fr = script.get("finish_reason", {}).get(user, "stop")
             if "messages" in body:
                 msg = {"role": "assistant", "content": text}

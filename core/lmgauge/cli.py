@@ -129,6 +129,13 @@ def cli() -> None:
 @click.option("--sandbox-require-isolation", "sandbox_require_isolation", is_flag=True, default=None,
               help="Refuse to run model code in a sandbox with weaker isolation (e.g. local without bubblewrap).")
 @click.option("--progress/--no-progress", default=None, help="Show the progress line (default: on).")
+@click.option("--tokenizer", default=None, metavar="SPEC",
+              help="Tokenizer for the per-sample token counts: a tiktoken name, tokenizer folder, .gguf file or cached "
+                   "hub id (default: the served model's own when it loads offline, else cl100k_base, marked approximate).")
+@click.option("--sweep", "sweep", multiple=True, metavar="KEY=V1,V2,...",
+              help="Run one eval per value of a generation setting (temperature, top_p, max_tokens, seed, or any request "
+                   "field such as reasoning_effort) into --output/KEY=V/; repeat for a grid. Reports whether the setting "
+                   "changed scores or lengths (docs/sweeps.md).")
 @click.option("--starts-thinking", is_flag=True, default=None,
               help="The chat template opens <think> in the prompt (DeepSeek-R1 distills without a reasoning parser): "
                    "responses start inside thinking, and one cut off before </think> has no answer.")
@@ -152,6 +159,7 @@ def eval_command(**kwargs: Any) -> None:
     lmgauge eval --base-url http://127.0.0.1:8000/v1 --model M --benchmark math_500 --repeats 5
     lmgauge eval --base-url URL --model M --collection r1-math.yaml --max-tokens 32768
     lmgauge eval --resume runs/eval-M-20260101-120000
+    lmgauge eval --base-url URL --model M --benchmark aime24 --sweep reasoning_effort=low,medium,high --output runs/effort
     """
     from .cli_common import parse_json_object, parse_kv
     from .eval.api import merge_settings
@@ -165,10 +173,14 @@ def eval_command(**kwargs: Any) -> None:
     kwargs["benchmark"] = list(kwargs.get("benchmark") or ())
     kwargs["metric"] = list(kwargs.get("metric") or ())
     kwargs["base_url"] = list(kwargs.get("base_url") or ())
+    kwargs["sweep"] = list(kwargs.get("sweep") or ())
     if kwargs.get("export"):
         kwargs["export"] = [x.strip() for x in kwargs["export"].split(",") if x.strip()]
     pm = get_manager()
     config = merge_settings(kwargs, pm, plugin_values)
+    if config.sweep:
+        _eval_sweep(config, pm, plugin_values)
+        return
     try:
         report, out = run_eval(config, pm)
     except KeyboardInterrupt:
@@ -181,6 +193,41 @@ def eval_command(**kwargs: Any) -> None:
 
     finish_run(str(out), config.to_dict(secrets=True), plugin_values)
     check_eval_yield(report, out)
+
+
+def _eval_sweep(config: Any, pm: Any, plugin_values: dict[str, Any]) -> None:
+    """``lmgauge eval ... --sweep``: every variant (report.html and exports of each), then the
+    sweep's table, its paired comparisons and the no-effect verdict; DIR/report.html."""
+    from .eval.runner import run_sweep
+    from .eval.sweep import sweep_text
+    from .runsetup import check_eval_yield, finish_run
+
+    def quiet(line: str, err: bool = False) -> None:  # a variant's own "html report: ..." is not news
+        if err or not line.startswith("html report:"):
+            click.echo(line, err=err)
+
+    def finish(vdir: Any, vcfg: Any) -> None:
+        finish_run(str(vdir), vcfg.to_dict(secrets=True), plugin_values, echo=quiet)
+
+    try:
+        outcome = run_sweep(config, pm, finish=finish, echo=lambda line: click.echo(line, err=True))
+    except KeyboardInterrupt:
+        out = config.resume or config.output
+        click.echo(f"lmgauge: interrupted; finished samples are saved in the variants of {out}. "
+                   f"Continue with the same command, or: lmgauge eval --resume {out}", err=True)
+        sys.exit(130)
+    click.echo(sweep_text(outcome.doc))
+    for line in outcome.doc.get("warnings") or []:
+        click.echo(f"lmgauge: warning: {line}", err=True)
+    from .htmlreport import write_html_report
+
+    try:
+        click.echo(f"html report: {write_html_report([str(outcome.out)], str(outcome.out / 'report.html'))}")
+    except LmgaugeError as exc:
+        click.echo(f"lmgauge: warning: HTML report not written: {exc.line()}", err=True)
+    click.echo(f"sweep folder: {outcome.out}")
+    for _variant, vdir, report in outcome.variants:
+        check_eval_yield(report, vdir)
 
 
 # --------------------------------------------------------------------------------------

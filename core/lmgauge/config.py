@@ -180,6 +180,41 @@ def _is(value: Any, types: Any) -> bool:
     return any(isinstance(value, t) for t in types if t is not bool)
 
 
+#: the settings that define an eval run's samples: ``--resume`` refuses to change them, and a
+#: sweep run again reuses its folders only while they are the same
+RUN_DEFINING = ("model", "backend", "benchmark", "repeats", "limit", "collection", "temperature",
+                "top_p", "max_tokens", "seed", "extra_body", "system_prompt", "api", "dataset_path", "metric",
+                "starts_thinking", "sweep")
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Two settings' values are the same (an int-valued float equals the int; None, [] and
+    {} are all "not set")."""
+    return _normal(a) == _normal(b)
+
+
+def _normal(v: Any) -> Any:
+    if v is None or v == [] or v == {} or v == ():
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_normal(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _normal(x) for k, x in v.items()}
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def differing_setting(saved: dict[str, Any], given: dict[str, Any],
+                      keys: tuple[str, ...] = RUN_DEFINING) -> tuple[str, Any, Any] | None:
+    """The first of ``keys`` whose value differs between two flat settings mappings (a
+    config.yaml and the settings of a new command), as (key, saved, given); None when equal."""
+    for key in keys:
+        if not same_value(saved.get(key), given.get(key)):
+            return key, saved.get(key), given.get(key)
+    return None
+
+
 @dataclass
 class EvalConfig(Settings):
     """Everything ``lmgauge eval`` / ``lmgauge.evaluate`` takes (flag names with underscores)."""
@@ -211,6 +246,11 @@ class EvalConfig(Settings):
     connect_timeout: float = 30.0
     grading_workers: int | None = None
     starts_thinking: bool = False  # the chat template opens <think> (grading_pool.as_graded)
+    # what token counts are made with (eval/lengths.py): a tiktoken name, tokenizer folder, .gguf or hub id;
+    # None: the served model's own when it loads offline, else cl100k_base (marked approximate)
+    tokenizer: str | None = None
+    # --sweep KEY=V1,V2,... (repeatable: a grid); each variant is an eval run of its own (eval/sweep.py)
+    sweep: list[str] = field(default_factory=list)
     # where model-written code runs (benchmarks with needs_sandbox; eval/sandboxing.py)
     sandbox: str | None = None  # None: the installed sandbox that declares itself the default (local)
     sandbox_require_isolation: bool = False
@@ -239,6 +279,8 @@ class EvalConfig(Settings):
 
     @classmethod
     def coerce(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(data.get("sweep"), str):  # one KEY=V1,V2 text, as --sweep takes it
+            data["sweep"] = [data["sweep"]]
         dp = data.get("dataset_path")
         if isinstance(dp, (str, list)):  # NAME=PATH text(s), as --dataset-path takes them
             from .cli_common import parse_kv
@@ -274,6 +316,13 @@ class EvalConfig(Settings):
             raise ConfigError("--extra-body must be a JSON object", 'e.g. --extra-body \'{"top_k": 20}\'')
         if self.judge_mode not in ("fallback", "always"):
             raise ConfigError(f"--judge-mode must be fallback or always, got {self.judge_mode!r}")
+        if self.tokenizer is not None and (not isinstance(self.tokenizer, str) or not self.tokenizer.strip()):
+            raise ConfigError(f"--tokenizer must name a tokenizer, got {self.tokenizer!r}",
+                              "e.g. --tokenizer cl100k_base, a tokenizer folder, a .gguf file or a cached hub id")
+        if self.sweep:
+            from .eval.sweep import parse_sweeps
+
+            parse_sweeps(self.sweep, self)  # a bad --sweep is one line now, not after a first variant
         if self.sandbox is not None and (not isinstance(self.sandbox, str) or not self.sandbox.strip()):
             raise ConfigError(f"--sandbox must be a sandbox plugin's name, got {self.sandbox!r}",
                               "see `lmgauge plugins` for the installed sandboxes (default: local)")

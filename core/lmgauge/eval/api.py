@@ -2,8 +2,10 @@
 
 Precedence: built-in defaults < ``--config FILE.yaml`` < explicit flags/keywords. With
 ``--resume DIR`` the base is DIR/config.yaml instead; the settings that define the run
-(model, benchmarks, repeats, sampling, limit, collection, benchmark and metric options) must then
-not change. Plugin options (options.py) travel in ``EvalConfig.options``; on every path they are
+(model, benchmarks, repeats, sampling, limit, collection, sweep, benchmark and metric options)
+must then not change. ``--resume`` of a sweep folder continues every variant of the sweep
+(:func:`lmgauge.eval.runner.run_sweep`); ``lmgauge.evaluate(sweep=[...])`` runs one and returns
+its ``sweep.json``. Plugin options (options.py) travel in ``EvalConfig.options``; on every path they are
 checked by their click type.
 """
 from __future__ import annotations
@@ -20,9 +22,7 @@ from ..runsetup import is_empty as _empty
 from ..runsetup import merge_settings as run_settings
 from .report import Report
 
-RUN_DEFINING = ("model", "backend", "benchmark", "repeats", "limit", "collection", "temperature",
-                "top_p", "max_tokens", "seed", "extra_body", "system_prompt", "api", "dataset_path", "metric",
-                "starts_thinking")
+from ..config import RUN_DEFINING  # noqa: E402  (the settings --resume may not change)
 FAMILIES = COMMAND_FAMILIES["eval"]
 
 
@@ -42,18 +42,14 @@ def merge_settings(explicit: dict[str, Any], pm: PluginManager | None = None,
         if kind == "perf":
             raise ConfigError(f"--resume {resume}: it is a perf run folder, and only eval runs are resumed",
                               "run lmgauge perf again with a new --output")
-        if kind == "sweep":
-            raise ConfigError(f"--resume {resume}: it is a sweep folder",
-                              "run the same `lmgauge eval ... --sweep` with --output of that folder, or resume one "
-                              "variant folder inside it")
         given_output = explicit.get("output")
         if given_output and Path(given_output).resolve() != Path(resume).resolve():
             raise ConfigError(f"--resume {resume} continues that folder, but --output names another ({given_output})",
                               "drop --output (a resumed run writes into its own folder)")
         saved_path = Path(resume) / "config.yaml"
-        if not saved_path.is_file():
+        if not saved_path.is_file():  # a sweep folder holds its command's settings too: resumed alike
             raise ConfigError(f"--resume {resume}: no config.yaml in that folder",
-                              "pass the folder of an earlier `lmgauge eval` run")
+                              "pass the folder of an earlier `lmgauge eval` run (or sweep)")
         load_yaml(str(saved_path), "saved run config")  # unreadable YAML: one line naming it
         settings, options = RunConfig.read(resume).split(pm, FAMILIES, str(saved_path))
         settings["output"] = str(resume)
@@ -83,7 +79,8 @@ def _norm(v: Any) -> Any:
 
 def evaluate(pm: PluginManager | None = None, **kwargs: Any) -> Report:
     """Run an eval; keyword names are the CLI's flag names with underscores, plugin options
-    included (e.g. ``evaluate(..., acme_flag=3)``), checked by their click types."""
+    included (e.g. ``evaluate(..., acme_flag=3)``), checked by their click types. With
+    ``sweep=["KEY=V1,V2"]`` it runs the sweep and returns its ``sweep.json`` document (a dict)."""
     from .runner import run_eval
 
     pm = pm or get_manager()
@@ -92,6 +89,10 @@ def evaluate(pm: PluginManager | None = None, **kwargs: Any) -> Report:
     kwargs.setdefault("progress", False)
     core, plugin_values = pm.options.split(kwargs, FAMILIES, "lmgauge.evaluate()")
     config = merge_settings(core, pm, plugin_values)
+    if config.sweep:
+        from .runner import run_sweep
+
+        return run_sweep(config, pm).doc
     report, out = run_eval(config, pm)
     from ..errors import TooLittleMeasured
     from ..runsetup import check_eval_yield

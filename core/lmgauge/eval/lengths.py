@@ -163,6 +163,47 @@ def choose_tokenizer(spec: str | None = None, model: str | None = None, backend:
     return TokenCounter(load_tokenizer(FALLBACK_TOKENIZER), APPROXIMATE, FALLBACK_TOKENIZER, note)
 
 
+def worker_spec(counter: TokenCounter, folder: str | Path) -> str | None:
+    """What grading workers load the run's tokenizer from (once per process, with
+    :func:`worker_tokenizer`). A tiktoken encoding or a tokenizer folder is passed on as it is.
+    A tokenizer that is slow to load (a ``.gguf`` file: its vocabulary is converted, 10-15 s
+    per process) or that exists only as an object (an in-process backend's own) is saved once
+    into ``folder`` with ``save_pretrained``, and the workers load that copy (under a second).
+    None when there is nothing a worker could load."""
+    tok, spec = counter.tokenizer, counter.spec
+    if getattr(tok, "kind", None) == "tiktoken" and spec:
+        return spec
+    if spec and Path(spec).expanduser().is_dir():
+        return spec
+    impl = getattr(tok, "impl", None)
+    if impl is not None and hasattr(impl, "save_pretrained"):
+        out = Path(folder) / "tokenizer"
+        impl.save_pretrained(str(out))
+        return str(out)
+    return spec
+
+
+def needs_analysis(record: SampleRecord, upgrade: bool = False) -> bool:
+    """A journaled sample without the analytics of :func:`analyze` (written by an older
+    lmgauge, or its analysis failed): an answered sample with no reflection count or no token
+    counts. ``upgrade``: also one counted with the approximate fallback (a run resumed with a
+    ``--tokenizer`` now)."""
+    if record.failed or record.response is None:
+        return False
+    if _stored(record, "reflections") is None or record.token_source is None or record.reasoning_tokens is None:
+        return True
+    return upgrade and record.token_source == APPROXIMATE
+
+
+def usage_of(record: SampleRecord) -> int | None:
+    """The server's per-sample usage count a journaled record holds, if any: a completion
+    count with no source (the openai backend keeps usage only for one-choice responses) or
+    one marked ``usage``; counts made by a tokenizer are not usage."""
+    if record.completion_tokens is None or record.token_source not in (None, USAGE):
+        return None
+    return int(record.completion_tokens)
+
+
 @lru_cache(maxsize=4)
 def worker_tokenizer(spec: str) -> Any:
     """A tokenizer loaded once per process (a grading worker's copy of the run's)."""
@@ -528,11 +569,10 @@ def analyze(bench: Any, sample: Any, response: str | None, reasoning: str | None
 
 
 def _stored(rec: SampleRecord, name: str) -> Any:
-    """A per-sample figure: the record's field, or (until SampleRecord declares it) the value
-    a newer writer left in ``extra``."""
-    if hasattr(rec, name):
-        return getattr(rec, name)
-    return rec.extra.get(name)
+    """A per-sample figure: the record's field, else a value left in ``extra`` (a record built
+    by hand, or by a writer that kept the figure there)."""
+    value = getattr(rec, name, None)
+    return rec.extra.get(name) if value is None else value
 
 
 def _distribution(values: list[int]) -> dict[str, float | int] | None:
@@ -751,7 +791,8 @@ def budget_curve(records: Iterable[SampleRecord], max_tokens: int | None, metric
 
 
 __all__ = ["USAGE", "TOKENIZER", "APPROXIMATE", "TOKEN_SOURCES", "REFLECTION_MARKERS", "MAX_CANDIDATES",
-           "split_parts", "reasoning_text", "TokenCounter", "choose_tokenizer", "worker_tokenizer", "count_tokens",
+           "split_parts", "reasoning_text", "TokenCounter", "choose_tokenizer", "worker_tokenizer", "worker_spec",
+           "needs_analysis", "usage_of", "count_tokens",
            "fill_token_counts", "count_reflections", "Candidate", "all_boxed", "answer_candidates", "first_correct",
            "locate_first_correct", "SampleAnalytics", "analyze", "LengthAnalytics", "length_stats", "budget_curve",
            "budget_points"]

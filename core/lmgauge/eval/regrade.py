@@ -9,6 +9,13 @@ and in earlier regrade folders. The result is a new run folder (default
 report.json (with a ``"regrade"`` section), report.html and changes.jsonl (one line per sample
 whose score changed). DIR's own files are never modified. Samples whose request failed have no
 response: they are copied as they are, counted as skipped.
+
+Each sample's reasoning analytics (token counts, reflections, first-correct: lmgauge.eval.lengths)
+are measured again in the same worker right after its new score, so a run made before them gets
+them too. The counts use the run's ``--tokenizer``, else the model's own tokenizer when it loads
+offline, else cl100k_base (approximate); a sample counted with better than approximate counts by
+its run keeps them (the regrade has no served model to ask), with its first-correct position
+carried over to them in proportion.
 """
 from __future__ import annotations
 
@@ -31,8 +38,7 @@ from ..interfaces import Benchmark, Metric
 from ..plugins import PluginManager
 from ..runfolder import EvalReport, FolderLock, RegradeChange, SampleRecord, new_manifest, read_samples, write_samples
 from ..texttable import grid_table
-from ..types import Completion, Sample
-from .grading_pool import GradingPool
+from .grading_pool import AnalyticsSettings, GradingPool, completion_of, sample_of
 from .judge import JudgeSettings, JudgeSummary, apply_judge, judge_section, judged_record, settings_from_config
 from .report import CollectionSpec, build_report
 
@@ -109,31 +115,47 @@ def run_metrics(config: EvalConfig, pm: PluginManager) -> list[Metric]:
     return plan_metrics(config, pm)
 
 
-def _sample(rec: SampleRecord) -> Sample:
-    return Sample(id=rec.sample_id, benchmark=rec.benchmark, prompt=rec.prompt or "", gold=rec.gold,
-                  subsets=tuple(rec.subsets), question=rec.question or "")
+_sample, _completion = sample_of, completion_of  # the names of earlier versions
 
 
-def _completion(rec: SampleRecord) -> Completion:
-    return Completion(text=rec.response or "", reasoning=rec.reasoning, finish_reason=rec.finish_reason,
-                      prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens)
+def _with_analytics(rec: SampleRecord, found: Any, source: str | None) -> SampleRecord:
+    """``rec`` with the analytics measured now. When they were counted approximately
+    (``source``) and the record holds counts of the run's own tokenizer or the server's usage,
+    those counts stay, and the first-correct position is carried over to them (the same share
+    of the reasoning after it)."""
+    if found is None:
+        return rec
+    from dataclasses import replace
+
+    from .lengths import APPROXIMATE
+
+    if source == APPROXIMATE and rec.token_source not in (None, APPROXIMATE) and rec.reasoning_tokens is not None:
+        fc = found.first_correct
+        if isinstance(fc, dict) and fc.get("share_after") is not None:
+            fc = dict(fc, tokens=int(round(rec.reasoning_tokens * (1.0 - float(fc["share_after"])))))
+        found = replace(found, completion_tokens=rec.completion_tokens, reasoning_tokens=rec.reasoning_tokens,
+                        answer_tokens=rec.answer_tokens, token_source=rec.token_source, first_correct=fc)
+    return found.apply(rec)
 
 
 async def rescore(records: list[SampleRecord], benchmarks: dict[str, Benchmark],
-                  workers: int | None = None, starts_thinking: bool = False) -> list[SampleRecord]:
+                  workers: int | None = None, starts_thinking: bool = False,
+                  analytics: AnalyticsSettings | None = None) -> list[SampleRecord]:
     """Every answered record scored again (judge verdicts dropped); failed requests unchanged.
-    ``starts_thinking``: the run's ``--starts-thinking`` (grading_pool.as_graded)."""
-    pool = GradingPool(workers, starts_thinking)
+    ``starts_thinking``: the run's ``--starts-thinking`` (grading_pool.as_graded);
+    ``analytics``: measure each sample's reasoning analytics again too (see the module doc)."""
+    pool = GradingPool(workers, starts_thinking, analytics)
     pool.start()
     try:
         todo = [(i, r) for i, r in enumerate(records) if r.answered]
-        scores = await asyncio.gather(*(pool.grade(benchmarks[r.benchmark], _sample(r), _completion(r))
+        graded = await asyncio.gather(*(pool.assess(benchmarks[r.benchmark], sample_of(r), completion_of(r))
                                         for _, r in todo))
     finally:
         pool.close()
     out = list(records)
-    for (i, rec), score in zip(todo, scores):
-        out[i] = rec.with_score(score)
+    source = analytics.source if analytics is not None else None
+    for (i, rec), (score, found) in zip(todo, graded):
+        out[i] = _with_analytics(rec.with_score(score), found, source)
     return out
 
 
@@ -236,16 +258,30 @@ async def _regrade_into(out: Path, src: Path, started: float, config: EvalConfig
                         settings: JudgeSettings | None, benchmarks: dict[str, Benchmark], metrics: list[Metric],
                         collection: dict[str, Any] | None, spec: CollectionSpec | None,
                         old_report: EvalReport | None, planned: dict[str, int], pm: PluginManager) -> RegradeResult:
-    new = await rescore(records, benchmarks, config.grading_workers, config.starts_thinking)
-    summary_judge = None
+    from .runner import RunTokenizer
+
     warnings: list[str] = []
+    tokenizer = RunTokenizer()
+    try:
+        try:
+            measure = tokenizer.settings(config)
+        except ConfigError as exc:  # the run's --tokenizer is gone: counted as if none was given
+            warnings.append(f"the run's tokenizer cannot be loaded ({exc.line()}); token counts fall back to the "
+                            "model's own tokenizer or cl100k_base")
+            tokenizer = RunTokenizer()
+            measure = tokenizer.settings(dataclasses.replace(config, tokenizer=None))
+        new = await rescore(records, benchmarks, config.grading_workers, config.starts_thinking, measure)
+    finally:
+        tokenizer.close()
+    summary_judge = None
     if settings is not None:
         summary_judge = await apply_judge(out, new, benchmarks, settings, pm, extra_caches=_earlier_caches(src, out))
         new = [judged_record(r, summary_judge.verdicts.get(r.key), settings) for r in new]
         if summary_judge.warning:
             warnings.append(summary_judge.warning)
 
-    before = build_report(records, config=config, metrics=metrics, planned=planned, spec=spec).main_scores()
+    before = build_report(records, config=config, metrics=metrics, planned=planned, spec=spec,
+                          analytics=False).main_scores()
     report = build_report(
         new, config=config, metrics=metrics, planned=planned, spec=spec,
         elapsed_s=old_report.elapsed_s if old_report else None,

@@ -7,6 +7,11 @@ A collection adds rows under its own name: ``OVERALL`` (micro: every question co
 ``MACRO`` (mean of benchmark scores) and ``WEIGHTED`` (benchmark scores by collection weight).
 Samples whose request failed are counted as errors, samples the grader could not grade as
 grader errors: neither is ever a wrong answer.
+
+:func:`build_report` also measures how the model reasoned, in the same single pass over the
+records (:class:`lmgauge.eval.lengths.LengthAnalytics` fed on the way to :func:`build_results`):
+``BenchmarkSummary.lengths``, ``.subset_lengths`` and ``.budget_curve``. :func:`length_lines`
+turns them into the terminal summary's lines (``lmgauge eval`` and ``lmgauge report``).
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from typing import Any, Iterable, Sequence
 from ..interfaces import Metric
 from ..runfolder import BenchmarkSummary, EvalReport, ResultRow, SampleRecord
 from ..runfolder.schema import now_iso
-from ..texttable import grid_table
+from ..texttable import clean_cell, grid_table
+from .lengths import APPROXIMATE, FALLBACK_TOKENIZER, LengthAnalytics
 from .metrics import confidence_interval
 
 TRUNCATION_WARN = 0.05
@@ -144,12 +150,19 @@ def build_results(records: Iterable[SampleRecord], metrics: list[Metric], repeat
 
 
 def build_report(records: Iterable[SampleRecord], *, config: Any, metrics: list[Metric], planned: dict[str, int],
-                 spec: CollectionSpec | None = None, complete: bool = True, **sections: Any) -> EvalReport:
+                 spec: CollectionSpec | None = None, complete: bool = True, analytics: bool = True,
+                 **sections: Any) -> EvalReport:
     """The report of these records under a run's settings (``config``: an EvalConfig; ``spec``:
     the collection's weights). ``sections``: the other fields of the report (``elapsed_s``,
     ``request_phase_s``, ``collection`` as a dict, ``judge``, ``endpoints``, ``regrade``,
-    ``created``)."""
-    results, summaries = build_results(records, metrics, config.repeats, planned, spec)
+    ``created``). ``analytics``: also the reasoning-length analytics of every benchmark
+    (lengths, per subset, the budget curve up to the run's ``max_tokens``), from the same
+    single read of ``records``."""
+    acc = LengthAnalytics() if analytics else None
+    results, summaries = build_results(acc.feed(records) if acc is not None else records, metrics, config.repeats,
+                                       planned, spec)
+    if acc is not None:
+        acc.annotate(summaries, getattr(config, "max_tokens", None), repeats=config.repeats)
     report = EvalReport(model=config.model, backend=config.backend, created=sections.pop("created", None) or now_iso(),
                         repeats=config.repeats, config=config.to_dict(), results=results, benchmarks=summaries,
                         complete=complete and not any(s.missing for s in summaries))
@@ -191,8 +204,72 @@ def _collection_rows(spec: CollectionSpec, values: dict[str, dict[str, list[floa
     return rows
 
 
+def _n(v: Any, digits: int = 0) -> str:
+    """A count or mean of tokens with thousands separators; ``-`` for none."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def _share(v: Any) -> str:
+    return "-" if v is None else f"{100 * float(v):.1f}%"
+
+
+def _score3(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.3f}"
+
+
+def length_lines(summaries: Iterable[BenchmarkSummary], who: str = "") -> list[str]:
+    """The terminal summary of the reasoning-length analytics: per benchmark with lengths
+    (report.json ``benchmarks[i].lengths`` / ``.budget_curve``), a line of token figures, a
+    line of what they mean for the score (truncation, tokens per correct answer, reflections,
+    first-correct) and the budget curve. ``who``: a run label to put in front (several runs).
+    Benchmarks without lengths (runs made before the analytics) give no lines."""
+    out = []
+    for s in summaries:
+        st = s.lengths
+        if not isinstance(st, dict):
+            continue
+        name = f"{who}{s.benchmark}"
+        source = st.get("token_source")
+        if source == APPROXIMATE:
+            source = (f"approximate: {FALLBACK_TOKENIZER} tokens, not the model's; pass --tokenizer for exact "
+                      "counts")
+        counted = f"{st.get('counted', 0)} of {st.get('samples', 0)} samples counted"
+        comp = st.get("completion_tokens") or {}
+        if comp:
+            reas, ans = st.get("reasoning_tokens") or {}, st.get("answer_tokens") or {}
+            out.append(f"{name} tokens ({source or 'no counts'}; {counted}): completion mean {_n(comp.get('mean'))}, "
+                       f"p50 {_n(comp.get('p50'))}, p90 {_n(comp.get('p90'))}, max {_n(comp.get('max'))}; "
+                       f"reasoning mean {_n(reas.get('mean'))}; answer mean {_n(ans.get('mean'))}; "
+                       f"correct {_n(st.get('mean_tokens_correct'))} vs other {_n(st.get('mean_tokens_wrong'))}; "
+                       f"{_n(st.get('tokens_per_correct'))} tokens per correct answer")
+        else:
+            out.append(f"{name} tokens: none counted ({counted}); `lmgauge eval --resume DIR` or `lmgauge regrade DIR` "
+                       "counts them")
+        parts = [f"{_share(st.get('truncation_rate'))} truncated (score {_score3(st.get('score_finished'))} finished, "
+                 f"{_score3(st.get('score_truncated'))} truncated)"]
+        if st.get("reflections_per_1k") is not None:
+            parts.append(f"{st['reflections_per_1k']:.1f} reflections per 1k reasoning tokens "
+                         f"({_n(st.get('reflections_per_sample'), 1)} per sample)")
+        fc = st.get("first_correct")
+        if isinstance(fc, dict) and fc.get("checked"):
+            where = ""
+            if fc.get("found") and fc.get("mean_tokens") is not None:
+                where = (f", on average at reasoning token {_n(fc.get('mean_tokens'))} with "
+                         f"{_share(fc.get('mean_share_after'))} of the reasoning after it")
+            parts.append(f"gold first appears in the reasoning of {fc.get('found', 0)} of {fc['checked']} samples{where}")
+        out.append(f"{name} reasoning: " + "; ".join(parts))
+        curve = [p for p in (s.budget_curve or []) if isinstance(p, dict)]
+        if curve and any(p.get("score") is not None for p in curve):
+            out.append(f"{name} budget curve (score at max_tokens B): " + " · ".join(
+                f"{_n(p.get('max_tokens'))} {_score3(p.get('score'))}" for p in curve))
+    return out
+
+
 def render_table(report: EvalReport) -> str:
-    """The seed's table: Model | Dataset | Metric | Subset | Num | Score | 95% CI."""
+    """The seed's table: Model | Dataset | Metric | Subset | Num | Score | 95% CI; then the
+    reasoning-length lines (:func:`length_lines`) and the notes."""
     header = ["Model", "Dataset", "Metric", "Subset", "Num", "Score", "95% CI"]
     rows = []
     for r in report.results:
@@ -200,6 +277,7 @@ def render_table(report: EvalReport) -> str:
         ci = "-" if r.ci_low is None else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
         rows.append([report.model or "", r.benchmark, r.metric, r.subset, str(r.count), score, ci])
     lines = [grid_table(header, rows, right={4, 5}, rule_between_rows=True)]
+    lines += [clean_cell(line) for line in length_lines(report.benchmarks)]
     notes = [f"{s.benchmark}: {w}" for s in report.benchmarks for w in s.warnings]
     for s in report.benchmarks:
         if s.truncated or s.errors or s.grader_errors:

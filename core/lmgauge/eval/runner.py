@@ -2,7 +2,14 @@
 journal → report.
 
 Data flow: config → benchmark.load() → Samples → prompt × repeats → backend.generate →
-journal (append, flushed per sample) → benchmark.score (worker processes) → metrics → report.
+benchmark.score and the reasoning analytics (worker processes) → journal (append, flushed per
+sample) → metrics and length analytics → report.
+
+The run's tokenizer (:class:`RunTokenizer`) is chosen once: ``--tokenizer``, else the served
+model's own (after ``backend.start()``: an in-process backend's), else cl100k_base, marked
+approximate. A resumed run fills in the analytics its older samples lack (one atomic rewrite
+of the journal, never a second copy). :func:`run_sweep` runs one eval per variant of a
+``--sweep`` (lmgauge.eval.sweep).
 """
 from __future__ import annotations
 
@@ -11,7 +18,9 @@ import copy
 import datetime as dt
 import random
 import re
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +38,7 @@ from ..types import Completion, GenerationParams, GenerationRequest, Sample
 from .collection import Collection, load_collection, sample_collection
 from ..runfolder import EvalReport, JournalWriter, SampleRecord, read_samples
 from ..subprocs import ignore_further_interrupts
-from .grading_pool import GradingPool
+from .grading_pool import AnalyticsSettings, GradingPool
 from .judge import judge_run, report_section
 from .progress import Progress
 from .report import Report, build_report, render_table
@@ -177,6 +186,40 @@ def _messages(sample: Sample, system_prompt: str | None) -> list[dict[str, str]]
     return msgs
 
 
+class RunTokenizer:
+    """The tokenizer a run (or every variant of a sweep) counts with, chosen once
+    (:func:`lmgauge.eval.lengths.choose_tokenizer`), and the copy its grading workers load
+    (:func:`lmgauge.eval.lengths.worker_spec`: a slow-loading tokenizer is saved once into a
+    temporary folder, removed by :meth:`close`)."""
+
+    def __init__(self) -> None:
+        self.counter: Any = None
+        self._settings: AnalyticsSettings | None = None
+        self._tmp: str | None = None
+
+    def choose(self, config: EvalConfig, backend: Any = None) -> Any:
+        if self.counter is None:
+            from .lengths import choose_tokenizer
+
+            self.counter = choose_tokenizer(config.tokenizer, config.model, backend)
+        return self.counter
+
+    def settings(self, config: EvalConfig, backend: Any = None) -> AnalyticsSettings:
+        """What the grading workers measure with (the tokenizer chosen now if not yet)."""
+        if self._settings is None:
+            from .lengths import worker_spec
+
+            counter = self.choose(config, backend)
+            self._tmp = tempfile.mkdtemp(prefix="lmgauge-tokenizer-")
+            self._settings = AnalyticsSettings(worker_spec(counter, self._tmp), counter.source)
+        return self._settings
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
 def _jsonable(value: Any) -> Any:
     try:
         orjson.dumps(value)
@@ -186,11 +229,14 @@ def _jsonable(value: Any) -> Any:
 
 
 class EvalRun:
-    def __init__(self, config: EvalConfig, pm: PluginManager, out: Path, plan: Plan):
+    def __init__(self, config: EvalConfig, pm: PluginManager, out: Path, plan: Plan,
+                 tokenizer: RunTokenizer | None = None):
         self.config = config
         self.pm = pm
         self.out = out
         self.plan = plan
+        self.tokenizer = tokenizer or RunTokenizer()
+        self.filled = 0  # older samples given their analytics by this session (a resumed run)
         self.journal: Journal | None = None
         self.progress: Progress | None = None
         self.fatal_streak = 0
@@ -251,13 +297,13 @@ class EvalRun:
             return
         self.fatal_streak = 0
         self.succeeded += 1
-        scores = await asyncio.gather(*(grader.grade(bench, sample, comp) for comp in comps[: len(repeats)]))
-        for r, comp, score in zip(repeats, comps, scores):
+        graded = await asyncio.gather(*(grader.assess(bench, sample, comp) for comp in comps[: len(repeats)]))
+        for r, comp, (score, found) in zip(repeats, comps, graded):
             rec = SampleRecord(**base, repeat=r, response=comp.text, reasoning=comp.reasoning,
                                finish_reason=comp.finish_reason, truncated=comp.finish_reason == "length",
                                prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens,
-                               latency_s=round(latency, 4), attempts=attempts)
-            self._write(rec.with_score(score))
+                               latency_s=round(latency, 4), attempts=attempts).with_score(score)
+            self._write(found.apply(rec) if found is not None else rec)
 
     def _fatal(self, exc: BackendError) -> None:
         if exc.retryable:
@@ -275,6 +321,37 @@ class EvalRun:
             self.progress.update(record)
 
     # -- the whole run -----------------------------------------------------------------
+    async def _fill(self, grader: GradingPool | None, backend: Any = None) -> None:
+        """Give the journaled samples that lack them (written by an older lmgauge, or their
+        analysis failed; with a ``--tokenizer`` given now, also those counted approximately)
+        their token counts, reflections and first-correct, measured in the grading pool, and
+        rewrite the journal once, atomically (the latest line per sample; nothing appended)."""
+        from ..runfolder import write_samples
+        from .lengths import needs_analysis
+        from .grading_pool import completion_of, sample_of
+
+        path = self.out / "samples.jsonl"
+        upgrade = bool(self.config.tokenizer)
+        stale = [r for r in read_samples(path) if needs_analysis(r, upgrade) and r.benchmark in self.plan.benchmarks]
+        if not stale:
+            return
+        own = grader is None
+        if own:
+            grader = GradingPool(self.config.grading_workers, self.config.starts_thinking)
+            grader.start()
+        try:
+            grader.analytics = self.tokenizer.settings(self.config, backend)
+            found = await asyncio.gather(*(grader.analyze(self.plan.benchmarks[r.benchmark], sample_of(r),
+                                                          completion_of(r)) for r in stale))
+        finally:
+            if own:
+                grader.close()
+        filled = {r.key: f.apply(r) for r, f in zip(stale, found) if f is not None}
+        if not filled:
+            return
+        write_samples(path, (filled.get(r.key, r) for r in read_samples(path)))
+        self.filled = len(filled)
+
     async def run(self) -> Report:
         c = self.config
         started = time.time()
@@ -295,6 +372,7 @@ class EvalRun:
             self.journal = JournalWriter(self.out / "samples.jsonl")
             try:
                 await backend.start()
+                grader.analytics = self.tokenizer.settings(c, backend)  # the served model's tokenizer, if it has one
                 if c.repeats > 1:
                     await backend.detect_n_support()
                 units: list[tuple[Sample, list[int]]] = []
@@ -327,6 +405,8 @@ class EvalRun:
                         w.cancel()
                     await asyncio.gather(*workers, return_exceptions=True)
                     raise
+                self.journal.close()
+                await self._fill(grader, backend)  # older samples of a resumed run
             except (asyncio.CancelledError, KeyboardInterrupt):
                 ignore_further_interrupts()
                 interrupted = True
@@ -339,6 +419,12 @@ class EvalRun:
                 grader.close()
                 self.endpoint_stats = backend.endpoint_stats()
                 await backend.close()
+        else:
+            try:
+                await self._fill(None)  # a finished run resumed: only the analytics its samples lack
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                ignore_further_interrupts()
+                interrupted = True
         if gone is not None:
             report = self.finish(started, complete=False)
             done = sum(b.graded for b in report.benchmarks)
@@ -417,9 +503,10 @@ def make_backend(pm: PluginManager, c: EvalConfig) -> Backend:
                  gpus_per_replica=c.gpus_per_replica, ray_address=c.ray_address)
 
 
-def prepare_output(config: EvalConfig):
+def prepare_output(config: EvalConfig, **manifest: Any):
     """The run folder, owned (lock, run.json, config.yaml): ``--resume DIR`` or ``--output``
-    (default runs/eval-MODEL-TIME). Returns (folder, lock)."""
+    (default runs/eval-MODEL-TIME). ``manifest``: more fields of a new run.json (a sweep
+    variant's ``sweep`` and ``values``). Returns (folder, lock)."""
     from ..runsetup import create_folder
 
     out = Path(config.resume or config.output or default_output(config.model))
@@ -430,11 +517,14 @@ def prepare_output(config: EvalConfig):
         from ..runfolder import RunConfig
 
         saved["output"] = RunConfig.read(out).values.get("output") or str(out)
-    return out, create_folder(out, "eval", saved, resume=bool(config.resume))
+    return out, create_folder(out, "eval", saved, resume=bool(config.resume), **manifest)
 
 
-def run_eval(config: EvalConfig, pm: PluginManager) -> tuple[Report, Path]:
-    """Plan, run (or resume) and report. Raises KeyboardInterrupt after saving on Ctrl-C."""
+def run_eval(config: EvalConfig, pm: PluginManager, *, tokenizer: RunTokenizer | None = None,
+             plan: Plan | None = None, manifest: dict[str, Any] | None = None) -> tuple[Report, Path]:
+    """Plan, run (or resume) and report. Raises KeyboardInterrupt after saving on Ctrl-C.
+    ``tokenizer``, ``plan``, ``manifest``: what the variants of a sweep share (the tokenizer
+    chosen once, the questions planned once) and what each variant's run.json adds."""
     from .judge import check_judge
 
     from ..runsetup import check_exporters
@@ -442,17 +532,110 @@ def run_eval(config: EvalConfig, pm: PluginManager) -> tuple[Report, Path]:
     if not config.resume and not config.output:
         config.output = default_output(config.model)  # named now: a Ctrl-C message can say where
     check_exporters(config.export, pm)  # an unknown exporter fails now, not after the run
-    plan = plan_run(config, pm)
+    plan = plan or plan_run(config, pm)
     check_judge(config, pm)  # an unknown judge backend fails before any request
-    out, lock = prepare_output(config)
+    own = tokenizer is None
+    tokenizer = tokenizer or RunTokenizer()
     try:
-        if plan.collection is not None:
-            (out / "collection.json").write_bytes(orjson.dumps(plan.collection.to_dict(), option=orjson.OPT_INDENT_2))
-        run = EvalRun(config, pm, out, plan)
-        report = asyncio.run(run.run())
+        if config.tokenizer:
+            tokenizer.choose(config)  # a bad --tokenizer is one line before the folder is made
+        out, lock = prepare_output(config, **(manifest or {}))
+        try:
+            if plan.collection is not None:
+                (out / "collection.json").write_bytes(orjson.dumps(plan.collection.to_dict(),
+                                                                   option=orjson.OPT_INDENT_2))
+            run = EvalRun(config, pm, out, plan, tokenizer)
+            report = asyncio.run(run.run())
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        if own:
+            tokenizer.close()
     return report, out
+
+
+@dataclass
+class SweepOutcome:
+    """A finished sweep: its folder, its ``sweep.json`` document and each variant's report."""
+
+    out: Path
+    doc: dict[str, Any]
+    variants: list[tuple[Any, Path, Report]] = field(default_factory=list)
+
+
+def run_sweep(config: EvalConfig, pm: PluginManager, finish: Any = None, echo: Any = None) -> SweepOutcome:
+    """Run every variant of ``config.sweep`` (lmgauge.eval.sweep) into ``--output DIR`` (or
+    ``--resume DIR``): the questions are planned once, the tokenizer chosen once, each variant
+    is an ordinary eval run in ``DIR/KEY=V/`` (resumed where it holds one of the same
+    settings), then ``DIR/sweep.json`` is written. A folder holding a sweep of other settings is
+    refused in one line. ``finish(variant_dir, variant_config)`` runs after each variant (the
+    CLI writes its report.html and exports); ``echo`` gets one line per variant as it starts.
+    On Ctrl-C the variants done so far are summarized, then KeyboardInterrupt is raised."""
+    from ..config import differing_setting
+    from ..runfolder import RunConfig, kind_of
+    from ..runsetup import check_exporters, create_folder
+    from .judge import check_judge
+    from .sweep import is_sweep, parse_sweeps, summarize, variant_settings, variants, write_summary
+
+    keys = parse_sweeps(config.sweep, config)
+    if not config.resume and not config.output:
+        config.output = default_output(config.model)
+    root = Path(config.resume or config.output)
+    check_exporters(config.export, pm)
+    plan = plan_run(config, pm)
+    check_judge(config, pm)
+    plan_v = variants(keys)
+    settings = [variant_settings(config, v, root) for v in plan_v]  # a bad value fails now, for every variant
+    saved = config.to_dict()
+    saved.pop("resume", None)
+    saved["output"] = str(root)
+    resuming = is_sweep(root)
+    if resuming:
+        diff = differing_setting(RunConfig.read(root).values, saved)
+        if diff is not None:
+            key, had, now = diff
+            raise ConfigError(f"--output {root} holds a sweep with other settings ({key}: {had!r} there, {now!r} now)",
+                              "repeat that sweep's own command to continue it, or pass a new --output")
+    elif config.resume:
+        raise ConfigError(f"--resume {root} with --sweep: that folder holds no sweep",
+                          "pass the folder of an earlier `lmgauge eval ... --sweep`, or drop --sweep")
+    for v, vcfg in zip(plan_v, settings):  # variant folders already there must be this sweep's own
+        vdir = root / v.name
+        if kind_of(vdir)[0] == "eval":
+            diff = differing_setting(RunConfig.read(vdir).values, vcfg.to_dict())
+            if diff is not None:
+                key, had, now = diff
+                raise ConfigError(f"{vdir} holds a run with other settings ({key}: {had!r} there, {now!r} now)",
+                                  "pass a new --output for this sweep")
+            vcfg.resume = str(vdir)
+    tokenizer = RunTokenizer()
+    lock = create_folder(root, "sweep", saved, resume=resuming)
+    outcome = SweepOutcome(root, {})
+    try:
+        if config.tokenizer:
+            tokenizer.choose(config)
+        for i, (v, vcfg) in enumerate(zip(plan_v, settings)):
+            vdir = root / v.name
+            if echo is not None:
+                echo(f"sweep variant {i + 1} of {len(plan_v)}: {v.label} ({vdir})")
+            try:
+                report, _ = run_eval(vcfg, pm, tokenizer=tokenizer, plan=plan,
+                                     manifest={"sweep": "..", "values": dict(v.values)})
+            except BaseException:
+                try:  # what was done so far, summarized (no_effect stays undecided)
+                    write_summary(root, summarize(root, keys))
+                except Exception:  # noqa: BLE001 - the variants' own folders hold everything
+                    pass
+                raise
+            outcome.variants.append((v, vdir, report))
+            if finish is not None:
+                finish(vdir, vcfg)
+        outcome.doc = summarize(root, keys)
+        write_summary(root, outcome.doc)
+    finally:
+        tokenizer.close()
+        lock.release()
+    return outcome
 
 
 def endpoint_table(endpoints: list[dict[str, Any]]) -> str:

@@ -236,3 +236,69 @@ def ci_bar(score: float | None, lo: float | None, hi: float | None, color: str =
                    f'<line x1="{px(hi):.1f}" x2="{px(hi):.1f}" y1="{height / 2 - 4}" y2="{height / 2 + 4}" stroke="{_esc(color)}" stroke-width="1.5"/>')
     out.append(f'<circle cx="{px(score):.1f}" cy="{height / 2}" r="3.5" fill="{_esc(color)}"/></svg>')
     return "".join(out)
+
+
+@dataclass
+class Point:
+    """One point of a trade-off chart: a sweep variant's mean tokens (x) and score (y) with the
+    score's 95% CI (``lo``..``hi``) and its label."""
+
+    x: float | None
+    y: float | None
+    label: str
+    lo: float | None = None
+    hi: float | None = None
+    color: str = "#2563eb"
+
+
+def frontier_points(points: list[Point]) -> list[Point]:
+    """The points no other point beats on both axes (a higher score for no more tokens), in
+    order of tokens: the accuracy-against-length frontier."""
+    good = sorted((p for p in points if p.x is not None and p.y is not None), key=lambda p: (p.x, -p.y))
+    out: list[Point] = []
+    for p in good:
+        if not out or p.y > out[-1].y:
+            out.append(p)
+    return out
+
+
+def tradeoff_chart(title: str, points: list[Point], x_label: str = "mean completion tokens",
+                   y_label: str = "score", width: int = 460, height: int = 300) -> str:
+    """Score against mean tokens: a point per variant with its 95% CI as a vertical bar and its
+    label, the frontier (:func:`frontier_points`) joined by a dashed line. The score axis runs
+    from 0 to 1 (or the highest value above it), the token axis from 0, so that distances show
+    proportions. Points that fall on one spot get their labels stacked."""
+    frame = _Frame(title, width, height, cls="chart tradeoff")
+    pts = [p for p in points if p.x is not None and p.y is not None and not math.isnan(p.y) and not math.isnan(p.x)]
+    if not pts:
+        return frame.empty()
+    top = max([1.0] + [p.hi for p in pts if p.hi is not None] + [p.y for p in pts])
+    frame.axes([p.x for p in pts], top, x_label, y_label, log_x=False, x_from_zero=True)
+    front = frontier_points(pts)
+    if len(front) > 1:
+        d = " ".join(f"{'M' if i == 0 else 'L'}{frame.sx(p.x):.1f},{frame.sy(p.y):.1f}" for i, p in enumerate(front))
+        frame.parts.append(f'<path d="{d}" fill="none" stroke="#64748b" stroke-width="1.5" stroke-dasharray="5 4" '
+                           'class="frontier-line"/>')
+    stacked: dict[tuple[int, int], int] = {}
+    for p in pts:
+        cx, cy = frame.sx(p.x), frame.sy(p.y)
+        color = _esc(p.color)
+        if p.lo is not None and p.hi is not None:
+            y0, y1 = frame.sy(p.lo), frame.sy(p.hi)
+            frame.parts.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y0:.1f}" y2="{y1:.1f}" stroke="{color}" '
+                               f'stroke-width="1.5" class="ci"/>'
+                               f'<line x1="{cx - 4:.1f}" x2="{cx + 4:.1f}" y1="{y0:.1f}" y2="{y0:.1f}" stroke="{color}"/>'
+                               f'<line x1="{cx - 4:.1f}" x2="{cx + 4:.1f}" y1="{y1:.1f}" y2="{y1:.1f}" stroke="{color}"/>')
+        on_front = any(p is f for f in front)
+        tip = (f'<title>{_esc(p.label)}: score {_esc(fmt_num(p.y))}, {_esc(fmt_num(p.x))} tokens'
+               f'{" (on the frontier)" if on_front else ""}</title>')
+        frame.parts.append(f'<circle class="variant{" front" if on_front else ""}" cx="{cx:.1f}" cy="{cy:.1f}" r="4.5" '
+                           f'fill="{color}">{tip}</circle>')
+        spot = (round(cx / 6), round(cy / 6))
+        k = stacked.get(spot, 0)
+        stacked[spot] = k + 1
+        anchor = "end" if cx > frame.ml + frame.pw * 0.7 else "start"
+        dx = -8 if anchor == "end" else 8
+        frame.parts.append(f'<text x="{cx + dx:.1f}" y="{cy - 6 + 12 * k:.1f}" text-anchor="{anchor}" class="ck label">'
+                           f'{_esc(p.label)}</text>')
+    return frame.done()

@@ -1,5 +1,7 @@
 """Terminal tables for one or several run folders: eval scores (side by side when several),
-truncation/error notes, the perf summary per level and the best configuration."""
+the reasoning-length lines (report.json lengths and budget curve, when the run has them),
+truncation/error notes, the perf summary per level and the best configuration, and a sweep's
+table, paired comparisons and verdict (DIR/sweep.json)."""
 from __future__ import annotations
 
 import math
@@ -46,6 +48,12 @@ def eval_tables(runs: list[RunFolder], labels: list[str]) -> str:
                 row.append("-" if c is None else f"{_f(c.score)} ±{_half(c)}")
             rows.append(row)
         out.append(table(["Dataset", "Metric", "Subset", *labels], rows, set(range(3, 3 + len(runs)))))
+    from ..eval.report import length_lines
+
+    lengths = [clean_cell(line) for label, run in zip(labels, runs)
+               for line in length_lines(run.benchmarks, f"{label}: " if len(runs) > 1 else "")]
+    if lengths:
+        out.append("\n".join(lengths))
     notes = []
     for label, run in zip(labels, runs):
         for h in run.benchmarks:
@@ -96,8 +104,25 @@ def perf_tables(runs: list[RunFolder], labels: list[str]) -> str:
     return "\n".join(out)
 
 
+def sweep_tables(run: RunFolder) -> str:
+    """A sweep folder: its table, each variant against the next and the verdict, as the sweep
+    command printed them (from DIR/sweep.json), with a note on variants changed since."""
+    from ..eval.sweep import stale_variants, sweep_text
+
+    doc = run.sweep or {}
+    if not doc.get("variants"):
+        return f"sweep {run.path}: no sweep.json yet (the sweep has not finished a variant)"
+    lines = [sweep_text(doc)]
+    lines += [f"note: {clean_cell(w)}" for w in doc.get("warnings") or []]
+    stale = stale_variants(run.path, doc)
+    if stale:
+        lines.append(f"note: {', '.join(clean_cell(s) for s in stale)} changed after sweep.json was written; run the "
+                     "sweep's command again to update it")
+    return "\n".join(lines)
+
+
 def render_terminal(runs: list[RunFolder]) -> str:
-    """All tables for these runs, eval first, then perf."""
+    """All tables for these runs, eval first, then perf, then sweeps."""
     labels = run_labels(runs)
     evals = [(lab, r) for lab, r in zip(labels, runs) if r.kind == "eval"]
     perfs = [(lab, r) for lab, r in zip(labels, runs) if r.kind == "perf"]
@@ -106,6 +131,7 @@ def render_terminal(runs: list[RunFolder]) -> str:
         parts.append(eval_tables([r for _, r in evals], [lab for lab, _ in evals]))
     if perfs:
         parts.append(perf_tables([r for _, r in perfs], [lab for lab, _ in perfs]))
+    parts += [sweep_tables(r) for r in runs if r.kind == "sweep"]
     return "\n\n".join(parts)
 
 

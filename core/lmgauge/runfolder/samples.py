@@ -53,6 +53,11 @@ class SampleRecord:
       ``answer_tokens``; ``token_source`` says where they come from (``usage``: the server's
       per-sample usage; ``tokenizer``: counted; ``approximate``: counted with cl100k_base
       for lack of the model's tokenizer).
+    - How it reasoned (lmgauge.eval.lengths, at grading time): ``reflections`` (reflection
+      markers in the reasoning) and ``first_correct`` (``{"chars", "tokens", "share_after",
+      "candidates"}``: where the gold first appears among the reasoning's candidate answers;
+      absent without reasoning). Both are written only when set, so older readers and older
+      journals are unaffected.
     - ``extra``: keys this version does not know (a newer writer's), kept on rewrite.
     """
 
@@ -87,6 +92,8 @@ class SampleRecord:
     rule_score: float | None = None
     rule_correct: bool | None = None
     score_source: str | None = None
+    reflections: int | None = None
+    first_correct: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- identity ------------------------------------------------------------------------

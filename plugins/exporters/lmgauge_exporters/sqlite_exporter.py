@@ -1,5 +1,7 @@
 """``--export sqlite``: one SQLite database with tables ``runs``, ``scores``,
-``eval_benchmarks``, ``eval_samples``, ``perf_levels``, ``perf_requests``.
+``eval_benchmarks``, ``eval_samples``, ``eval_lengths`` (the reasoning-length statistics per
+benchmark, ``subset`` OVERALL, and per subset), ``eval_budget_curve`` (one row per budget point),
+``perf_levels``, ``perf_requests``.
 
 Default file: ``DIR/export.sqlite``; ``--export-path results.sqlite`` appends to a shared
 database, so several runs (two models, two backends) can be compared with SQL (docs/outputs.md).
@@ -26,12 +28,29 @@ PCTS = ("mean", "p50", "p90", "p95", "p99")
 
 #: eval_samples columns: one per journal field (JSON text for lists/objects), then extra_json for
 #: anything a newer lmgauge or a plugin added to a journal line
-JSON_FIELDS = {"subsets": "subsets_json", "prompt": "prompt_json", "grade_info": "grade_info_json"}
+JSON_FIELDS = {"subsets": "subsets_json", "prompt": "prompt_json", "grade_info": "grade_info_json",
+               "first_correct": "first_correct_json"}
 BOOL_FIELDS = ("truncated", "correct", "rule_correct")
 SAMPLE_COLS = tuple(JSON_FIELDS.get(f, f) for f in JOURNAL_FIELDS) + ("extra_json",)
 SQL_TYPES = {"repeat": "INTEGER", "truncated": "INTEGER", "score": "REAL", "correct": "INTEGER",
              "prompt_tokens": "INTEGER", "completion_tokens": "INTEGER", "latency_s": "REAL", "attempts": "INTEGER",
-             "reasoning_tokens": "INTEGER", "answer_tokens": "INTEGER", "rule_score": "REAL", "rule_correct": "INTEGER"}
+             "reasoning_tokens": "INTEGER", "answer_tokens": "INTEGER", "rule_score": "REAL", "rule_correct": "INTEGER",
+             "reflections": "INTEGER"}
+#: eval_lengths columns: (column, SQL type, path in a report.json lengths entry)
+LENGTH_COLS = (("samples", "INTEGER", ("samples",)), ("counted", "INTEGER", ("counted",)),
+               ("token_source", "TEXT", ("token_source",)),
+               *((f"{part}_tokens_{stat}", "REAL", (f"{part}_tokens", stat))
+                 for part in ("completion", "reasoning", "answer") for stat in ("mean", "p50", "p90", "max")),
+               ("mean_tokens_correct", "REAL", ("mean_tokens_correct",)),
+               ("mean_tokens_wrong", "REAL", ("mean_tokens_wrong",)), ("truncated", "INTEGER", ("truncated",)),
+               ("truncation_rate", "REAL", ("truncation_rate",)), ("score_finished", "REAL", ("score_finished",)),
+               ("score_truncated", "REAL", ("score_truncated",)), ("tokens_per_correct", "REAL", ("tokens_per_correct",)),
+               ("reflections_per_1k", "REAL", ("reflections_per_1k",)),
+               ("reflections_per_sample", "REAL", ("reflections_per_sample",)),
+               *((f"first_correct_{k}", "INTEGER" if k in ("checked", "found") else "REAL", ("first_correct", k))
+                 for k in ("checked", "found", "found_rate", "mean_tokens", "mean_share_after")))
+BUDGET_COLS = (("benchmark", "TEXT"), ("max_tokens", "INTEGER"), ("score", "REAL"), ("ci_low", "REAL"),
+               ("ci_high", "REAL"))
 SAMPLE_DDL = ", ".join(f"{c} {SQL_TYPES.get(c, 'TEXT')}" for c in SAMPLE_COLS)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -55,7 +74,8 @@ CREATE INDEX IF NOT EXISTS scores_run ON scores(run_id);
 CREATE INDEX IF NOT EXISTS eval_benchmarks_run ON eval_benchmarks(run_id);
 CREATE INDEX IF NOT EXISTS eval_samples_run ON eval_samples(run_id, benchmark, sample_id)
 """
-TABLES = ("scores", "eval_benchmarks", "eval_samples", "perf_levels", "perf_requests")
+TABLES = ("scores", "eval_benchmarks", "eval_samples", "eval_lengths", "eval_budget_curve", "perf_levels",
+          "perf_requests")
 
 #: the fixed columns of perf_levels and perf_requests (the metric columns follow the installed
 #: perf metrics' declarations)
@@ -119,14 +139,36 @@ def _sample_row(rec: Any) -> tuple:
     return (*row, _json(rec.extra) if rec.extra else None)
 
 
-def _ensure_table(con: sqlite3.Connection, table: str, columns: list[tuple[str, str]]) -> None:
+def _ensure_table(con: sqlite3.Connection, table: str, columns: list[tuple[str, str]], index: str = "level") -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {table}(run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, "
                 f"{', '.join(f'{c} {t}' for c, t in columns)})")
     have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
     for c, t in columns:  # a database written by an older lmgauge, or before a plugin metric was installed
         if c not in have:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {c} {t}")
-    con.execute(f"CREATE INDEX IF NOT EXISTS {table}_run ON {table}(run_id, level)")
+    con.execute(f"CREATE INDEX IF NOT EXISTS {table}_run ON {table}(run_id, {index})")
+
+
+def _path(d: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d if d is None or isinstance(d, (int, float, str)) and not isinstance(d, bool) else None
+
+
+def _length_rows(rid: int, run: Any) -> tuple[list[tuple], list[tuple]]:
+    """eval_lengths rows (a benchmark's OVERALL, then its subsets) and eval_budget_curve rows."""
+    lengths, curve = [], []
+    for b in run.benchmarks:
+        groups = [("OVERALL", b.lengths)] + sorted((b.subset_lengths or {}).items())
+        for subset, st in groups:
+            if isinstance(st, dict):
+                lengths.append((rid, b.benchmark, subset, *(_path(st, p) for _, _, p in LENGTH_COLS), _json(st)))
+        for point in b.budget_curve or []:
+            if isinstance(point, dict):
+                curve.append((rid, b.benchmark, *(_path(point, (c,)) for c, _ in BUDGET_COLS[1:])))
+    return lengths, curve
 
 
 def _get(how: tuple, lv: Any = None, row: Any = None) -> Any:
@@ -168,6 +210,10 @@ def write_run(db_path: Path, run_dir: str) -> tuple[int, bool, dict[str, int]]:
                                                ("failures_json", "TEXT"), ("level_json", "TEXT")])
             _ensure_table(con, "perf_requests", [*REQUEST_BASE, *((c, t) for c, t, _ in request_cols),
                                                  ("extra_json", "TEXT")])
+            _ensure_table(con, "eval_lengths", [("benchmark", "TEXT"), ("subset", "TEXT"),
+                                                *((c, t) for c, t, _ in LENGTH_COLS), ("lengths_json", "TEXT")],
+                          index="benchmark")
+            _ensure_table(con, "eval_budget_curve", list(BUDGET_COLS), index="benchmark")
             con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             have = {r[1] for r in con.execute("PRAGMA table_info(eval_samples)")}
             for col in SAMPLE_COLS:  # a database written before the journal gained a field
@@ -202,6 +248,12 @@ def write_run(db_path: Path, run_dir: str) -> tuple[int, bool, dict[str, int]]:
                     con.execute(sql, (rid, *_sample_row(s)))
                     n += 1
                 counts["samples"] = n
+                lengths, curve = _length_rows(rid, run)
+                names = ["benchmark", "subset", *(c for c, _, _ in LENGTH_COLS), "lengths_json"]
+                con.executemany(f"INSERT INTO eval_lengths(run_id, {', '.join(names)}) VALUES "
+                                f"({', '.join('?' * (len(names) + 1))})", lengths)
+                con.executemany(f"INSERT INTO eval_budget_curve(run_id, {', '.join(c for c, _ in BUDGET_COLS)}) VALUES "
+                                f"({', '.join('?' * (len(BUDGET_COLS) + 1))})", curve)
             else:
                 names = [c for c, _ in LEVEL_BASE] + [c for c, _, _ in level_cols] + ["failures_json", "level_json"]
                 levels = [(rid, i, lv.concurrency, lv.rate, lv.requests, lv.succeeded, lv.failed, lv.duration_s,

@@ -1,5 +1,6 @@
 """What the experiment-tracker exporters (swanlab, wandb, mlflow) log, computed once from a
-run folder: eval score metrics, perf steps (one per level: the level figures of every perf
+run folder: eval score metrics (with the reasoning-length figures, ``BENCH/lengths/NAME``,
+and the token-budget curve, ``BENCH/budget/B``), perf steps (one per level: the level figures of every perf
 metric declared through ``register_perf_metrics``, and ``NAME/STAT`` of the per-request ones),
 the per-sample table, the run's config (redacted) and its default name."""
 from __future__ import annotations
@@ -37,6 +38,37 @@ def eval_metrics(run: RunFolder) -> dict[str, float]:
                      ("graded", b.graded)):
             if _num(v) is not None:
                 out[f"{b.benchmark}/health/{k}"] = float(v)
+        for k, v in length_metrics(b.lengths).items():
+            out[f"{b.benchmark}/lengths/{k}"] = v
+        for point in b.budget_curve or []:
+            if isinstance(point, dict) and _num(point.get("score")) is not None and _num(point.get("max_tokens")):
+                out[f"{b.benchmark}/budget/{int(point['max_tokens'])}"] = float(point["score"])
+    return out
+
+
+#: the numbers of a report.json lengths entry a tracker logs, by name (``completion_tokens_mean``, …)
+LENGTH_METRICS = (*((f"{part}_tokens_{stat}", (f"{part}_tokens", stat)) for part in ("completion", "reasoning", "answer")
+                    for stat in ("mean", "p50", "p90", "max")),
+                  ("mean_tokens_correct", ("mean_tokens_correct",)), ("mean_tokens_wrong", ("mean_tokens_wrong",)),
+                  ("truncation_rate", ("truncation_rate",)), ("score_finished", ("score_finished",)),
+                  ("score_truncated", ("score_truncated",)), ("tokens_per_correct", ("tokens_per_correct",)),
+                  ("reflections_per_1k", ("reflections_per_1k",)),
+                  ("first_correct_found_rate", ("first_correct", "found_rate")),
+                  ("first_correct_mean_tokens", ("first_correct", "mean_tokens")),
+                  ("first_correct_mean_share_after", ("first_correct", "mean_share_after")))
+
+
+def length_metrics(lengths: Any) -> dict[str, float]:
+    """The loggable numbers of one lengths entry (none for runs without the analytics)."""
+    out: dict[str, float] = {}
+    if not isinstance(lengths, dict):
+        return out
+    for name, path in LENGTH_METRICS:
+        v: Any = lengths
+        for key in path:
+            v = v.get(key) if isinstance(v, dict) else None
+        if _num(v) is not None:
+            out[name] = float(v)
     return out
 
 
@@ -70,7 +102,8 @@ def perf_steps(run: RunFolder) -> list[dict[str, float]]:
 
 SAMPLE_COLUMNS = ("benchmark", "sample_id", "repeat", "subsets", "status", "gold", "extracted", "score",
                   "correct", "truncated", "finish_reason", "error", "prompt_tokens", "completion_tokens",
-                  "latency_s", "question", "response")
+                  "latency_s", "question", "response", "reasoning_tokens", "answer_tokens", "token_source",
+                  "reflections")
 
 
 def _text(v: Any) -> str | None:
@@ -88,7 +121,8 @@ def sample_rows(run: RunFolder) -> list[list[Any]]:
         rows.append([
             s.benchmark, s.sample_id, s.repeat, ", ".join(s.subsets), s.status, _text(s.gold), _text(s.extracted),
             s.score, s.correct, bool(s.truncated), s.finish_reason, redact(s.error) if s.error else None,
-            s.prompt_tokens, s.completion_tokens, s.latency_s, _text(s.question), _text(s.response)])
+            s.prompt_tokens, s.completion_tokens, s.latency_s, _text(s.question), _text(s.response),
+            s.reasoning_tokens, s.answer_tokens, s.token_source, s.reflections])
     return rows
 
 
