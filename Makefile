@@ -30,6 +30,7 @@ demo: install
 	$(BIN)/lmgauge eval --backend transformers --model smollm2 --benchmark math_500 --limit 3 --max-tokens 256 --output runs/demo-eval
 	$(BIN)/lmgauge perf --backend transformers --model smollm2 --number 8 --concurrency 1 2 --max-tokens 32 --output runs/demo-perf
 	@echo "run folders: runs/demo-custom (your own questions from a data file, no code) runs/demo-eval runs/demo-perf"
+	@echo "browse them: $(BIN)/lmgauge serve runs    (then open http://127.0.0.1:7860/)"
 
 # EVALSCOPE=/path/to/venv/bin/evalscope adds EvalScope side by side to the perf and grading benches
 bench: install
