@@ -269,7 +269,6 @@ def test_a_running_eval_is_followed_live(tmp_path):
                 got = e
                 break
         assert got is not None, "no event for the appended lines"
-        assert time.monotonic() - t0 < 2.0
         run = s.json(f"/api/runs/{rid('runs/live')}")
         rows, summaries = expected_rows(runs / "live", 2)
         assert run["live"] is True and run["results"] == rows

@@ -63,8 +63,9 @@ async def _serve(folders: list[str], host: str, port: int, token: str | None, al
     from aiohttp import web
 
     from .security import Guard
-    from .server import App
+    from .server import App, limit_arenas
 
+    limit_arenas()
     guard = Guard(host, port, token, allow_host)
     app = App(folders, guard)
     runner = web.AppRunner(app.application(), access_log=None, handle_signals=False, shutdown_timeout=2.0)

@@ -33,9 +33,13 @@ SEARCH_CACHE = 8
 ERROR_TEXT = 80
 
 
-def natural_key(s: str) -> tuple[Any, ...]:
-    """``q10`` after ``q9``: digits compare as numbers."""
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", s) if t)
+_DIGITS = re.compile(r"\d+")
+
+
+def natural_key(s: str) -> str:
+    """A string that sorts ``q10`` after ``q9`` (every run of digits prefixed by its length;
+    one small string per sample, not a tuple of parts)."""
+    return _DIGITS.sub(lambda m: f"{len(m.group().lstrip('0') or '0'):03d}{m.group().lstrip('0') or '0'}", s.lower())
 
 
 class Entry:
@@ -60,7 +64,7 @@ class Entry:
         err = rec.error if rec.failed else (rec.grade_detail or "grader error") if self.grader_failed else None
         self.err = " ".join(str(err).split())[:ERROR_TEXT] if err else None
         self.seq = seq
-        self.nat: tuple[Any, ...] | None = None
+        self.nat: str | None = None
 
     def scored(self) -> SampleRecord:
         """A record carrying only what :func:`lmgauge.eval.report.build_results` reads."""
@@ -72,9 +76,9 @@ class Entry:
             rec.score_status, rec.grade_detail = "error", self.err
         return rec
 
-    def sort_key(self) -> tuple[Any, ...]:
+    def sort_key(self) -> str:
         if self.nat is None:
-            self.nat = (natural_key(self.benchmark), natural_key(self.sample_id), self.repeat)
+            self.nat = f"{natural_key(self.benchmark)}\0{natural_key(self.sample_id)}\0{self.repeat:09d}"
         return self.nat
 
 

@@ -104,45 +104,74 @@ def health_rows(summaries: list[BenchmarkSummary]) -> list[dict[str, Any]]:
 
 def analytics(summaries: list[BenchmarkSummary]) -> list[dict[str, Any]]:
     """Whatever analytics the report holds per benchmark (reasoning lengths, their subsets,
-    the budget curve), shown as generic tables: a mapping of figures is a two-column table,
-    a list of rows a table with a column per key."""
+    the budget curve, any section a newer report adds), as generic tables (generic_blocks)."""
     out = []
     for s in summaries:
-        blocks = []
+        blocks: list[dict[str, Any]] = []
         for title, value in (("lengths", s.lengths), ("lengths per subset", s.subset_lengths),
-                             ("budget curve", s.budget_curve)):
-            block = generic_block(title, value)
-            if block is not None:
-                blocks.append(block)
-        for key, value in s.extra.items():
-            block = generic_block(key.replace("_", " "), value)
-            if block is not None:
-                blocks.append(block)
+                             ("budget curve", s.budget_curve), *((k.replace("_", " "), v) for k, v in s.extra.items())):
+            blocks += generic_blocks(title, value)
         if blocks:
             out.append({"benchmark": s.benchmark, "blocks": blocks})
     return out
 
 
-def generic_block(title: str, value: Any) -> dict[str, Any] | None:
-    """Plain data as a table block (the shape ``Benchmark.sample_view`` blocks have)."""
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _flat(d: dict[str, Any]) -> dict[str, Any]:
+    """One level of nesting flattened (``completion_tokens.mean``); deeper values as JSON."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and all(_scalar(x) for x in v.values()):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[str(k)] = v if _scalar(v) else stringify(v)
+    return out
+
+
+def generic_blocks(title: str, value: Any) -> list[dict[str, Any]]:
+    """Plain data as blocks of the shape ``Benchmark.sample_view`` gives: the scalars of a
+    mapping as fields and its mappings of figures as one table (a row each); a mapping of
+    mappings as a table (a row per key, nested figures flattened); a list of rows as a table."""
     if value is None or value == {} or value == []:
-        return None
+        return []
     if isinstance(value, dict):
         if all(isinstance(v, dict) for v in value.values()):
-            cols = list(dict.fromkeys(k for v in value.values() for k in v))
-            if all(not isinstance(v.get(c), (dict, list)) for v in value.values() for c in cols):
-                return {"kind": "table", "title": title, "columns": ["", *cols],
-                        "rows": [[k, *(v.get(c) for c in cols)] for k, v in value.items()]}
-        return {"kind": "fields", "title": title,
-                "items": [[k, v if not isinstance(v, (dict, list)) else stringify(v)] for k, v in value.items()]}
+            rows = {str(k): _flat(v) for k, v in value.items()}
+            cols = list(dict.fromkeys(c for r in rows.values() for c in r))
+            return [{"kind": "table", "title": title, "columns": ["", *cols],
+                     "rows": [[k, *(r.get(c) for c in cols)] for k, r in rows.items()]}]
+        scalars = [[k, v] for k, v in value.items() if _scalar(v)]
+        figures = {k: v for k, v in value.items() if isinstance(v, dict) and all(_scalar(x) for x in v.values())}
+        rest = [[k, stringify(v)] for k, v in value.items() if not _scalar(v) and k not in figures]
+        blocks = []
+        if scalars or rest:
+            blocks.append({"kind": "fields", "title": title, "items": scalars + rest})
+        shapes: dict[tuple[str, ...], list[str]] = {}  # one table per set of figures (mean/p50/…, found/…)
+        for k, v in figures.items():
+            shapes.setdefault(tuple(v), []).append(k)
+        for cols, keys in shapes.items():
+            blocks.append({"kind": "table", "title": title if not blocks else "", "columns": ["", *cols],
+                           "rows": [[k, *(figures[k].get(c) for c in cols)] for k in keys]})
+        return blocks
     if isinstance(value, list):
         if all(isinstance(v, dict) for v in value):
-            cols = list(dict.fromkeys(k for v in value for k in v))
-            return {"kind": "table", "title": title, "columns": cols,
-                    "rows": [[v.get(c) if not isinstance(v.get(c), (dict, list)) else stringify(v.get(c)) for c in cols]
-                             for v in value]}
-        return {"kind": "text", "title": title, "text": "\n".join(str(v) for v in value)}
-    return {"kind": "text", "title": title, "text": str(value)}
+            rows = [_flat(v) for v in value]
+            cols = list(dict.fromkeys(c for r in rows for c in r))
+            return [{"kind": "table", "title": title, "columns": cols, "rows": [[r.get(c) for c in cols] for r in rows]}]
+        return [{"kind": "text", "title": title, "text": "\n".join(str(v) for v in value)}]
+    return [{"kind": "text", "title": title, "text": str(value)}]
+
+
+def generic_block(title: str, value: Any) -> dict[str, Any] | None:
+    """One block (the first of :func:`generic_blocks`), for the sections that take one."""
+    blocks = generic_blocks(title, value)
+    if len(blocks) > 1:
+        return {"kind": "fields", "title": title, "items": [[k, v] for b in blocks for k, v in
+                                                            (b.get("items") or [[r[0], stringify(r[1:])] for r in b.get("rows", [])])]}
+    return blocks[0] if blocks else None
 
 
 def judge_view(judge: dict[str, Any] | None) -> dict[str, Any] | None:

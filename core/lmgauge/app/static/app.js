@@ -60,7 +60,10 @@
     return parts.join("&");
   }
   function debounce(fn, ms) { var t = null; return function () { var a = arguments; clearTimeout(t); t = setTimeout(function () { fn.apply(null, a); }, ms); }; }
-  function ready() { document.body.setAttribute("data-ready", "1"); }
+  function ready() {
+    document.body.setAttribute("data-ready-ms", String(Math.round(performance.now())));  // for bench/app_scale.py
+    document.body.setAttribute("data-ready", "1");
+  }
   function pill(text, cls) { return el("span", { cls: "pill " + (cls || ""), text: text }); }
   function statusPill(s) { return el("span", { cls: "pill st-" + s, text: s }); }
 
