@@ -20,7 +20,9 @@ The intervals:
   replacement (:data:`BOOTSTRAP_RESAMPLES` times, seeded) and the statistic recomputed; the
   interval is the 2.5 and 97.5 % quantiles of the resampled statistics (percentile bootstrap).
   A metric with several values per request (ITL) resamples whole requests (a cluster
-  bootstrap), since a request's gaps are not independent of each other.
+  bootstrap, :data:`LIST_RESAMPLES` times), since a request's gaps are not independent of each
+  other; its quantiles are read from the values binned at 2,048 of their own quantiles (denser
+  in the tails: within 1 % of the exact p99 of a resample, 0.2 % of its p50).
 - **K = 1, level metrics (rates) of a closed loop: a bootstrap over requests with Little's law.**
   A rate is not a per-request value: resampling requests with the wall time held fixed would
   give a zero-width interval for fixed output lengths. In a closed loop the same number of
@@ -51,6 +53,7 @@ CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 1000
 LIST_RESAMPLES = 400         # cluster bootstrap of metrics with many values per request (ITL)
 LEVEL_RESAMPLES = 400        # bootstrap of a closed loop's level metrics (Little's law)
+CLUSTER_BINS = 2048          # quantile bins of the cluster bootstrap (denser in the tails)
 MAX_WINDOWS = 10
 REQUESTS_PER_WINDOW = 30
 _CELLS = 4_000_000           # numbers per bootstrap chunk (memory bound)
@@ -167,6 +170,7 @@ class Resampled:
             self.lengths = lengths.astype(float)
         self._draws: dict[str, Any] = {}
         self._idx = None
+        self._hist = None
 
     def _indices(self):
         if self._idx is None:
@@ -180,8 +184,11 @@ class Resampled:
         if not todo or self.n < 2:
             return
         if not self.scalar:
-            for s in todo:
-                self.draws(s)
+            quantiles = [s for s in todo if s != "mean"]
+            if "mean" in todo:
+                self._draws["mean"] = self._cluster(self._indices(), ["mean"])["mean"]
+            if quantiles:
+                self._draws.update(self._cluster(self._indices(), quantiles))
             return
         idx = self._indices()
         qs = [_quantile_of(s) for s in todo if s != "mean"]
@@ -204,39 +211,41 @@ class Resampled:
         q = _quantile_of(stat)
         if self.n < 2 or (stat != "mean" and q is None):
             return None
-        if self.scalar:
-            self.prepare([stat])
-            return self._draws[stat]
-        out = self._cluster(self._indices(), stat, q)
-        self._draws[stat] = out
-        return out
+        self.prepare([stat])
+        return self._draws[stat]
 
-    def _cluster(self, idx, stat: str, q: float | None):
-        """Weighted statistics: each request weighs as often as the resample drew it."""
+    def _cluster(self, idx, stats: Sequence[str]) -> dict[str, Any]:
+        """Weighted statistics: each request weighs as often as the resample drew it. Quantiles
+        are read from the pooled values binned at :data:`CLUSTER_BINS` of their own quantiles
+        (linear inside a bin): one matrix product per resample block instead of a sort."""
         np = self.np
         b, n = idx.shape
-        counts = np.zeros((b, n))
-        rows = np.repeat(np.arange(b), n)
-        np.add.at(counts, (rows, idx.ravel()), 1)
-        if stat == "mean":
+        counts = np.bincount((idx + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+        counts = counts.astype(np.float32)
+        if list(stats) == ["mean"]:
             total = counts @ self.lengths
-            return np.where(total > 0, (counts @ self.sums) / np.maximum(total, 1), np.nan)
-        m = len(self.sorted)
-        out = np.empty(b)
-        step = max(1, _CELLS // max(m, 1))
-        for a in range(0, b, step):
-            w = counts[a:a + step][:, self.owner]            # weight of each sorted value
-            cum = np.cumsum(w, axis=1)
-            total = cum[:, -1]
-            rank = q / 100 * (total - 1)
-            lo, frac = np.floor(rank), rank - np.floor(rank)
-            offset = (np.arange(len(w)) * (cum.max() + 2))[:, None]
-            flat = (cum + offset).ravel()
-
-            def at(k):
-                j = np.searchsorted(flat, k + offset[:, 0], side="right") - np.arange(len(w)) * m
-                return self.sorted[np.clip(j, 0, m - 1)]
-            out[a:a + step] = at(lo) + (at(np.minimum(lo + 1, total - 1)) - at(lo)) * frac
+            return {"mean": np.where(total > 0, (counts @ self.sums) / np.maximum(total, 1), np.nan)}
+        if self._hist is None:
+            levels = 0.5 - 0.5 * np.cos(np.pi * np.linspace(0, 1, CLUSTER_BINS + 1))  # denser in the tails
+            edges = np.unique(np.quantile(self.sorted, levels))
+            if len(edges) < 2:
+                edges = np.array([edges[0], edges[0]])
+            k = np.clip(np.searchsorted(edges, self.sorted, side="right") - 1, 0, len(edges) - 2)
+            nb = len(edges) - 1
+            hist = np.bincount(self.owner * nb + k, minlength=n * nb).reshape(n, nb).astype(np.float32)
+            self._hist = (edges, hist)
+        edges, hist = self._hist
+        weights = counts @ hist                              # resample × bin
+        cum = np.cumsum(weights, axis=1)
+        total = cum[:, -1]
+        out = {}
+        for s in stats:
+            target = _quantile_of(s) / 100 * total
+            k = np.minimum((cum < target[:, None]).sum(axis=1), weights.shape[1] - 1)
+            before = np.where(k > 0, cum[np.arange(b), k - 1], 0.0)
+            inside = weights[np.arange(b), k]
+            frac = np.where(inside > 0, (target - before) / np.maximum(inside, 1e-12), 0.0)
+            out[s] = edges[k] + np.clip(frac, 0, 1) * (edges[k + 1] - edges[k])
         return out
 
 
@@ -316,7 +325,7 @@ def little_draws(rows: Sequence[RequestRow], m: PerfMetric, slo: dict[str, float
     out = np.empty(resamples)
     for b in range(resamples):
         idx = rng.integers(0, n, n)
-        ctx = LevelInput([rows[i] for i in idx], [rows[i] for i in idx if ok[i]], wall * occ[idx].sum() / total,
+        ctx = LevelInput(_Picked(rows, idx), _Picked(rows, idx[ok[idx]]), wall * occ[idx].sum() / total,
                          dict(slo or {}), int(good[idx].sum()), int(tin[idx].sum()), int(tout[idx].sum()))
         try:
             v = m.level(ctx)
@@ -324,6 +333,24 @@ def little_draws(rows: Sequence[RequestRow], m: PerfMetric, slo: dict[str, float
             return None
         out[b] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
     return out if np.isfinite(out).sum() >= 10 else None
+
+
+class _Picked(Sequence):
+    """The rows a resample drew (built only if a metric looks at them: most count them)."""
+
+    def __init__(self, rows: Sequence[RequestRow], idx: Any):
+        self.rows, self.idx = rows, idx
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self.rows[i] for i in self.idx[k]]
+        return self.rows[self.idx[k]]
+
+    def __iter__(self):
+        return (self.rows[i] for i in self.idx)
 
 
 def closed_loop(level: PerfLevel) -> bool:
