@@ -440,87 +440,122 @@ def scripted_run():
     return answers, {"q1": [q1r0, q1r1], "q2": [q2r0, q2r1], "q3": [q3, q3]}
 
 
-def run_eval(eval_server, tmp_path: Path, supports_n: bool, name: str):
+REASONING_FIELD = "Reasoning field: wait, 2 + 2."
+
+
+def run_eval(eval_server, tmp_path: Path, supports_n: bool, name: str, *extra: str):
     data = tmp_path / "qs.jsonl"
     data.write_text("".join(json.dumps({"id": k, "question": q, "answer": a, "subset": "even" if k == "q2" else "odd"}) + "\n"
                             for k, (q, a) in Q.items()))
     answers, texts = scripted_run()
     server = eval_server({"model": "m", "answers": answers, "supports_n": supports_n,
-                          "reasoning": {math_prompt(Q["q2"][0]): "Reasoning field: wait, 2 + 2."},
+                          "reasoning": {math_prompt(Q["q2"][0]): REASONING_FIELD},
                           "finish_reason": {math_prompt(Q["q3"][0]): "length"}})
     out = tmp_path / name
-    run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", "custom_math",
-            "--dataset-path", f"custom_math={data}", "--repeats", "2", "--max-tokens", "4096", "--seed", "0",
-            "--output", str(out), "--no-progress", env=PLUGINS, check=True)
-    return server, out, texts, data
+    proc = run_cli("eval", "--base-url", server.base_url, "--model", "m", "--benchmark", "custom_math",
+                   "--dataset-path", f"custom_math={data}", "--repeats", "2", "--max-tokens", "4096", "--seed", "0",
+                   "--output", str(out), "--no-progress", *extra, env=PLUGINS, check=True)
+    return server, out, texts, data, proc
 
 
-def test_counts_exact_when_usage_is_summed_over_n_choices(eval_server, tmp_path, cl100k):
-    server, out, texts, data = run_eval(eval_server, tmp_path, supports_n=True, name="run")
+def expected_counts(texts):
+    """(completion, reasoning, answer) of every sample, counted by hand with tiktoken: the
+    reasoning field (q2's) plus the response, the response split at its last </think>."""
+    out = {}
+    for sid, reps in texts.items():
+        for rep, text in enumerate(reps):
+            field = REASONING_FIELD if sid == "q2" else ""
+            c, rs, a = split_count(text, text.index("</think>") + 8 if "</think>" in text else len(text))
+            out[(sid, rep)] = (n_tok(field) + c, n_tok(field) + rs, a)
+    return out
+
+
+def test_counts_exact_when_usage_is_summed_over_n_choices(eval_server, tmp_path):
+    """Through `lmgauge eval --tokenizer cl100k_base`: one request per question with n=2, so the
+    server's usage is summed over two choices and useless per sample; every journaled sample
+    carries its own counts, reflections and first-correct, exact, and report.json holds the
+    statistics and the budget curve of a hand computation."""
+    server, out, texts, data, proc = run_eval(eval_server, tmp_path, True, "run", "--tokenizer", "cl100k_base")
     asked = [e for e in server.log() if e["user"] != "Say hi."]  # not the n-support probe
     assert sorted(e["n"] for e in asked) == [2, 2, 2]  # one request per question, n=2
-    records = list(load_run(out).samples())
+    run = load_run(out)
+    records = {(r.sample_id, r.repeat): r for r in run.samples()}
     assert len(records) == 6
-    # the server summed usage over the two choices: the journal holds no per-sample count
-    assert all(r.completion_tokens is None and r.token_source is None for r in records)
-    filled = {(r.sample_id, r.repeat): fill_token_counts(r, cl100k) for r in records}
-    reasoning_field = "Reasoning field: wait, 2 + 2."
-    for (sid, rep), r in filled.items():
-        text = texts[sid][rep]
-        assert r.response == text
-        field = reasoning_field if sid == "q2" else ""
-        c, rs, a = split_count(text, text.index("</think>") + 8 if "</think>" in text else len(text))
-        assert (r.completion_tokens, r.reasoning_tokens, r.answer_tokens, r.token_source) == (
-            n_tok(field) + c, n_tok(field) + rs, a, TOKENIZER), (sid, rep)
+    counts = expected_counts(texts)
+    for key, r in records.items():
+        assert r.response == texts[key[0]][key[1]]
+        assert (r.completion_tokens, r.reasoning_tokens, r.answer_tokens, r.token_source) == (*counts[key], TOKENIZER), key
+    # reflections: "Wait", "double-check" (q1r0); "wait" in q2's reasoning field (both repeats); "Hmm", "actually" (q2r1)
+    assert {k: r.reflections for k, r in records.items()} == {("q1", 0): 2, ("q1", 1): 0, ("q2", 0): 1, ("q2", 1): 3,
+                                                             ("q3", 0): 0, ("q3", 1): 0}
+    # first-correct, by hand: q1r0 states "the answer is 2" in its thinking; q2r1 boxes the gold, then
+    # abandons it (after the reasoning field, which comes first in the reasoning text)
+    q1r0 = texts["q1"][0]
+    end = q1r0.index("answer is 2") + len("answer is 2")
+    total = before(q1r0, q1r0.index("</think>") + 8)
+    assert records[("q1", 0)].first_correct == {"chars": end, "tokens": before(q1r0, end),
+                                                "share_after": round((total - before(q1r0, end)) / total, 6),
+                                                "candidates": 1}
+    q2r1 = texts["q2"][1]
+    at = q2r1.index("\\boxed{4}") + len("\\boxed{4}")
+    tokens = n_tok(REASONING_FIELD) + before(q2r1, at)
+    total = n_tok(REASONING_FIELD) + before(q2r1, q2r1.index("</think>") + 8)
+    assert records[("q2", 1)].first_correct == {"chars": len(REASONING_FIELD) + at, "tokens": tokens,
+                                                "share_after": round((total - tokens) / total, 6), "candidates": 1}
+    for key in (("q1", 1), ("q2", 0), ("q3", 0), ("q3", 1)):
+        assert records[key].first_correct == {"chars": None, "tokens": None, "share_after": None, "candidates": 0}, key
 
-    # the budget curve of this run, by hand: lengths q1 (~720, ~1,500), q2 (~1,820, ~920), q3 cut (~4,100 twice)
-    lengths = {k: r.completion_tokens for k, r in filled.items()}
+    # report.json: the budget curve of a hand computation, lengths per benchmark and subset
+    bench = run.report.summary("custom_math")
+    lengths = {k: c for k, (c, _, _) in counts.items()}
     assert lengths[("q1", 0)] <= 1024 < lengths[("q1", 1)] <= 2048
     assert 1024 < lengths[("q2", 0)] <= 2048 and lengths[("q2", 1)] <= 1024 and lengths[("q3", 0)] > 4096
-    assert sorted((r.sample_id, r.repeat) for r in records if r.score) == [("q1", 0), ("q1", 1), ("q2", 0)]
-    curve = budget_curve(filled.values(), max_tokens=4096, repeats=2)
-    # B=1024: q1 (1+0)/2, q2 (0+0)/2 (the short one is wrong), q3 0 → 1/6 ; B=2048 and 4096: q1 1, q2 1/2, q3 0 → 1/2
-    assert [(p["max_tokens"], p["score"]) for p in curve] == [(1024, pytest.approx(1 / 6, abs=1e-6)), (2048, 0.5),
-                                                             (4096, 0.5)]
-    assert curve[-1]["score"] == load_run(out).report.score("custom_math")
+    assert sorted(k for k, r in records.items() if r.score) == [("q1", 0), ("q1", 1), ("q2", 0)]
+    # B=1024: q1 (1+0)/2, q2 (0+0)/2 (the short one is wrong), q3 0 → 1/6; B=2048 and 4096: q1 1, q2 1/2, q3 0 → 1/2
+    per_b = {1024: [0.5, 0.0, 0.0], 2048: [1.0, 0.5, 0.0], 4096: [1.0, 0.5, 0.0]}
+    assert [p["max_tokens"] for p in bench.budget_curve] == [1024, 2048, 4096]
+    for point in bench.budget_curve:
+        values = per_b[point["max_tokens"]]
+        lo, hi = confidence_interval(values)
+        assert point == {"max_tokens": point["max_tokens"], "score": round(sum(values) / 3, 6),
+                         "ci_low": round(lo, 6), "ci_high": round(hi, 6)}
+    assert bench.budget_curve[-1]["score"] == run.report.score("custom_math")
+    st = bench.lengths
+    assert st["samples"] == st["counted"] == 6 and st["token_source"] == TOKENIZER
+    assert st["truncation_rate"] == pytest.approx(2 / 6) and st["score_finished"] == pytest.approx(3 / 4)
+    assert st["score_truncated"] == 0.0
+    assert st["tokens_per_correct"] == round(sum(lengths.values()) / 3, 1)
+    reasoning_total = sum(r for _, r, _ in counts.values())
+    assert st["reflections_per_1k"] == round(1000 * 6 / reasoning_total, 3)
+    assert st["first_correct"] == {"checked": 6, "found": 2, "found_rate": round(2 / 6, 6),
+                                   "mean_tokens": round((records[("q1", 0)].first_correct["tokens"] + tokens) / 2, 1),
+                                   "mean_share_after": round((records[("q1", 0)].first_correct["share_after"]
+                                                              + records[("q2", 1)].first_correct["share_after"]) / 2, 6)}
+    assert st["completion_tokens"]["max"] == max(lengths.values())
+    assert bench.subset_lengths["even"]["samples"] == 2 and bench.subset_lengths["odd"]["samples"] == 4
+    assert bench.subset_lengths["even"]["completion_tokens"]["mean"] == round(
+        (lengths[("q2", 0)] + lengths[("q2", 1)]) / 2, 1)
+    # the same figures as the engine's own statistics of these records
+    assert length_stats(records.values())["custom_math"]["lengths"] == st
+    # and in the terminal summary
+    lines = proc.stdout.splitlines()
+    tokens_line = next(line for line in lines if line.startswith("custom_math tokens (tokenizer; 6 of 6 samples counted)"))
+    assert f"max {max(lengths.values()):,}" in tokens_line
+    assert any(line.startswith("custom_math reasoning: 33.3% truncated (score 0.750 finished, 0.000 truncated)")
+               for line in lines)
+    assert "custom_math budget curve (score at max_tokens B): 1,024 0.167 · 2,048 0.500 · 4,096 0.500" in lines
 
-    # per-sample analytics with the benchmark's own grader, and the run's statistics
-    bench = CustomMath()
-    samples = {s.id: s for s in bench.load(str(data))}
-    analysed = {k: analyze(bench, samples[k[0]], r.response, r.reasoning, tokenizer=cl100k.tokenizer).apply(r)
-                for k, r in filled.items()}
-    fc = {k: (getattr(r, "first_correct", None) or r.extra.get("first_correct")) for k, r in analysed.items()}
-    q1r0 = texts["q1"][0]
-    assert fc[("q1", 0)]["chars"] == q1r0.index("answer is 2") + len("answer is 2")
-    assert fc[("q1", 0)]["tokens"] == before(q1r0, fc[("q1", 0)]["chars"])
-    q2r1 = reasoning_field + texts["q2"][1]  # the reasoning field comes first in the reasoning text
-    assert fc[("q2", 1)]["chars"] == q2r1.index("\\boxed{4}") + len("\\boxed{4}")  # wrong answer, gold in thinking
-    assert fc[("q1", 1)]["chars"] is None and fc[("q1", 1)]["candidates"] == 0
-    assert fc[("q3", 0)]["chars"] is None
-    stats = length_stats(analysed.values())["custom_math"]
-    overall = stats["lengths"]
-    assert overall["truncation_rate"] == pytest.approx(2 / 6) and overall["score_finished"] == pytest.approx(3 / 4)
-    assert overall["score_truncated"] == 0.0
-    total = sum(r.completion_tokens for r in filled.values())
-    assert overall["tokens_per_correct"] == round(total / 3, 1)
-    # reflections: "Wait", "double-check" (q1r0); "wait" (q2's reasoning field, twice), "Hmm", "actually" (q2r1)
-    reflections = 2 + 1 + 1 + 2
-    reasoning_total = sum(r.reasoning_tokens for r in filled.values())
-    assert overall["reflections_per_1k"] == round(1000 * reflections / reasoning_total, 3)
-    # the gold in the reasoning: q1r0 ("the answer is 2") and q2r1 (boxed, then abandoned) only
-    assert overall["first_correct"]["checked"] == 6 and overall["first_correct"]["found"] == 2
-    assert stats["subset_lengths"]["even"]["samples"] == 2 and stats["subset_lengths"]["odd"]["samples"] == 4
 
-
-def test_per_sample_usage_is_kept(eval_server, tmp_path, cl100k):
+def test_per_sample_usage_is_kept(eval_server, tmp_path):
     """A server without n: one request per repeat, so its usage is per sample and is kept
-    (this test server counts whitespace-separated words of the content)."""
-    server, out, texts, _ = run_eval(eval_server, tmp_path, supports_n=False, name="run1")
+    as the completion count (this test server counts whitespace-separated words of the
+    content), split into reasoning and answer in the tokenizer's proportion."""
+    server, out, texts, _, _ = run_eval(eval_server, tmp_path, False, "run1", "--tokenizer", "cl100k_base")
     asked = [e for e in server.log() if e["user"] != "Say hi."]  # not the n-support probe
     assert all(e["n"] == 1 for e in asked) and len(asked) == 6
+    counts = expected_counts(texts)
     for r in load_run(out).samples():
         usage = len(texts[r.sample_id][r.repeat].split())
-        assert r.completion_tokens == usage
-        filled = fill_token_counts(r, cl100k)
-        assert filled.token_source == USAGE and filled.completion_tokens == usage
-        assert filled.reasoning_tokens + filled.answer_tokens == usage
+        _, reas, ans = counts[(r.sample_id, r.repeat)]
+        assert (r.completion_tokens, r.token_source) == (usage, USAGE)
+        assert r.reasoning_tokens == round(usage * reas / (reas + ans)) and r.reasoning_tokens + r.answer_tokens == usage

@@ -91,6 +91,9 @@ class Variant:
 
     @property
     def label(self) -> str:
+        """The values as written: ``low`` for a sweep of one key, ``k1=a, k2=b`` for a grid."""
+        if len(self.texts) == 1:
+            return next(iter(self.texts.values()))
         return ", ".join(f"{k}={v}" for k, v in self.texts.items())
 
 
@@ -108,7 +111,14 @@ def _typed(key: str, text: str, spec: str) -> Any:
         raise ConfigError(f"--sweep {spec!r}: {text!r} is not {what}", f"give {key} values like 0.6,1.0") from None
     if kind is float and not math.isfinite(value):
         raise ConfigError(f"--sweep {spec!r}: {text!r} is not a finite number")
+    low, strict = _RANGES.get(key, (None, False))
+    if low is not None and (value <= low if strict else value < low):
+        raise ConfigError(f"--sweep {spec!r}: {key.replace('_', '-')} must be {'>' if strict else '≥'} {low:g}, got {text}")
     return value
+
+
+#: the lower bounds the run's own settings have (EvalConfig), checked value by value
+_RANGES = {"max_tokens": (1, False), "temperature": (0, False), "top_p": (0, True)}
 
 
 def parse_sweep(spec: str, config_keys: Iterable[str] = ()) -> SweepKey:
@@ -297,6 +307,15 @@ def _pair(qa: _Questions, qb: _Questions, bench: str, alpha: float, seed: int,
     return score, tokens, len(scored), len(counted)
 
 
+def _best_p(n: int, resamples: int) -> float:
+    """The smallest two-sided p-value of the exact sign-flip (or McNemar) test on n paired
+    questions; a Monte Carlo test (more than 20 differing) cannot go below 1 / (1 + resamples)."""
+    from .paired import EXACT_MAX_NONZERO
+
+    exact = 2.0 * 0.5 ** n if n else 1.0
+    return exact if n <= EXACT_MAX_NONZERO else max(exact, 1.0 / (1 + resamples))
+
+
 def summarize(root: str | os.PathLike, keys: Sequence[SweepKey] | None = None, *, alpha: float = ALPHA,
               seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> dict[str, Any]:
     """The sweep's document (what ``DIR/sweep.json`` holds) from its variant folders: each
@@ -339,7 +358,11 @@ def summarize(root: str | os.PathLike, keys: Sequence[SweepKey] | None = None, *
         c[part]["significant_adjusted"] = rej
     tests = len(family)
     threshold = alpha / tests if tests else alpha
-    underpowered = bool(family) and all(c[part]["min_p"] > threshold for c, part in family)
+    # could any test have been significant? The smallest p-value n paired questions allow (all
+    # of them differing one way) against the strictest threshold of Holm's steps
+    underpowered = bool(family) and all(
+        _best_p(c["questions" if part == "score" else "counted_questions"], resamples) > threshold
+        for c, part in family)
     complete = all(e["complete"] for e in entries)
     if untested or not complete:
         no_effect = None
@@ -417,6 +440,11 @@ def variant_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _variant_header(doc: dict[str, Any]) -> str:
+    keys = [str(k) for k in doc.get("keys") or []]
+    return keys[0] if len(keys) == 1 else "Variant"
+
+
 def sweep_table(doc: dict[str, Any]) -> str:
     rows = []
     for r in variant_rows(doc):
@@ -424,8 +452,8 @@ def sweep_table(doc: dict[str, Any]) -> str:
         trunc = "-" if r["truncation_rate"] is None else f"{100 * r['truncation_rate']:.1f}%"
         rows.append([r["variant"] + ("" if r["complete"] else " (unfinished)"), r["benchmark"], _f(r["score"]), ci,
                      _tok(r["mean_tokens"]), _tok(r["tokens_per_correct"]), trunc])
-    return grid_table(["Variant", "Benchmark", "Score", "95% CI", "Mean tokens", "Tokens/correct", "Truncated"], rows,
-                      right={2, 4, 5, 6})
+    return grid_table([_variant_header(doc), "Benchmark", "Score", "95% CI", "Mean tokens", "Tokens/correct",
+                       "Truncated"], rows, right={2, 4, 5, 6})
 
 
 def comparison_table(doc: dict[str, Any], adjacent_only: bool = True) -> str:
@@ -441,8 +469,9 @@ def comparison_table(doc: dict[str, Any], adjacent_only: bool = True) -> str:
                      f"{t['diff']:+,.0f}" if t else "-",
                      f"[{t['ci_low']:+,.0f}, {t['ci_high']:+,.0f}]" if t else "-",
                      (format_p(t["p_value"]) + (" *" if t.get("significant_adjusted") else "")) if t else "-"])
-    return grid_table(["A → B", "Benchmark", "N", "Δ score (pts)", "95% CI", "p", "Δ mean tokens", "95% CI", "p"],
-                      rows, right={2, 3, 5, 6, 8})
+    head = _variant_header(doc)
+    return grid_table([f"A → B ({head})" if head != "Variant" else "A → B", "Benchmark", "N", "Δ score (pts)",
+                       "95% CI", "p", "Δ mean tokens", "95% CI", "p"], rows, right={2, 3, 5, 6, 8})
 
 
 def sweep_text(doc: dict[str, Any]) -> str:

@@ -222,7 +222,7 @@ class Page:
                                    "svg": Markup(line_chart(f"{b}: score at max_tokens B", series, "max_tokens B",
                                                             "score"))})
             comparisons = [c for c in doc.get("comparisons") or [] if isinstance(c, dict) and c.get("adjacent")]
-            out.append({"view": v, "doc": doc, "keys": ", ".join(str(k) for k in doc.get("keys") or []),
+            out.append({"view": v, "doc": doc, "key_names": ", ".join(str(k) for k in doc.get("keys") or []),
                         "rows": rows, "frontiers": frontiers, "curves": curves,
                         "comparisons": [comparison_cells(c) for c in comparisons],
                         "tests": (doc.get("tests") or {}).get("count"), "verdict": doc.get("no_effect"),

@@ -299,6 +299,7 @@ def tradeoff_chart(title: str, points: list[Point], x_label: str = "mean complet
         stacked[spot] = k + 1
         anchor = "end" if cx > frame.ml + frame.pw * 0.7 else "start"
         dx = -8 if anchor == "end" else 8
-        frame.parts.append(f'<text x="{cx + dx:.1f}" y="{cy - 6 + 12 * k:.1f}" text-anchor="{anchor}" class="ck label">'
+        ly = cy - 6 + 12 * k if cy - 6 > frame.mt + 4 else cy + 16 + 12 * k  # under a point at the top
+        frame.parts.append(f'<text x="{cx + dx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" class="ck label">'
                            f'{_esc(p.label)}</text>')
     return frame.done()
