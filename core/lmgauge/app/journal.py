@@ -23,8 +23,8 @@ from ..runfolder import CORRECT, ERROR, TRUNCATED, WRONG, Key, SampleJournal, Sa
 
 #: bytes of journal parsed per step while following (the lock is released between steps)
 STEP_BYTES = 8 << 20
-#: bytes of the mapped journal lowered per step of a search
-SEARCH_CHUNK = 4 << 20
+#: bytes of the mapped journal lowered per step of a search (256 KB measured fastest of 256 KB-16 MB)
+SEARCH_CHUNK = 256 << 10  # stays in the CPU cache while it is lowered and searched
 #: texts a search looks in
 SEARCH_FIELDS = ("question", "gold", "extracted", "response", "reasoning", "judge_text")
 #: searches remembered per run (their hits: a list of offsets)
@@ -354,14 +354,18 @@ class EvalJournal:
 
 
 def _holds(rec: SampleRecord, needle: str) -> bool:
+    """``needle`` (lowered) in one of the searched texts, lowered; a text holding it as it is
+    needs no lowering (most hits of a common word)."""
+    texts = []
     for name in SEARCH_FIELDS:
         value = getattr(rec, name, None)
         if value is None:
             continue
         text = value if isinstance(value, str) else orjson.dumps(value).decode("utf-8", "replace")
-        if needle in text.lower():
+        if needle in text:
             return True
-    return False
+        texts.append(text)
+    return any(needle in t.lower() for t in texts)
 
 
 def iter_scored(entries: Iterable[Entry]) -> Iterator[SampleRecord]:
