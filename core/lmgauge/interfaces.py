@@ -127,6 +127,9 @@ class Backend(abc.ABC):
         #: the endpoint generates text (TTFT, ITL, output tokens mean something); False for
         #: endpoints that answer with vectors or scores (embeddings, rerank …)
         self.generates_text: bool = True
+        #: what a request of an endpoint without text counts in ``PerfRecord.inputs`` (e.g.
+        #: "inputs" embedded, "documents" scored); None for text endpoints
+        self.input_unit: str | None = None
         self.run_tokenizer: Tokenizer | None = None
 
     async def start(self) -> None:

@@ -358,6 +358,7 @@ class PerfRun:
                          "ever in flight (send more with --number)"]
         run.api = self.backend.api  # the endpoint kind: the tables show what makes sense for it
         run.generates_text = self.backend.generates_text
+        run.input_unit = getattr(self.backend, "input_unit", None)
         self.add_workload_figures(run, lv, records, rows, result.started)
         run.clock_origin = result.started  # perf_counter() at the level's start: sqlite *_s columns count from it
         run.tokenizer = self.summary.tokenizer

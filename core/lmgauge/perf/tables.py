@@ -49,7 +49,7 @@ def percentile_table(run: PerfLevel, metrics: Sequence[PerfMetric]) -> str:
                 f"{rps:.2f} req/s | {run.stat('input_token_throughput') or 0:.1f} input tok/s")
         per_s = run.stat("input_throughput")
         if per_s is not None:
-            head += f" | {per_s:.1f} {'inputs' if run.api == 'embeddings' else 'documents'}/s"
+            head += f" | {per_s:.1f} {run.input_unit or 'inputs'}/s"
     tables = [_table(header, rows)]
     if run.turns:
         tables.append(turn_table(run.turns))

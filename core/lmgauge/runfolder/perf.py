@@ -99,6 +99,7 @@ class PerfLevel:
     duration_s: float = 0.0
     api: str | None = None
     generates_text: bool | None = None
+    input_unit: str | None = None
     workers: int | None = None
     tokenizer: str | None = None
     clock_origin: float | None = None
@@ -225,7 +226,7 @@ class PerfLevel:
 
 
 _NESTED = ("turns", "endpoints", "per_trial")
-_OPTIONAL = ("label", "generates_text", "workers", "tokenizer", "clock_origin", "inputs_total", "embedding_dims",
+_OPTIONAL = ("label", "generates_text", "input_unit", "workers", "tokenizer", "clock_origin", "inputs_total", "embedding_dims",
              "images", "slo", "slo_attainment", "interrupted", "abandoned_in_flight", "sessions", "turns", "turn",
              "endpoints", "endpoint", "ramp", "trace", "timeline", "nodes", "server_metrics", "sla", "trials", "ci",
              "per_trial", "trial", "reset_cache", "stopped", "notes", "api")
@@ -309,9 +310,12 @@ class PerfSummary:
 
 
 def _v1_level(lv: PerfLevel, api: str | None) -> None:
-    """Schema 1 levels name their endpoint kind; whether it generated text follows from it."""
+    """Schema 1 levels name their endpoint kind; whether it generated text, and what its
+    requests' inputs were, follow from it."""
     lv.api = lv.api or api
     if lv.generates_text is None:
         lv.generates_text = lv.api not in _V1_NO_TEXT
+    if lv.input_unit is None and not lv.generates_text:
+        lv.input_unit = "inputs" if lv.api == "embeddings" else "documents"
     for sub in (lv.turns or []) + (lv.endpoints or []):
         _v1_level(sub, lv.api)

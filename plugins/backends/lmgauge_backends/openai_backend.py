@@ -69,6 +69,7 @@ class OpenAIBackend(Backend):
         #: the endpoint kind: request bodies, answers, and what is measured
         self.kind: EndpointKind = KINDS[self.api](config.model, config.options)
         self.generates_text = self.kind.generates_text
+        self.input_unit = self.kind.counts
         self.session: Any = None
         self._n_checked = False
 
