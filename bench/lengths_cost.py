@@ -13,16 +13,22 @@ by ``lengths.analyze`` (timed: the per-sample cost at grading time).
 
 Then, alternating rounds in one process (the journal in the page cache for all):
 
-- ``report``: ``build_results(read_samples(journal), ...)`` — what the runner does at the end;
+- ``build_report`` (the wired path: what the runner, ``lmgauge regrade`` and ``--resume`` call
+  at the end) with ``analytics=False`` against ``analytics=True`` (the default: one read of the
+  journal feeds ``build_results`` and ``LengthAnalytics``, then ``annotate``);
+- ``report``: ``build_results(read_samples(journal), ...)``;
 - ``report + analytics``: the same single pass with ``LengthAnalytics.feed`` in between, then
   ``annotate`` (lengths per benchmark and subset, the budget curve 1,024…32,768);
 - in memory (records already read): ``build_results`` alone vs the analytics alone;
 
 timed as CPU seconds of the process (the machine is shared; wall time is noisy), median of
 ``--rounds`` alternating rounds;
-- for old runs without stored reflection counts: counting them from the texts at report time.
+- for old runs without stored reflection counts: counting them from the texts at report time;
+- with ``--pool K``: K of the samples graded in the runner's ``GradingPool`` (2 spawned
+  workers, batches of 64), verdicts only against verdicts + analytics (``assess``): wall time
+  and the workers' CPU.
 
-    .venv/bin/python bench/lengths_cost.py [--dir /tmp/lengths-bench] [--rounds 5] [--json OUT]
+    .venv/bin/python bench/lengths_cost.py [--dir /tmp/lengths-bench] [--rounds 5] [--pool 728] [--json OUT]
 """
 from __future__ import annotations
 
@@ -38,7 +44,9 @@ from pathlib import Path
 
 from lmgauge.eval.lengths import LengthAnalytics, analyze, choose_tokenizer, count_reflections, reasoning_text
 from lmgauge.eval.metrics import AveragePass1, MajAtK, PassAtK
-from lmgauge.eval.report import build_results
+from lmgauge.config import EvalConfig
+from lmgauge.eval.grading_pool import AnalyticsSettings, GradingPool, completion_of, sample_of
+from lmgauge.eval.report import build_report, build_results
 from lmgauge.runfolder import JournalWriter, SampleRecord, read_samples
 from lmgauge.types import Completion, Sample
 from lmgauge_benchmarks.aime import Aime24
@@ -150,6 +158,39 @@ PLANNED = {"math_500": 500, "gpqa_diamond": 198, "aime24": 30}
 METRICS = [AveragePass1(), PassAtK(), MajAtK()]
 
 
+CONFIG = EvalConfig(model="bench-model", benchmark=list(PLANNED), repeats=REPEATS, max_tokens=MAX_TOKENS)
+
+
+def built(journal: Path, analytics: bool):
+    return build_report(read_samples(journal), config=CONFIG, metrics=METRICS, planned=PLANNED, analytics=analytics)
+
+
+def pool_round(records: list[SampleRecord], analytics: bool) -> tuple[float, float]:
+    """(wall seconds, workers' CPU seconds) of grading ``records`` in a fresh 2-worker pool."""
+    import asyncio
+    import resource
+
+    benches = {"math_500": Math500(), "gpqa_diamond": GPQADiamond(), "aime24": Aime24()}
+
+    async def go():
+        pool = GradingPool(2, analytics=AnalyticsSettings("cl100k_base") if analytics else None)
+        pool.start()
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in pool._warm))
+        # the workers load the tokenizer on first use: warm them with one sample each
+        await asyncio.gather(*(pool.assess(benches[r.benchmark], sample_of(r), completion_of(r)) for r in records[:2]))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        try:
+            await asyncio.gather(*(pool.assess(benches[r.benchmark], sample_of(r), completion_of(r)) for r in records))
+            wall = time.perf_counter() - t0
+        finally:
+            pool.close()  # waits for the workers: their CPU is counted now
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+    return asyncio.run(go())
+
+
 def report_only(journal: Path):
     return build_results(read_samples(journal), METRICS, REPEATS, PLANNED)
 
@@ -189,6 +230,7 @@ def main() -> None:
     ap.add_argument("--dir", default="/tmp/lengths-bench")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--reuse", action="store_true", help="keep an existing journal in --dir")
+    ap.add_argument("--pool", type=int, default=0, help="also grade this many samples in the GradingPool")
     ap.add_argument("--json")
     args = ap.parse_args()
     folder = Path(args.dir)
@@ -208,10 +250,15 @@ def main() -> None:
     assert [(s.benchmark, s.graded, s.truncated) for s in plain] == [(s.benchmark, s.graded, s.truncated) for s in annotated]
     assert all(s.lengths and s.budget_curve for s in annotated)
 
+    wired = built(journal, True)
+    assert [b.lengths for b in wired.benchmarks] == [s.lengths for s in annotated]
     records = list(read_samples(journal))
-    rows = {"report": [], "report + analytics": [], "build_results (in memory)": [], "analytics (in memory)": [],
+    rows = {"build_report(analytics=False)": [], "build_report (with the analytics)": [],
+            "report": [], "report + analytics": [], "build_results (in memory)": [], "analytics (in memory)": [],
             "reflections from the texts (in memory)": []}
     for _ in range(args.rounds):
+        rows["build_report(analytics=False)"].append(timed(built, journal, False))
+        rows["build_report (with the analytics)"].append(timed(built, journal, True))
         rows["report"].append(timed(report_only, journal))
         rows["report + analytics"].append(timed(report_with_analytics, journal))
         rows["build_results (in memory)"].append(timed(build_results, records, METRICS, REPEATS, PLANNED))
@@ -221,8 +268,22 @@ def main() -> None:
     for k, v in rows.items():
         print(f"{k:42s} median {1000 * med[k]:9.1f} ms CPU  (min {1000 * min(v):.1f}, max {1000 * max(v):.1f})")
     added = med["report + analytics"] / med["report"] - 1
-    print(f"added to the report's build: {100 * added:+.1f}% (goal ≤ 10%); analytics alone in memory = "
+    wired_added = med["build_report (with the analytics)"] / med["build_report(analytics=False)"] - 1
+    print(f"added to the report's build (build_report, the wired path): {100 * wired_added:+.1f}% (goal ≤ 10%)")
+    print(f"added to build_results' pass: {100 * added:+.1f}%; analytics alone in memory = "
           f"{100 * med['analytics (in memory)'] / med['build_results (in memory)']:.0f}% of build_results in memory")
+    pool = None
+    if args.pool:
+        subset = records[: args.pool]
+        pool = {"samples": len(subset), "verdicts": [], "verdicts + analytics": []}
+        for _ in range(2):
+            pool["verdicts"].append(pool_round(subset, False))
+            pool["verdicts + analytics"].append(pool_round(subset, True))
+        for k in ("verdicts", "verdicts + analytics"):
+            wall = statistics.median(w for w, _ in pool[k])
+            cpu = statistics.median(c for _, c in pool[k])
+            print(f"GradingPool(2), {len(subset)} samples, {k:22s}: wall {wall:6.2f} s, workers' CPU {cpu:6.2f} s "
+                  f"({1000 * cpu / len(subset):.2f} ms per sample)")
     math = next(s for s in annotated if s.benchmark == "math_500")
     ms = math.lengths
     print("math_500 lengths:", json.dumps({k: ms[k] for k in ("completion_tokens", "truncation_rate", "reflections_per_1k",
@@ -230,7 +291,8 @@ def main() -> None:
     print("math_500 budget curve:", [(p["max_tokens"], p["score"]) for p in math.budget_curve])
     if args.json:
         Path(args.json).write_text(json.dumps({"python": sys.version.split()[0], "machine": platform.machine(),
-                                               "made": made, "median_s": med, "rounds": rows, "added": added}, indent=1))
+                                               "made": made, "median_s": med, "rounds": rows, "added": added,
+                                               "wired_added": wired_added, "pool": pool}, indent=1))
 
 
 if __name__ == "__main__":

@@ -171,6 +171,7 @@ class GradingPool:
         self._pool: ProcessPoolExecutor | None = None
         self._pending: list[tuple[Item, asyncio.Future]] = []
         self._scheduled = False
+        self._isolating: asyncio.Lock | None = None  # one item at a time after a worker died
 
     def start(self) -> None:
         self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
@@ -234,23 +235,28 @@ class GradingPool:
 
     async def _alone(self, item: Item) -> Result:
         """One item in a fresh worker: twice as asked, then (when the analytics were asked
-        for) the verdict alone, so that measuring a sample never costs its verdict."""
-        loop = asyncio.get_running_loop()
-        tries = [item, item]
-        if item[3] == ASSESS and self.analytics is not None:
-            tries.append((*item[:3], GRADE))
-        for attempt in tries:
-            if self._broken():
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self.start()
-            try:
-                return (await loop.run_in_executor(self._pool, _work_batch, [attempt], self.starts_thinking,
-                                                   self.analytics))[0]
-            except BrokenProcessPool:
-                continue
-            except Exception as exc:  # noqa: BLE001
-                return self._failed(item, f"grader error: {exc.__class__.__name__}: {exc}")
-        return self._failed(item, "grader error: worker process died")
+        for) the verdict alone, so that measuring a sample never costs its verdict. Items are
+        isolated one at a time, so that a sample that kills its worker again and again does not
+        take the others' tries with it."""
+        if self._isolating is None:
+            self._isolating = asyncio.Lock()
+        async with self._isolating:
+            loop = asyncio.get_running_loop()
+            tries = [item, item]
+            if item[3] == ASSESS and self.analytics is not None:
+                tries.append((*item[:3], GRADE))
+            for attempt in tries:
+                if self._broken():
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self.start()
+                try:
+                    return (await loop.run_in_executor(self._pool, _work_batch, [attempt], self.starts_thinking,
+                                                       self.analytics))[0]
+                except BrokenProcessPool:
+                    continue
+                except Exception as exc:  # noqa: BLE001
+                    return self._failed(item, f"grader error: {exc.__class__.__name__}: {exc}")
+            return self._failed(item, "grader error: worker process died")
 
     def _broken(self) -> bool:
         return self._pool is None or bool(getattr(self._pool, "_broken", False))
