@@ -140,6 +140,12 @@ class EvalReport:
         label = self.main_metric
         return {r.benchmark: r.score for r in self.results if r.metric == label and r.subset == OVERALL}
 
+    @property
+    def data(self) -> dict[str, Any]:
+        """report.json as a plain mapping (what ``lmgauge.evaluate`` returned before the report
+        was typed: scripts that read ``report.data[...]`` keep working)."""
+        return self.to_dict()
+
     # -- JSON ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "schema_version": self.schema_version, "model": self.model,
