@@ -176,7 +176,10 @@ def test_without_trials_a_bootstrap_over_requests(runs):
         assert lv.metrics["first_token_ms_p50"].ci_low is not None  # the plugin's stored values are resampled
         assert lv.metrics["output_tps"].ci_high < 1  # batch means over time
     text = result.text()
-    assert "bootstrap over requests" in text
+    assert "bootstrap over requests" in text and "decide with --trials 3" in text
+    # gates need trials on both sides: one measurement cannot show that a change is real
+    assert_one_line_error(cli(runs, str(runs["a1"]), str(runs["b1"]), "--fail-if", "ttft_p99>+10%"),
+                          "--fail-if needs trials on both runs", "--trials 3")
     # trials on one side only: a note, and the bootstrap
     mixed = compare_perf_runs(runs["a"], runs["b48"])
     assert any("only A has trials" in n for n in mixed.notes)

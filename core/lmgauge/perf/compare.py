@@ -355,6 +355,14 @@ def compare_perf_runs(run_a: RunFolder | str | os.PathLike, run_b: RunFolder | s
                         f"(A: {', '.join(lv.name for lv in ra.levels) or 'none'}; "
                         f"B: {', '.join(lv.name for lv in rb.levels) or 'none'})",
                         "run both with the same --concurrency or --rate values")
+    if parsed:
+        for la, lb in pairs:
+            if not (_trials(la) and _trials(lb)):
+                which = "either run" if not (_trials(la) or _trials(lb)) else "A" if not _trials(la) else "B"
+                raise ConfigError(f"--fail-if needs trials on both runs: {la.name} has none in {which}",
+                                  "re-run both with --trials 3 or more: one measurement's interval misses the drift "
+                                  "between runs, and gates on it fire on a server compared with itself "
+                                  "(docs/compare.md)")
     confidence = 1 - alpha
     notes: list[str] = []
     rows: dict[int, dict[int, list]] = {}
@@ -376,6 +384,9 @@ def compare_perf_runs(run_a: RunFolder | str | os.PathLike, run_b: RunFolder | s
             method = f"{len(ta)} vs {len(tb)} trials: t-interval on the log ratio of trial means"
         else:
             method = "bootstrap over requests" + ("" if closed_loop(la) else "; rates: batch means over time")
+            notes.append("without trials on both sides the intervals see only the noise inside each run, not the drift "
+                         "between runs: on a server compared with itself they exclude 1 far more often than 5 % "
+                         "(bench/RESULTS.md); decide with --trials 3 or more")
             if ta or tb:
                 notes.append(f"{la.name}: only {'A' if ta else 'B'} has trials; compared by a bootstrap over requests "
                              "(every trial pooled), which sees no variation between trials")
