@@ -289,6 +289,11 @@ def main() -> None:
     print("math_500 lengths:", json.dumps({k: ms[k] for k in ("completion_tokens", "truncation_rate", "reflections_per_1k",
                                                             "first_correct")}))
     print("math_500 budget curve:", [(p["max_tokens"], p["score"]) for p in math.budget_curve])
+    from lmgauge.eval.report import length_lines
+
+    print("the terminal summary's lines:")
+    for line in length_lines(wired.benchmarks):
+        print("  " + line)
     if args.json:
         Path(args.json).write_text(json.dumps({"python": sys.version.split()[0], "machine": platform.machine(),
                                                "made": made, "median_s": med, "rounds": rows, "added": added,
