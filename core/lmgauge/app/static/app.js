@@ -158,7 +158,7 @@
       var td = el("td", { cls: "small scores-cell" });
       (r.scores || []).forEach(function (s) {
         td.appendChild(el("div", null, el("span", { cls: "mut", text: s.benchmark + " " }), el("b", { text: num(s.score, 4) }),
-          s.ci_low !== null && s.ci_low !== undefined ? el("span", { cls: "mut", text: " [" + num(s.ci_low) + ", " + num(s.ci_high) + "]" }) : null));
+          s.ci_low !== null && s.ci_low !== undefined ? el("span", { cls: "mut", text: " [" + num(s.ci_low, 3) + ", " + num(s.ci_high, 3) + "]" }) : null));
       });
       (r.perf || []).forEach(function (f) {
         td.appendChild(el("div", null, el("span", { cls: "mut", text: f.label + " " }), el("b", { text: f.text }), " " + f.unit));
