@@ -146,6 +146,24 @@ def test_ids_accept_percent_encoding_and_unknown_ids_are_404(served):
         assert b"<script" not in r.body
 
 
+def test_the_paired_comparison_from_the_index_is_lmgauge_compare(served):
+    """The compare page pairs runs from the app's index (no texts read): the same result as
+    lmgauge compare on the folders."""
+    from lmgauge.app.journal import EvalJournal
+    from lmgauge.app.views import paired_view, with_index
+    from lmgauge.eval.compare import compare_runs
+    from lmgauge.runfolder import load_run
+
+    for a, b in (("v1/eval-a", "v1/eval-b"), ("eval-a", "eval-b")):
+        ra, rb = load_run(served.root / a), load_run(served.root / b)
+        ja, jb = EvalJournal(ra.path / "samples.jsonl", 3), EvalJournal(rb.path / "samples.jsonl", 3)
+        ja.follow(), jb.follow()
+        assert compare_runs(with_index(ra, ja), with_index(rb, jb)).to_dict() == compare_runs(ra, rb).to_dict()
+        page = served.get(f"/compare?run={rid('runs/' + a)}&run={rid('runs/' + b)}").text
+        for row in paired_view(ra, rb)["rows"]:
+            assert row["verdict"].replace("'", "&#39;") in page
+
+
 # -- samples -----------------------------------------------------------------------------------
 def journal_records(path: Path):
     from lmgauge.runfolder import read_samples

@@ -347,9 +347,11 @@ class App:
         if len(evals) >= 2:
             ctx["scores"] = views.compare_scores([labels[i] for i, _ in evals], [s.live_results()[0] for _, s in evals])
             a = evals[0]
+            run_a = views.with_index(a[1].run, a[1].open_journal())
             for i, b in evals[1:]:
+                run_b = views.with_index(b.run, b.open_journal())
                 ctx["paired"].append({"a": labels[a[0]], "b": labels[i], "color_a": views.color(a[0]),
-                                      "color_b": views.color(i), **views.paired_view(a[1].run, b.run)})
+                                      "color_b": views.color(i), **views.paired_view(run_a, run_b)})
         if perfs:
             prs = [PerfRun(labels[states.index(s)], views.color(states.index(s)), s.run, s.id) for s in perfs]
             ctx["perf"] = perf_view(prs, with_timelines=False)

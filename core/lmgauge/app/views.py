@@ -321,6 +321,30 @@ def _delta(a: ResultRow | None, b: ResultRow | None) -> dict[str, Any] | None:
     return {"value": d, "sep": bool(sep)}
 
 
+class _Scores:
+    """A journal as the pairing reads it: the scored record of every sample, rebuilt from
+    the app's index (no text is read)."""
+
+    def __init__(self, journal: Any):
+        self.journal = journal
+
+    def __iter__(self):
+        from .journal import iter_scored
+
+        with self.journal.lock:
+            entries = list(self.journal.entries.values())
+        return iter_scored(entries)
+
+
+def with_index(run: RunFolder, journal: Any) -> RunFolder:
+    """``run`` whose samples() come from the app's index of its journal (``journal``: an
+    :class:`lmgauge.app.journal.EvalJournal`): what lmgauge compare needs, without re-reading
+    150 MB of texts."""
+    import dataclasses
+
+    return dataclasses.replace(run, _journal=_Scores(journal))
+
+
 def paired_view(run_a: RunFolder, run_b: RunFolder) -> dict[str, Any]:
     """The paired comparison of ``lmgauge compare A B`` (lmgauge.eval.compare) as data; runs
     that cannot be paired give the reason in one line."""
