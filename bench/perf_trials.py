@@ -46,14 +46,15 @@ def cost(url: str, root: Path, number: int) -> None:
     from lmgauge.runfolder import load_run
 
     print(f"## cost: --concurrency 4 16 --number {number}")
-    print("| trials | wall time | under load | rest per trial |")
-    print("|---|---:|---:|---:|")
+    print("| trials | wall time | under load | wall − load | wall / wall without trials |")
+    print("|---|---:|---:|---:|---:|")
+    base = None
     for k in (None, 1, 2, 3, 5):
         out = root / f"cost-{k}"
         wall = perf(url, out, "--concurrency", "4", "16", "--number", str(number), *(["--trials", str(k)] if k else []))
         load = sum(lv.duration_s for lv in load_run(out).levels)
-        trials = (k or 1) * 2
-        print(f"| {k or 'none'} | {wall:.2f} s | {load:.2f} s | {(wall - load) / trials * 1000:.0f} ms |")
+        base = base or wall
+        print(f"| {k or 'none'} | {wall:.2f} s | {load:.2f} s | {wall - load:.2f} s | {wall / base:.2f}x |")
 
 
 def calibrate(url: str, root: Path, pool: int, number: int, partitions: int) -> None:
