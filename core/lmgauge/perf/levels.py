@@ -57,6 +57,8 @@ def plan_levels(c: PerfConfig, timed: bool = False) -> list[Level]:
     """The levels of the sweep. ``timed``: the dataset replays its own send times (one level,
     every request of the trace unless --number/--duration cut it; --concurrency caps requests
     in flight). A --ramp-up is one level too."""
+    if c.trials is not None and (isinstance(c.trials, bool) or not isinstance(c.trials, int) or c.trials < 1):
+        raise ConfigError(f"--trials must be a whole number ≥ 1, got {c.trials!r}", "e.g. --trials 3")
     conc, number, rates = list(c.concurrency), list(c.number), list(c.rate)
     if timed or c.ramp_up:
         from .loadgen import Ramp

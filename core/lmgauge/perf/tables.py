@@ -228,6 +228,10 @@ def summary_text(summary: PerfSummary, metrics: Sequence[PerfMetric]) -> str:
         best = sla.get("best")
         lines.append(f"  {'SLA frontier':<16} {sla['dimension']} {best if best is not None else '-'} "
                      f"({len(sla.get('probes') or [])} probes; {sla.get('stopped')})")
+    sat = summary.saturation
+    if sat:
+        lines.append(f"  {'Saturation':<16} {sat.get('reason')}"
+                     + (f" (not run: {', '.join(sat['skipped'])})" if sat.get("skipped") else ""))
     if summary.recommendations:
         lines.append("Recommendations:")
         lines += [f"  • {a}" for a in summary.recommendations]
