@@ -329,6 +329,8 @@ class PerfMetric(abc.ABC):
 
     name: ClassVar[str] = ""
     key: ClassVar[str] = ""
+    #: a short human name for chart titles and legends (default: the name)
+    title: ClassVar[str] = ""
     description: ClassVar[str] = ""
     options: ClassVar[list] = []
     unit: ClassVar[str] = ""

@@ -29,6 +29,7 @@ S = "s"
 
 
 class TTFT(PerfMetric):
+    title = "Time to first token"
     name, key, unit, order, summary_order = "ttft", "ttft_s", S, 10, 40
     description = "time to first token: first chunk with content or reasoning − send time"
     stored = True
@@ -40,6 +41,7 @@ class TTFT(PerfMetric):
 
 
 class TTFC(PerfMetric):
+    title = "Time to first content"
     name, key, unit, order = "ttfc", "ttfc_s", S, 15
     description = "time to first visible content (after any reasoning) − send time"
     stored = True
@@ -49,6 +51,7 @@ class TTFC(PerfMetric):
 
 
 class Latency(PerfMetric):
+    title = "End-to-end latency"
     name, key, unit, order, summary_order = "latency", "latency_s", S, 40, 20
     aliases = ("e2el",)
     endpoints = "all"
@@ -63,6 +66,7 @@ class Latency(PerfMetric):
 
 
 class QueueDelay(PerfMetric):
+    title = "Queue delay"
     name, key, unit, order = "queue_delay", "queue_delay_s", S, 45
     over, endpoints = "all", "all"
     description = "client queue delay: send − scheduled time (the client or the in-flight cap fell behind)"
@@ -73,6 +77,7 @@ class QueueDelay(PerfMetric):
 
 
 class ITL(PerfMetric):
+    title = "Inter-token latency"
     name, key, unit, order = "itl", "itl_s", S, 20
     description = "inter-token latency: gaps between content chunks, per token"
     stored, is_list = True, True
@@ -92,6 +97,7 @@ class ITL(PerfMetric):
 
 
 class TPOT(PerfMetric):
+    title = "Time per output token"
     name, key, unit, order, summary_order = "tpot", "tpot_s", S, 30, 50
     description = "time per output token after the first: (latency − TTFT) / (output tokens − 1)"
     stored = True
@@ -107,6 +113,7 @@ class TPOT(PerfMetric):
 
 
 class InputTokens(PerfMetric):
+    title = "Input tokens"
     name, key, unit, order, endpoints = "input_tokens", "input_tokens", "tokens", 50, "all"
     description = "prompt tokens of a request (the server's usage, else the tokenizer's count)"
     columns = {"text": ("Input tokens", 0, 1), "no_text": ("Input tokens", 0, 1)}
@@ -116,6 +123,7 @@ class InputTokens(PerfMetric):
 
 
 class OutputTokens(PerfMetric):
+    title = "Output tokens"
     name, key, unit, order = "output_tokens", "output_tokens", "tokens", 60
     description = "output tokens of a request"
     columns = {"text": ("Output tokens", 0, 1)}
@@ -125,6 +133,7 @@ class OutputTokens(PerfMetric):
 
 
 class OutputRatePerRequest(PerfMetric):
+    title = "Output tokens/s per request"
     name, key, unit, order = "output_tps_request", "output_token_rate_per_request", "tok/s", 70
     higher_is_better = True
     description = "a request's output tokens / its latency"
@@ -136,6 +145,7 @@ class OutputRatePerRequest(PerfMetric):
 
 
 class TotalRatePerRequest(PerfMetric):
+    title = "Tokens/s per request"
     name, key, unit, order, endpoints = "total_tps_request", "total_token_rate_per_request", "tok/s", 80, "all"
     higher_is_better = True
     description = "a request's input and output tokens / its latency"
@@ -147,6 +157,7 @@ class TotalRatePerRequest(PerfMetric):
 
 
 class CachedTokens(PerfMetric):
+    title = "Cached prompt tokens"
     name, key, unit, order, endpoints = "cached_tokens", "cached_tokens", "tokens", 90, "all"
     description = "prompt tokens the server served from its prefix cache (usage.prompt_tokens_details.cached_tokens)"
 
@@ -155,6 +166,7 @@ class CachedTokens(PerfMetric):
 
 
 class PrefixCacheHitRate(PerfMetric):
+    title = "Prefix-cache hit rate"
     name, key, unit, order, endpoints = "prefix_cache_hit_rate", "prefix_cache_hit_rate", "share", 95, "all"
     higher_is_better = True
     description = "cached / prompt tokens of a request whose server reports cached tokens"
@@ -166,6 +178,7 @@ class PrefixCacheHitRate(PerfMetric):
 
 
 class Inputs(PerfMetric):
+    title = "Inputs per request"
     name, key, unit, order, endpoints = "inputs", "inputs", "inputs", 55, "no_text"
     description = "texts embedded or documents scored per request (embeddings, rerank, score)"
     columns = {"no_text": ("Inputs", 0, 1)}
@@ -182,6 +195,7 @@ class _Rate(PerfMetric):
 
 
 class RPS(_Rate):
+    title = "Request throughput"
     name, key, unit, summary_order, endpoints = "rps", "request_throughput", "req/s", 10, "all"
     description = "successful requests per second of wall time"
     summary = {"text": ((None, "RPS", 2),), "no_text": ((None, "RPS", 2),)}
@@ -191,6 +205,7 @@ class RPS(_Rate):
 
 
 class OutputTPS(_Rate):
+    title = "Output throughput"
     name, key, unit, summary_order = "output_tps", "output_token_throughput", "tok/s", 30
     export_name = "output_tok_s"
     description = "output tokens of successful requests per second of wall time"
@@ -201,6 +216,7 @@ class OutputTPS(_Rate):
 
 
 class TotalTPS(_Rate):
+    title = "Total token throughput"
     name, key, unit, endpoints = "total_tps", "total_token_throughput", "tok/s", "all"
     export_name = "total_tok_s"
     description = "input and output tokens of successful requests per second of wall time"
@@ -210,6 +226,7 @@ class TotalTPS(_Rate):
 
 
 class InputTPS(_Rate):
+    title = "Input throughput"
     name, key, unit, summary_order, endpoints = "input_tps", "input_token_throughput", "tok/s", 32, "all"
     description = "input tokens of successful requests per second of wall time"
     summary = {"no_text": ((None, "Input toks/s", 1),)}
@@ -219,6 +236,7 @@ class InputTPS(_Rate):
 
 
 class InputsPerSecond(_Rate):
+    title = "Inputs per second"
     name, key, unit, summary_order, endpoints = "inputs_per_s", "input_throughput", "inputs/s", 34, "no_text"
     description = "texts embedded or documents scored per second of wall time"
     summary = {"no_text": ((None, "Inputs/s", 1),)}
@@ -229,6 +247,7 @@ class InputsPerSecond(_Rate):
 
 
 class Goodput(_Rate):
+    title = "Goodput"
     name, key, unit, endpoints = "goodput", "goodput", "req/s", "all"
     description = "requests per second that succeeded and met every --slo (only with --slo)"
 
@@ -237,6 +256,7 @@ class Goodput(_Rate):
 
 
 class SuccessRate(_Rate):
+    title = "Success rate"
     name, key, unit, summary_order, endpoints = "success_rate", "success_rate", "share", 90, "all"
     description = "share of the level's requests that succeeded"
     summary = {"text": ((None, "Success", 1),), "no_text": ((None, "Success", 1),)}

@@ -24,8 +24,9 @@ from .perfstore import MetricColumn, RequestRow, query, read_rows
 from .samples import SampleJournal, SampleRecord
 from .schema import Manifest, read_manifest
 
-REPORT, SUMMARY, SAMPLES, CONFIG, PERF_DB, CHANGES, SWEEP = (
-    "report.json", "summary.json", "samples.jsonl", "config.yaml", "perf.sqlite", "changes.jsonl", "sweep.json")
+REPORT, SUMMARY, SAMPLES, CONFIG, PERF_DB, CHANGES, SWEEP, COLLECTION = (
+    "report.json", "summary.json", "samples.jsonl", "config.yaml", "perf.sqlite", "changes.jsonl", "sweep.json",
+    "collection.json")
 
 
 def read_json(path: Path) -> Any:
@@ -138,6 +139,16 @@ class RunFolder:
         if self.kind != "eval":
             return iter(())
         return iter(self.journal())
+
+    def collection(self) -> dict[str, Any] | None:
+        """``collection.json`` of a ``--collection`` run: {name, sampler, seed, size,
+        benchmarks: [{name, weight, dataset_path}]}; None for other runs. A running collection's
+        MACRO/WEIGHTED rows need it before report.json exists."""
+        path = self.path / COLLECTION
+        if not path.is_file():
+            return self.report.collection if self.report is not None else None
+        data = read_json(path)
+        return data if isinstance(data, dict) else None
 
     def changes(self) -> Iterator[RegradeChange]:
         """A regrade's changes.jsonl."""

@@ -262,34 +262,40 @@ class SampleJournal:
         self.size = 0
         self.lines = 0  # complete lines read (superseded ones included)
 
-    def refresh(self) -> list[SampleRecord]:
-        """Read what was appended since the last call; return the new records (in file
-        order). A last line without its newline is left for the next call. A file that
-        shrank (replaced) is read again from the start."""
+    def follow(self) -> Iterator[SampleRecord]:
+        """The records appended since the last call, one at a time, in file order, indexed as
+        they are read (a caller may stop early: what it read stays indexed). A last line without
+        its newline is left for the next call. A file that shrank (replaced) is read again from
+        the start."""
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            return []
+            return
         if st.st_size < self.size:
             self.index.clear()
             self.size = self.lines = 0
         if st.st_size == self.size:
-            return []
-        new: list[SampleRecord] = []
+            return
         with self.path.open("rb") as fh:
             fh.seek(self.size)
-            offset = self.size
             for line in fh:
                 if not line.endswith(b"\n"):
                     break  # torn or still being written
+                offset = self.size
+                self.size += len(line)
+                self.lines += 1
                 rec = _parse(line)
                 if rec is not None:
                     self.index[rec.key] = offset
-                    new.append(rec)
-                self.lines += 1
-                offset += len(line)
-            self.size = offset
-        return new
+                    yield rec
+
+    def refresh(self) -> int:
+        """Index what was appended since the last call (see :meth:`follow`); return how many
+        records it held. Nothing of them is kept but their offsets."""
+        n = 0
+        for _ in self.follow():
+            n += 1
+        return n
 
     def __len__(self) -> int:
         return len(self.index)
