@@ -273,3 +273,14 @@ def test_a_failing_analysis_never_costs_the_verdict():
     (score, found), = _assess_all(GradingPool(1), [(Math500(), sample, Completion(text="\\boxed{3}"))])
     assert score.value == 0.0 and found is None  # no analytics asked for
     assert count_reflections("wait") == 1 and isinstance(TokenCounter(None, APPROXIMATE, None), TokenCounter)
+
+
+def test_a_bad_tokenizer_is_one_line_before_the_run_folder(eval_server, tmp_path):
+    data, answers = questions(tmp_path)
+    server = eval_server({"model": "m", "answers": answers})
+    out = tmp_path / "never"
+    proc = run_cli(*eval_args(server, data, out, "--tokenizer", str(tmp_path / "missing.gguf")), env=PLUGINS)
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(proc, "tokenizer file", "does not exist")
+    assert not out.exists() and [e for e in server.log() if e["user"] != "Say hi."] == []

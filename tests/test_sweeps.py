@@ -109,6 +109,12 @@ def test_a_server_that_honours_reasoning_effort(eval_server, data, tmp_path):
     assert low_high["score"]["p_value"] == pytest.approx(2 * 0.5 ** 8, abs=1e-6)
     assert low_high["tokens"]["diff"] == pytest.approx(figures["high"]["mean"] - figures["low"]["mean"])
     assert low_high["tokens"]["p_value"] == pytest.approx(2 / 2 ** N, abs=1e-6)  # exact sign-flip: every question longer
+    # the score test is lmgauge compare's, number for number
+    from lmgauge.eval.compare import compare_runs
+
+    for (a, b), c in pairs.items():
+        row = next(r for r in compare_runs(out / a, out / b).rows if r.subset == "OVERALL").result.to_dict()
+        assert {k: c["score"][k] for k in row} == {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
     # the rejections are Holm's over the whole family of six tests
     family = [c[part] for c in doc["comparisons"] for part in ("score", "tokens")]
     assert [t["significant_adjusted"] for t in family] == holm([t["p_value"] for t in family])

@@ -32,6 +32,12 @@ Usage counts: a request with n > 1 choices reports usage summed over its choices
 backend then leaves ``completion_tokens`` empty); a per-sample usage count is kept as the
 completion count (``token_source = "usage"``) and split into reasoning and answer in the
 proportion the tokenizer counts them.
+
+Where it runs: the grading workers call :func:`analyze` right after ``score``
+(lmgauge.eval.grading_pool, the tokenizer from :func:`worker_spec`); a resumed run measures
+the samples :func:`needs_analysis` finds (lmgauge.eval.runner); ``lmgauge regrade`` measures
+every sample again; :func:`lmgauge.eval.report.build_report` feeds :class:`LengthAnalytics`
+in its one pass over the records.
 """
 from __future__ import annotations
 
