@@ -237,6 +237,7 @@ class EvalRun:
         self.plan = plan
         self.tokenizer = tokenizer or RunTokenizer()
         self.filled = 0  # older samples given their analytics by this session (a resumed run)
+        self.stale: set[tuple[str, str, int]] = set()  # journaled samples without the analytics
         self.journal: Journal | None = None
         self.progress: Progress | None = None
         self.fatal_streak = 0
@@ -303,6 +304,8 @@ class EvalRun:
                                finish_reason=comp.finish_reason, truncated=comp.finish_reason == "length",
                                prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens,
                                latency_s=round(latency, 4), attempts=attempts).with_score(score)
+            if found is None and not rec.failed:
+                self.stale.add(rec.key)  # measured later (at the end of this session, or by --resume)
             self._write(found.apply(rec) if found is not None else rec)
 
     def _fatal(self, exc: BackendError) -> None:
@@ -330,9 +333,12 @@ class EvalRun:
         from .lengths import needs_analysis
         from .grading_pool import completion_of, sample_of
 
+        if not self.stale:
+            return  # nothing without the analytics: no second read of the journal
         path = self.out / "samples.jsonl"
         upgrade = bool(self.config.tokenizer)
-        stale = [r for r in read_samples(path) if needs_analysis(r, upgrade) and r.benchmark in self.plan.benchmarks]
+        stale = [r for r in read_samples(path) if r.key in self.stale and needs_analysis(r, upgrade)
+                 and r.benchmark in self.plan.benchmarks]
         if not stale:
             return
         own = grader is None
@@ -355,7 +361,14 @@ class EvalRun:
     async def run(self) -> Report:
         c = self.config
         started = time.time()
-        done = {r.key for r in read_samples(self.out / "samples.jsonl") if not r.failed}
+        from .lengths import needs_analysis
+
+        done = set()
+        for r in read_samples(self.out / "samples.jsonl"):  # one read: what is done, what lacks the analytics
+            if not r.failed:
+                done.add(r.key)
+                if needs_analysis(r, bool(c.tokenizer)):
+                    self.stale.add(r.key)
         todo: list[tuple[Sample, list[int]]] = []
         for s in self.plan.samples:
             missing = [r for r in range(c.repeats) if (s.benchmark, s.id, r) not in done]
