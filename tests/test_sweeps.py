@@ -251,3 +251,21 @@ def test_sweep_values_and_variants():
         parse_sweep("k=a/b,a_b")  # the same folder name
     assert holm([0.01, 0.04, 0.03], 0.05) == [True, False, False]
     assert holm([0.001, 0.02, 0.04], 0.05) == [True, True, True]
+
+
+def test_evaluate_runs_a_sweep_from_python(eval_server, data, tmp_path, monkeypatch):
+    """`lmgauge.evaluate(..., sweep=[...])` runs the sweep and returns its sweep.json."""
+    import lmgauge
+    from lmgauge.plugins import reset_manager
+
+    monkeypatch.setenv("LMGAUGE_PLUGINS", PLUGINS["LMGAUGE_PLUGINS"])
+    reset_manager()
+    monkeypatch.setattr("lmgauge.plugins._MANAGER", None)  # and a fresh one again after the test
+    answers = {math_prompt(q): [answer(g, 10, i <= 3)] for i, (_, q, g) in enumerate(QS, 1)}
+    server = eval_server({"model": "m", "answers": answers})
+    doc = lmgauge.evaluate(base_url=[server.base_url], model="m", benchmark=["custom_math"],
+                           dataset_path={"custom_math": str(data)}, sweep=["top_k=20,40"], grading_workers=1,
+                           output=str(tmp_path / "py"))
+    assert doc == json.loads((tmp_path / "py" / "sweep.json").read_text())
+    assert [v["scores"]["custom_math"]["score"] for v in doc["variants"]] == [0.3, 0.3] and doc["no_effect"] is True
+    assert sorted(e["keys"].count("top_k") for e in server.log() if e["user"] != "Say hi.") == [1] * (2 * N)
