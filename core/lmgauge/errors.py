@@ -8,7 +8,8 @@ exporter that failed; 2 bad input (flags, files, settings, plugins: :class:`Lmga
 3 the backend failed (server unreachable, model not served, every request refused:
 :class:`BackendError`); 4 the run finished but measured too little (:class:`TooLittleMeasured`:
 fewer than half of its samples have a verdict, or of its requests succeeded; everything
-measured is in the run folder); 130 interrupted (Ctrl-C).
+measured is in the run folder); 5 a regression gate of ``lmgauge compare --fail-if`` fired
+(lmgauge.perf.compare); 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 

@@ -315,7 +315,8 @@ class PerfMetric(abc.ABC):
     - ``stored``: a per-request metric keeps its value per request in perf.sqlite (``is_list``:
       a list per request, stored as JSON, e.g. ITL); ``omit_empty``: a level where no request
       has a value leaves the metric out (embeddings' ``inputs`` on a chat level).
-    - ``higher_is_better``: for comparisons and regression gates.
+    - ``higher_is_better``: for comparisons and regression gates; ``directional`` False for a
+      figure of the workload (token counts) that is neither better nor worse.
     - ``columns``: per profile (``"text"``/``"no_text"``) the level's percentile table column,
       ``(header, digits, mean digits)``; ``summary``: per profile the sweep table's columns,
       ``((stat or None, header, digits), ...)``; ``order`` / ``summary_order`` place them.
@@ -341,6 +342,9 @@ class PerfMetric(abc.ABC):
     is_list: ClassVar[bool] = False
     omit_empty: ClassVar[bool] = False
     higher_is_better: ClassVar[bool] = False
+    #: a change has a direction (better/worse); False for figures that describe the workload
+    #: (token counts, inputs per request): comparisons then say "higher"/"lower"
+    directional: ClassVar[bool] = True
     aliases: ClassVar[tuple[str, ...]] = ()
     columns: ClassVar[dict[str, tuple[str, int, int]]] = {}
     summary: ClassVar[dict[str, tuple[tuple[str | None, str, int], ...]]] = {}

@@ -17,19 +17,19 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import LmgaugeError
 from ..redaction import redact_text
-from ..runfolder import MAIN_METRIC, OVERALL, Holder, RunFolder, holder, kind_of, load_run
+from ..runfolder import Holder, RunFolder, holder, kind_of, load_run
 from ..runfolder.folder import CONFIG, REPORT, SAMPLES, SUMMARY
 from ..runfolder.lock import LOCK
 from ..runfolder.schema import MANIFEST
 from .journal import EvalJournal
 from .live import LiveScores
+from .views import headline, perf_headline
 
 RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
 STATUSES = (RUNNING, COMPLETE, INTERRUPTED)
@@ -286,8 +286,6 @@ class RunState:
                 if run.report is not None:
                     out["duration_s"] = run.report.elapsed_s
             elif run.kind == "perf":
-                from .views import perf_headline
-
                 out["perf"] = perf_headline(run)
                 out["duration_s"] = round(sum(lv.duration_s or 0.0 for lv in run.levels), 3) if run.levels else None
         with self.lock:
@@ -300,14 +298,6 @@ class RunState:
             return None
         shown = self.root.shown if self.rel == "." else os.path.join(self.root.shown, self.rel)
         return f"lmgauge eval --resume {shlex.quote(shown)}"
-
-
-def headline(rows) -> list[dict[str, Any]]:
-    """Each benchmark's OVERALL score under the main metric (AveragePass@1, else the first)."""
-    labels = [r.metric for r in rows]
-    main = MAIN_METRIC if MAIN_METRIC in labels else (labels[0] if labels else None)
-    return [{"benchmark": r.benchmark, "metric": r.metric, "score": r.score, "ci_low": r.ci_low, "ci_high": r.ci_high,
-             "count": r.count} for r in rows if r.metric == main and r.subset == OVERALL]
 
 
 def _plain(v: Any) -> Any:

@@ -33,7 +33,6 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
-from ..errors import LmgaugeError
 from ..redaction import redact, redact_strings
 from ..runfolder import SAMPLE_STATUSES
 from . import views

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import orjson
 
 from ..redaction import redact, redact_text
-from ..runfolder import OVERALL, BenchmarkSummary, ResultRow, RunFolder, SampleRecord
+from ..runfolder import MAIN_METRIC, OVERALL, BenchmarkSummary, ResultRow, RunFolder, SampleRecord
 
 try:  # the one chart code of lmgauge (pure functions, no run data)
     from ..htmlreport.svg import PALETTE
@@ -79,7 +79,6 @@ def _cell(r: ResultRow | None) -> dict[str, Any] | None:
 
 def cards(rows: list[ResultRow], summaries: list[BenchmarkSummary]) -> list[dict[str, Any]]:
     """At a glance: each benchmark's headline (OVERALL, the main metric) with its health."""
-    from .runs import headline
 
     health = {s.benchmark: s for s in summaries}
     out = []
@@ -379,3 +378,11 @@ def perf_headline(run: RunFolder) -> list[dict[str, Any]]:
 
 def unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
+
+
+def headline(rows) -> list[dict[str, Any]]:
+    """Each benchmark's OVERALL score under the main metric (AveragePass@1, else the first)."""
+    labels = [r.metric for r in rows]
+    main = MAIN_METRIC if MAIN_METRIC in labels else (labels[0] if labels else None)
+    return [{"benchmark": r.benchmark, "metric": r.metric, "score": r.score, "ci_low": r.ci_low, "ci_high": r.ci_high,
+             "count": r.count} for r in rows if r.metric == main and r.subset == OVERALL]

@@ -238,7 +238,7 @@ class EvalRun:
         self.tokenizer = tokenizer or RunTokenizer()
         self.filled = 0  # older samples given their analytics by this session (a resumed run)
         self.stale: set[tuple[str, str, int]] = set()  # journaled samples without the analytics
-        self.journal: Journal | None = None
+        self.journal: JournalWriter | None = None
         self.progress: Progress | None = None
         self.fatal_streak = 0
         self.first_fatal: BackendError | None = None

@@ -116,6 +116,7 @@ class InputTokens(PerfMetric):
     title = "Input tokens"
     name, key, unit, order, endpoints = "input_tokens", "input_tokens", "tokens", 50, "all"
     description = "prompt tokens of a request (the server's usage, else the tokenizer's count)"
+    directional = False
     columns = {"text": ("Input tokens", 0, 1), "no_text": ("Input tokens", 0, 1)}
 
     def per_request(self, record: PerfRecord, row: Any) -> int | None:
@@ -126,6 +127,7 @@ class OutputTokens(PerfMetric):
     title = "Output tokens"
     name, key, unit, order = "output_tokens", "output_tokens", "tokens", 60
     description = "output tokens of a request"
+    directional = False
     columns = {"text": ("Output tokens", 0, 1)}
 
     def per_request(self, record: PerfRecord, row: Any) -> int | None:
@@ -160,6 +162,7 @@ class CachedTokens(PerfMetric):
     title = "Cached prompt tokens"
     name, key, unit, order, endpoints = "cached_tokens", "cached_tokens", "tokens", 90, "all"
     description = "prompt tokens the server served from its prefix cache (usage.prompt_tokens_details.cached_tokens)"
+    directional = False
 
     def per_request(self, record: PerfRecord, row: Any) -> int | None:
         return record.cached_tokens
@@ -181,6 +184,7 @@ class Inputs(PerfMetric):
     title = "Inputs per request"
     name, key, unit, order, endpoints = "inputs", "inputs", "inputs", 55, "no_text"
     description = "texts embedded or documents scored per request (embeddings, rerank, score)"
+    directional = False
     columns = {"no_text": ("Inputs", 0, 1)}
     omit_empty = True
 

@@ -94,8 +94,8 @@ class Figure:
 
 
 def _direction(m: PerfMetric) -> bool | None:
-    """Token and input counts describe the workload: no better or worse."""
-    if m.unit in ("tokens", "inputs"):
+    """Token and input counts describe the workload (``directional`` False): no better or worse."""
+    if not getattr(m, "directional", True):
         return None
     return bool(m.higher_is_better)
 

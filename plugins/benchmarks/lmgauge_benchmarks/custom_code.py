@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from lmgauge.plugin import DataError, Limits, Sample, hookimpl
+from lmgauge.plugin import Limits, Sample, hookimpl
 
 from .code import CODE_OPTIONS, CodeBenchmark, Outcome
 from .custom import _column, _FileBenchmark

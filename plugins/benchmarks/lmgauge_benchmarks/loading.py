@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlparse
 
 from lmgauge.plugin import DataError, hub_endpoint, hub_offline, hub_reachable
 

@@ -309,7 +309,6 @@ class LocalSandbox(Sandbox):
             program = list(argv)
             pass_fds = [ready_w]
             if is_python:
-                boot_path = _BOOT_PATH if facts.bwrap else None
                 program = [facts.python, "-S", "-B"]
             env = dict(BASE_ENV)
             drop = []
