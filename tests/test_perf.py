@@ -319,3 +319,31 @@ def test_bad_input_is_one_line(stream_server, tmp_path, capsys):
     check([*base, "--model", "other-model"], "not served")
     check(["perf", "--backend", "transformers", "--model", "smollm2", "--workers", "2"], "--workers 2 cannot be used")
     assert not (tmp_path / "x").exists()  # nothing is written for bad input
+
+
+def test_a_running_level_shows_its_figures_so_far(stream_server, tmp_path):
+    """summary.json's ``current``: the level running now, every 2 s (lmgauge serve shows it),
+    gone once the level's own figures are written."""
+    url = stream_server("--tokens", "10", "--itl", "0.05")  # 0.5 s a request: 24 requests ≈ 6 s at concurrency 2
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*LMGAUGE, "perf", "--url", url, "--model", "perf-model", "--prompt", "hi", "--number", "24",
+                             "--concurrency", "2", "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **ENV})
+    seen = []
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            current = json.loads((out / "summary.json").read_text()).get("current")
+        except (OSError, ValueError):
+            current = None
+        if current:
+            seen.append(current)
+        time.sleep(0.2)
+    proc.communicate()
+    assert proc.returncode == 0
+    assert seen, "no current level in summary.json while the level ran"
+    last = seen[-1]
+    assert last["label"] == "concurrency 2" and last["total"] == 24 and 0 < last["requests"] < 24
+    assert last["failed"] == 0 and last["ttft_p50_s"] > 0 and last["latency_p50_s"] >= 0.4
+    final = summary(out)
+    assert "current" not in final and final["runs"][0]["succeeded"] == 24

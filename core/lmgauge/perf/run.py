@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +153,14 @@ class PerfRun:
     scrape: tuple[str, dict[str, str]] | None = None  # --server-metrics: (URL, headers)
     resetter: Any = None  # --reset-cache: lmgauge.perf.reset_cache.CacheReset
     fresh: bool = True    # the backend's connections are new (nothing sent since start)
+    _live_threads: list = field(default_factory=list, repr=False)  # summary.json `current` writers
+
+    def drain_live(self) -> None:
+        """Wait for the live writers, then drop ``current``: a level's own figures replace it."""
+        for thread in self._live_threads:
+            thread.join()
+        self._live_threads.clear()
+        self.summary.current = None
 
     def sweep(self) -> bool:
         """Run every level (or the SLA search's probes); write perf.sqlite and summary.json
@@ -183,6 +191,9 @@ class PerfRun:
                         break
         finally:
             self.store.close()
+            if self._live_threads or self.summary.current is not None:  # interrupted mid-level
+                self.drain_live()
+                write_summary(self.out / "summary.json", self.summary)
         if self.summary.runs:
             click.echo(summary_text(self.summary, self.metrics))
         if self.search is not None:
@@ -255,6 +266,7 @@ class PerfRun:
             from .reset_cache import level_record
 
             run.reset_cache = level_record([run.reset_cache])
+        self.drain_live()
         self.summary.runs.append(run)
         self.store.add_level(run_id, run, rows)
         in_process = bool(getattr(self.backend_cls, "process_local", False))
@@ -302,6 +314,43 @@ class PerfRun:
             done["trial"] = trial
         return done
 
+    def live_writer(self, lv: Level, trial: int | None):
+        """summary.json's ``current`` while a level runs (one process; shards report at their
+        end): written by one background thread, the latest snapshot only."""
+        if self.c.workers > 1:
+            return None
+        import threading
+
+        state = {"pending": None, "busy": False}
+        lock = threading.Lock()
+
+        def write() -> None:
+            while True:
+                with lock:
+                    snap, state["pending"] = state["pending"], None
+                    if snap is None:
+                        state["busy"] = False
+                        return
+                if trial is not None:
+                    snap["trial"] = trial
+                self.summary.current = snap
+                try:
+                    write_summary(self.out / "summary.json", self.summary)
+                except OSError:
+                    pass
+
+        def live(snap: dict[str, Any]) -> None:
+            with lock:
+                state["pending"] = snap
+                if state["busy"]:
+                    return
+                state["busy"] = True
+            thread = threading.Thread(target=write, name="lmgauge-live-summary", daemon=True)
+            self._live_threads.append(thread)
+            thread.start()
+
+        return live
+
     def run_trial(self, run_id: int, lv: Level, trial: int | None):
         """One trial of a level: fresh connections and cache reset, warm-up, the load, its
         rows and figures. Returns (the trial, or None when the warm-up was interrupted;
@@ -322,7 +371,7 @@ class PerfRun:
             warm = run_in_loop(self.loop, lambda res: run_load(self.backend, witems, wl, res))
             if warm.interrupted:
                 return None, True
-        progress = _Progress(lv.count, c.log_every, lv)
+        progress = _Progress(lv.count, c.log_every, lv, live=self.live_writer(lv, trial))
         scraper = scraped = stopped = None
         if self.scrape is not None:
             from .server_metrics import ServerMetricsScraper
@@ -463,20 +512,41 @@ class PerfRun:
         return run_workers(c.workers, c.backend, self.bconf, self.tok_spec, self.source, load)
 
 
+LIVE_EVERY_S = 2.0  # how often a running level's figures so far reach summary.json (``current``)
+
+
 class _Progress:
-    def __init__(self, total: int, every: int | None, lv: Level):
+    """The progress line of a level, and its figures so far (requests done, failed, TTFT and
+    latency of the finished ones) handed every :data:`LIVE_EVERY_S` to ``live`` (which writes
+    summary.json's ``current`` from a thread of its own: the load generator never waits on a
+    file)."""
+
+    def __init__(self, total: int, every: int | None, lv: Level, live: Any = None):
         self.total = "?" if total >= UNBOUNDED else str(total)
+        self.total_n = None if total >= UNBOUNDED else total
         self.every, self.n = every, 0
         self.label = lv.label
-        self.last = time.monotonic()
+        self.last = self.last_live = self.started = time.monotonic()
         self.failed = 0
         self.sessions = 0  # sessions ended (multi-turn: the total counts sessions, n counts turns)
+        self.live = live
+        self.ttft: list[float] = []
+        self.latency: list[float] = []
 
     def done(self, rec) -> None:
         self.n += 1
         self.failed += 0 if rec.success else 1
         if rec.session is not None and (not rec.success or rec.turn == rec.turns):
             self.sessions += 1
+        if self.live is not None:
+            if rec.success:
+                if rec.first_token is not None:
+                    self.ttft.append(rec.first_token - rec.sent)
+                self.latency.append(rec.end - rec.sent)
+            now = time.monotonic()
+            if now - self.last_live >= LIVE_EVERY_S:
+                self.last_live = now
+                self.live(self.snapshot(now))
         if self.every:
             if self.n % self.every:
                 return
@@ -490,3 +560,13 @@ class _Progress:
                        f"{self.failed} failed)", err=True)
             return
         click.echo(f"perf {self.label}: {self.n}/{self.total} requests done, {self.failed} failed", err=True)
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        from ..runfolder import Distribution
+
+        elapsed = now - self.started
+        ttft, lat = Distribution.of(self.ttft), Distribution.of(self.latency)
+        return {"label": self.label, "requests": self.n, "failed": self.failed, "total": self.total_n,
+                "elapsed_s": round(elapsed, 3), "rps": round((self.n - self.failed) / elapsed, 3) if elapsed > 0 else None,
+                "ttft_p50_s": ttft.get("p50"), "ttft_p99_s": ttft.get("p99"), "latency_p50_s": lat.get("p50"),
+                "latency_p99_s": lat.get("p99")}

@@ -255,6 +255,9 @@ class PerfSummary:
     sla_search: dict[str, Any] | None = None
     trials: int | None = None
     saturation: dict[str, Any] | None = None
+    #: the level running now (its label, requests done and failed of total, elapsed, req/s,
+    #: TTFT and latency p50/p99 so far), rewritten every 2 s while it runs; None between levels
+    current: dict[str, Any] | None = None
     kind: str = "perf"
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
@@ -287,7 +290,7 @@ class PerfSummary:
         out["runs"] = [lv.to_dict() for lv in self.runs]
         out["best"] = self.best
         out["recommendations"] = self.recommendations
-        for name in ("sla_search", "trials", "saturation"):
+        for name in ("sla_search", "trials", "saturation", "current"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         out.update(self.extra)
