@@ -113,7 +113,8 @@ def cli() -> None:
 @click.option("--seed", type=int, default=None, help="Sampling seed (repeat r of a question uses seed + r).")
 @click.option("--extra-body", "extra_body", default=None, metavar="JSON", help="Extra JSON fields for every request, e.g. '{\"reasoning_effort\": \"high\"}'.")
 @click.option("--system-prompt", "system_prompt", default=None, help="System message prepended to every question.")
-@click.option("--api", type=click.Choice(["chat", "completions"]), default=None, help="Chat or text completions API. Default chat.")
+@click.option("--api", default=None, help="Endpoint kind the backend sends questions to, e.g. chat (its default) or "
+                                         "completions (plain-text prompts); the backend refuses one it cannot use for eval.")
 @click.option("--metric", "metric", multiple=True, help="Metric name (repeatable; default: AveragePass@1, pass@k, maj@k).")
 @click.option("--output", default=None, type=click.Path(file_okay=False), help="Run folder (default: runs/eval-MODEL-TIME).")
 @click.option("--resume", default=None, type=click.Path(file_okay=False), help="Continue the run in this folder: only missing samples are run.")

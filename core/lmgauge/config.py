@@ -223,7 +223,7 @@ class EvalConfig(Settings):
     model: str = ""
     base_url: list[str] = field(default_factory=list)
     api_key: str | None = None
-    api: str = "chat"
+    api: str | None = None  # the endpoint kind; None: the backend's default (chat)
     benchmark: list[str] = field(default_factory=list)
     repeats: int = 1
     concurrency: int = 32
@@ -310,8 +310,6 @@ class EvalConfig(Settings):
             raise ConfigError(f"--limit must be a positive integer, got {self.limit!r}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigError(f"--max-tokens must be ≥ 1, got {self.max_tokens}")
-        if self.api not in ("chat", "completions"):
-            raise ConfigError(f"--api must be chat or completions, got {self.api!r}")
         if not isinstance(self.extra_body, dict):
             raise ConfigError("--extra-body must be a JSON object", 'e.g. --extra-body \'{"top_k": 20}\'')
         if self.judge_mode not in ("fallback", "always"):

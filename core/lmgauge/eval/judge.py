@@ -370,7 +370,7 @@ async def _ask_all(todo: list[tuple[SampleRecord, CacheKey]], benchmarks: dict[s
 
         backend = make_backend(pm, settings.backend, model=settings.model,
                                urls=[settings.base_url] if settings.base_url else [], api_key=settings.api_key,
-                               api="chat", read_timeout=settings.timeout, options=settings.options)
+                               api=None, read_timeout=settings.timeout, options=settings.options)
     except LmgaugeError as exc:
         fail_rest(exc.line())
         return

@@ -253,11 +253,12 @@ class EvalRun:
         params = GenerationParams(max_tokens=c.max_tokens, temperature=c.temperature, top_p=c.top_p,
                                   seed=seed, n=n, extra_body=dict(c.extra_body))
         prompt = sample.prompt if isinstance(sample.prompt, str) else None
-        if c.api == "completions" and prompt is None:
-            raise ConfigError(f"benchmark {sample.benchmark} gives chat messages, which the completions API cannot send",
-                              "use --api chat")
         req = GenerationRequest(messages=_messages(sample, c.system_prompt), prompt=prompt, params=params,
                                 id=f"{sample.benchmark}/{sample.id}")
+        try:
+            backend.check_request(req)  # the endpoint kind says what it can send (e.g. no chat messages as a prompt)
+        except ConfigError as exc:
+            raise ConfigError(f"benchmark {sample.benchmark}: {exc.message}", exc.hint) from None
         attempt = unreachable = 0
         while True:
             attempt += 1
@@ -552,7 +553,7 @@ def run_eval(config: EvalConfig, pm: PluginManager, *, tokenizer: RunTokenizer |
     try:
         if config.tokenizer:
             tokenizer.choose(config)  # a bad --tokenizer is one line before the folder is made
-        out, lock = prepare_output(config, **(manifest or {}))
+        out, lock = prepare_output(config, planned=dict(plan.planned), repeats=config.repeats, **(manifest or {}))
         try:
             if plan.collection is not None:
                 (out / "collection.json").write_bytes(orjson.dumps(plan.collection.to_dict(),

@@ -384,7 +384,24 @@ class JournalWriter(JsonlWriter):
 
 
 def write_samples(path: str | os.PathLike, records: Iterable[SampleRecord]) -> None:
-    """A whole journal at once (regrade), atomically."""
-    from ..files import atomic_write
+    """A whole journal at once (a regrade, a resume's fill-in), atomically: streamed to a
+    temporary file beside it, fsynced, renamed over it; never the whole journal in memory."""
+    import tempfile
 
-    atomic_write(path, b"".join(r.to_json() + b"\n" for r in records))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for r in records:
+                fh.write(r.to_json() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

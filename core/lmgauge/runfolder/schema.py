@@ -41,7 +41,8 @@ def now_iso() -> str:
 class Manifest:
     """``run.json``: what the folder is. ``source`` is the run a regrade re-graded (relative to
     the regrade folder when it lies above it); ``sweep`` the sweep a variant belongs to
-    (``".."``); ``values`` a sweep variant's settings."""
+    (``".."``); ``values`` a sweep variant's settings; ``planned`` an eval's questions per
+    benchmark and ``repeats`` its repeats (a running eval's total, before any report)."""
 
     kind: str
     schema_version: int = SCHEMA_VERSION
@@ -51,6 +52,8 @@ class Manifest:
     source: str | None = None
     sweep: str | None = None
     values: dict[str, Any] | None = None
+    planned: dict[str, int] | None = None
+    repeats: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
