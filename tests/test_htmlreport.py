@@ -301,3 +301,43 @@ def test_new_sections_escape_untrusted_text(tmp_path):
         section = blocks(outside, where, "</section>")[0]
         assert escaped in section or escaped.replace("&#34;", "&quot;") in section, where
     assert len(re.findall(r"<script", html, re.I)) == 2
+
+
+def report_data(path: Path) -> dict:
+    return json.loads(DATA_RE.search(path.read_text(encoding="utf-8")).group(1))
+
+
+def test_report_cuts_long_texts_and_full_samples_keeps_them(tmp_path, monkeypatch):
+    """Long texts are cut to head and tail with their full length; a run too large for the
+    budget embeds an even spread of its samples and says so; --full-samples keeps everything."""
+    import lmgauge.htmlreport.page as page
+
+    e = make_eval_run(tmp_path / "long", benchmarks={"math_500": 20}, repeats=3, response_chars=30_000, evil=False,
+                      errors=0, truncated=0)
+    longest = max((r["response"] for r in e["records"]), key=len)
+    monkeypatch.setattr(page, "TEXT_BUDGET", 60 * 2 * 5_000)  # 60 samples × 2 texts × 5,000 characters
+    cut = tmp_path / "cut.html"
+    write_html_report([str(e["dir"])], str(cut))
+    data = report_data(cut)["eval"][0]
+    assert len(data["s"]) == data["total"] == 60
+    for s in data["s"]:
+        full = next(r["response"] for r in e["records"] if r["repeat"] == s["rp"]
+                    and r["sample_id"] == data["q"][s["qi"]]["id"])
+        assert s["rn"] == len(full) and s["r"].startswith(full[:3_750]) and s["r"].endswith(full[-1_250:])
+        assert f"… {len(full) - 5_000:,} characters cut: full text in `lmgauge serve` …" in s["r"]
+    html = cut.read_text(encoding="utf-8")
+    assert "Long texts are cut" in html and "even spread" not in html and max(len(s["r"]) for s in data["s"]) < 5_100
+
+    monkeypatch.setattr(page, "TEXT_BUDGET", 10 * 2 * page.MIN_CUT)  # room for 10 samples at the least cut
+    spread = tmp_path / "spread.html"
+    write_html_report([str(e["dir"])], str(spread))
+    data = report_data(spread)["eval"][0]
+    assert data["total"] == 60 and len(data["s"]) == 10
+    assert len({(s["qi"], s["rp"]) for s in data["s"]}) == 10 and all(len(s["r"]) < page.MIN_CUT + 80 for s in data["s"])
+    assert "10 of 60 samples" in unescape(spread.read_text(encoding="utf-8"))
+
+    full = tmp_path / "full.html"
+    run_cli("report", str(e["dir"]), "-o", str(full), "--full-samples", "--no-tables", check=True)
+    data = report_data(full)["eval"][0]
+    assert len(data["s"]) == 60 and all("rn" not in s for s in data["s"])
+    assert longest in [s["r"] for s in data["s"]] and "Long texts are cut" not in full.read_text(encoding="utf-8")

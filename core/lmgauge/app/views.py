@@ -19,10 +19,7 @@ import orjson
 from ..redaction import redact, redact_text
 from ..runfolder import MAIN_METRIC, OVERALL, BenchmarkSummary, ResultRow, RunFolder, SampleRecord
 
-try:  # the one chart code of lmgauge (pure functions, no run data)
-    from ..htmlreport.svg import PALETTE
-except Exception:  # noqa: BLE001 - the report package is being rebuilt; keep the app usable
-    PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"]
+from ..htmlreport.svg import PALETTE  # the one chart code of lmgauge (pure functions, no run data)
 
 SPECIAL_SUBSETS = {"OVERALL": 0, "MACRO": 1, "WEIGHTED": 2}
 #: characters of a text shown before "show all" (head and tail each)
@@ -216,13 +213,15 @@ def eval_view(run: RunFolder, rows: list[ResultRow], summaries: list[BenchmarkSu
 
 
 # -- samples --------------------------------------------------------------------------------
-def cut_text(text: str | None, cut: int | None) -> tuple[str | None, bool]:
-    """Head and tail of a long text (``cut``: characters kept in all, about 3:1)."""
+def cut_text(text: str | None, cut: int | None, where: str = "") -> tuple[str | None, bool]:
+    """Head and tail of a long text (``cut``: characters kept in all, about 3:1). The mark
+    between them says how much is left out and, with ``where``, where the full text is."""
     if text is None or not cut or len(text) <= cut:
         return text, False
     head = max(1, cut * 3 // 4)
     tail = max(1, cut - head)
-    return f"{text[:head]}\n…\n{text[-tail:]}", True
+    mark = f"… {len(text) - head - tail:,} characters cut{': full text in ' + where if where else ''} …"
+    return f"{text[:head]}\n{mark}\n{text[-tail:]}", True
 
 
 def sample_json(rec: SampleRecord, views: list[dict[str, Any]] | None = None, cut: int | None = None) -> dict[str, Any]:

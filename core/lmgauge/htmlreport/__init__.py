@@ -24,11 +24,12 @@ def load_runs(run_dirs: list[str]) -> list[RunFolder]:
     return [load_run(d) for d in run_dirs]
 
 
-def render_html(run_dirs: list[str]) -> str:
-    """The report page for these run folders, as a string."""
+def render_html(run_dirs: list[str], full_samples: bool = False) -> str:
+    """The report page for these run folders, as a string (long sample texts cut to head and
+    tail unless ``full_samples``)."""
     from .page import render_page
 
-    return render_page(load_runs(run_dirs))
+    return render_page(load_runs(run_dirs), full_samples)
 
 
 def render_terminal(run_dirs_or_runs: list) -> str:
@@ -53,10 +54,11 @@ def refuse_run_file(out: Path) -> None:
                            "write the report elsewhere, e.g. -o report-ab.html (DIR/report.html is the default)")
 
 
-def write_html_report(run_dirs: list[str], out_path: str) -> str:
+def write_html_report(run_dirs: list[str], out_path: str, full_samples: bool = False) -> str:
     """Write one self-contained HTML report of ``run_dirs`` to ``out_path`` (atomically: a
-    reader never sees half a file) and return its path. Bad input raises a one-line
-    :class:`lmgauge.errors.LmgaugeError`."""
+    reader never sees half a file) and return its path. Long sample texts are cut to head and
+    tail, so the page stays near 10 MB however large the journals; ``full_samples`` embeds
+    every character. Bad input raises a one-line :class:`lmgauge.errors.LmgaugeError`."""
     from .page import render_page
 
     out = Path(out_path)
@@ -64,7 +66,7 @@ def write_html_report(run_dirs: list[str], out_path: str) -> str:
         raise LmgaugeError(f"cannot write the report to {str(out)!r}: it is a folder", "give a file name, e.g. -o report.html")
     refuse_run_file(out)
     runs = load_runs([str(d) for d in run_dirs])
-    text = render_page(runs)
+    text = render_page(runs, full_samples)
     try:
         atomic_write(out, text)
     except OSError as exc:

@@ -116,6 +116,10 @@ JS = r"""
     if (text !== undefined && text !== null) { e.textContent = String(text); }
     return e;
   }
+  function chars(text, full) {
+    return full ? full.toLocaleString() + " chars, cut to head and tail here: full text in lmgauge serve"
+                : text.length.toLocaleString() + " chars";
+  }
   function hay(it) {
     if (it.hay === null) {
       var q = it.q, s = it.s;
@@ -163,7 +167,7 @@ JS = r"""
     qb.appendChild(mk("pre", "question", q.text)); d.appendChild(qb);
     if (s.th) {
       var det = mk("details", "reasoning");
-      det.appendChild(mk("summary", null, "Reasoning (" + s.th.length.toLocaleString() + " chars)"));
+      det.appendChild(mk("summary", null, "Reasoning (" + chars(s.th, s.thn) + ")"));
       det.appendChild(mk("pre", null, s.th));
       d.appendChild(det);
     }
@@ -174,7 +178,7 @@ JS = r"""
       d.appendChild(jd);
     }
     var rb = mk("div", "blk resp");
-    rb.appendChild(mk("div", "lab", "Response" + (s.r ? " (" + s.r.length.toLocaleString() + " chars)" : "")));
+    rb.appendChild(mk("div", "lab", "Response" + (s.r ? " (" + chars(s.r, s.rn) + ")" : "")));
     rb.appendChild(mk("pre", "response", s.r === null || s.r === undefined ? "(no response)" : s.r));
     d.appendChild(rb);
     return d;

@@ -12,7 +12,10 @@ import click
 @click.option("-o", "--output", default=None, metavar="FILE",
               help="HTML file to write (default: DIR/report.html for one folder, ./lmgauge-report.html for several).")
 @click.option("--tables/--no-tables", default=True, help="Print the terminal tables (default: on).")
-def report(run_dirs: tuple[str, ...], output: str | None, tables: bool) -> None:
+@click.option("--full-samples", is_flag=True,
+              help="Embed every sample text whole (default: long texts cut to head and tail, the page near 10 MB "
+                   "however large the run; `lmgauge serve` shows them whole).")
+def report(run_dirs: tuple[str, ...], output: str | None, tables: bool, full_samples: bool) -> None:
     """One HTML report (and terminal tables) for one or more run folders.
 
     \b
@@ -23,7 +26,9 @@ def report(run_dirs: tuple[str, ...], output: str | None, tables: bool) -> None:
     Two eval runs of the same questions also get the paired comparison of `lmgauge compare`;
     two perf runs of the same workload its B/A ratios per level with confidence intervals.
 
-    The page works offline (file://): no CDN, inline CSS/JS/SVG.
+    The page works offline (file://): no CDN, inline CSS/JS/SVG. Long responses and reasoning
+    are cut to head and tail with their full length shown, so the page stays near 10 MB however
+    large the journal; --full-samples embeds everything.
     """
     from . import load_runs, write_html_report
     from .terminal import render_terminal
@@ -31,7 +36,7 @@ def report(run_dirs: tuple[str, ...], output: str | None, tables: bool) -> None:
     runs = load_runs(list(run_dirs))
     if output is None:
         output = str(Path(run_dirs[0]) / "report.html") if len(run_dirs) == 1 else "lmgauge-report.html"
-    path = write_html_report(list(run_dirs), output)
+    path = write_html_report(list(run_dirs), output, full_samples)
     if tables:
         click.echo(render_terminal(runs))
         evals = [r for r in runs if r.kind == "eval"]

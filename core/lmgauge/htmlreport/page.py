@@ -30,6 +30,13 @@ from .templating import json_for_script, render
 __all__ = ["render_page", "json_for_script"]
 
 PAGE_SIZE = 25
+#: characters of sample text (questions, responses, reasoning, judge answers) a bounded report
+#: embeds over all its eval runs: with the rest of the page, report.html stays near 10 MB
+TEXT_BUDGET = 7_000_000
+#: the least a sample keeps of each text; a run with more samples than the budget allows at
+#: this size embeds an even spread of its samples (said on the page), not shorter texts
+MIN_CUT = 400
+WHERE_FULL = "`lmgauge serve`"
 STATUSES = (("all", "All"), ("correct", "Correct"), ("wrong", "Wrong"), ("truncated", "Truncated"), ("error", "Error"))
 
 
@@ -61,8 +68,32 @@ class RunView:
 
 
 # --------------------------------------------------------------------------------------
+@dataclass
+class Bound:
+    """How much of one run's samples a report embeds: ``cut`` characters of each text (None:
+    everything, ``--full-samples``) and every ``step``-th sample in the report's order."""
+
+    cut: int | None
+    step: int
+    total: int
+
+    @classmethod
+    def of(cls, total: int, runs: int, full: bool) -> "Bound":
+        if full or total == 0:
+            return cls(None, 1, total)
+        allowance = TEXT_BUDGET // max(1, runs) // total // 2  # two long texts a sample
+        if allowance >= MIN_CUT:
+            return cls(allowance, 1, total)
+        return cls(MIN_CUT, -(-total * MIN_CUT * 2 * max(1, runs) // TEXT_BUDGET), total)
+
+    @property
+    def embedded(self) -> int:
+        return -(-self.total // self.step)
+
+
 class Page:
-    def __init__(self, runs: list[RunFolder]):
+    def __init__(self, runs: list[RunFolder], full_samples: bool = False):
+        self.full_samples = full_samples
         labels = run_labels(runs)
         self.views = [RunView(i, labels[i], PALETTE[i % len(PALETTE)], r) for i, r in enumerate(runs)]
         self.evals = [v for v in self.views if v.run.kind == "eval"]
@@ -260,31 +291,55 @@ class Page:
 
     def sample_controls(self) -> dict[str, Any]:
         benches = sorted({b for v in self.evals for b in {k[0] for k in v.run.journal().index}}, key=_natural)
-        return {"benches": benches, "statuses": STATUSES, "several": len(self.evals) > 1}
+        bounds = [self.bound(v) for v in self.evals]
+        cut = [f"{v.label}: {b.embedded:,} of {b.total:,} samples" for v, b in zip(self.evals, bounds) if b.step > 1]
+        return {"benches": benches, "statuses": STATUSES, "several": len(self.evals) > 1,
+                "bounded": any(b.cut is not None for b in bounds), "spread": cut,
+                "cut": min((b.cut for b in bounds if b.cut is not None), default=None)}
+
+    def bound(self, v: RunView) -> Bound:
+        return Bound.of(len(v.run.journal().index), len(self.evals), self.full_samples)
 
     def eval_data(self, v: RunView) -> dict[str, Any]:
         """Samples of one eval run for the browser: questions once (``q``), one entry per
-        (question, repeat) (``s``)."""
+        (question, repeat) (``s``). Unless ``full_samples``, long texts are cut to head and tail
+        (``*n``: the full length) and a run too large for the budget embeds an even spread of
+        its samples, so the page stays near 10 MB however large the journal."""
+        from ..app.views import cut_text
+
+        bound = self.bound(v)
+
+        def text(value: Any, field: str, out: dict[str, Any]) -> None:
+            full = _stringify(value) if value is not None else None
+            kept, was_cut = cut_text(full, bound.cut, WHERE_FULL)
+            out[field] = kept
+            if was_cut:
+                out[field + "n"] = len(full or "")
+
         qindex: dict[tuple[str, str], int] = {}
         questions: list[dict[str, Any]] = []
         samples: list[dict[str, Any]] = []
         journal = v.run.journal()
         order = sorted(journal.index.items(), key=lambda kv: (_natural(kv[0][0]), _natural(kv[0][1]), kv[0][2]))
-        for rec in journal.read(off for _, off in order):
+        for rec in journal.read(off for _, off in order[::bound.step]):
             key = (rec.benchmark, rec.sample_id)
             qi = qindex.get(key)
             if qi is None:
                 qi = qindex[key] = len(questions)
-                questions.append({"b": key[0], "id": key[1], "text": _stringify(rec.question) or _stringify(rec.prompt),
-                                  "gold": _stringify(rec.gold), "sub": list(rec.subsets)})
-            samples.append({"qi": qi, "rp": rec.repeat, "st": rec.status, "ok": rec.correct,
-                            "x": rec.extracted if rec.extracted is None else _stringify(rec.extracted),
-                            "r": rec.response, "th": rec.reasoning, "e": rec.error,
-                            "fr": rec.finish_reason, "ct": rec.completion_tokens,
-                            "lat": rec.latency_s, "sc": rec.score,
-                            "gd": _stringify(rec.grade_detail) or None,
-                            "jv": rec.judge_verdict, "jt": rec.judge_text})
-        return {"label": v.label, "q": questions, "s": samples}
+                q: dict[str, Any] = {"b": key[0], "id": key[1], "gold": _stringify(rec.gold), "sub": list(rec.subsets)}
+                text(_stringify(rec.question) or _stringify(rec.prompt), "text", q)
+                questions.append(q)
+            s: dict[str, Any] = {"qi": qi, "rp": rec.repeat, "st": rec.status, "ok": rec.correct,
+                                 "x": rec.extracted if rec.extracted is None else _stringify(rec.extracted),
+                                 "fr": rec.finish_reason, "ct": rec.completion_tokens,
+                                 "lat": rec.latency_s, "sc": rec.score,
+                                 "gd": _stringify(rec.grade_detail) or None, "jv": rec.judge_verdict}
+            text(rec.response, "r", s)
+            text(rec.reasoning, "th", s)
+            text(rec.error, "e", s)
+            text(rec.judge_text, "jt", s)
+            samples.append(s)
+        return {"label": v.label, "q": questions, "s": samples, "total": bound.total}
 
 
 def _get(d: Any, *path: str) -> Any:
@@ -351,6 +406,8 @@ def _delta(a: Any, b: Any) -> dict[str, Any] | None:
             "cls": "delta-up" if d > 0 else "delta-down" if d < 0 else "mut"}
 
 
-def render_page(runs: Iterable[RunFolder]) -> str:
-    return Page(list(runs)).render()
+def render_page(runs: Iterable[RunFolder], full_samples: bool = False) -> str:
+    """The report page; unless ``full_samples``, long sample texts are cut to head and tail
+    (the page stays near 10 MB; ``lmgauge serve`` shows them whole)."""
+    return Page(list(runs), full_samples).render()
 
