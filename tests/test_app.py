@@ -315,6 +315,48 @@ def test_a_running_eval_is_followed_live(tmp_path):
         ev.close()
 
 
+def test_a_running_perf_level_shows_its_figures_so_far(tmp_path, stream_server):
+    """A real lmgauge perf whose level lasts ~10 s: while it runs, the API and the run page show
+    summary.json's ``current`` (requests done of the total, TTFT so far); once it ends, the
+    level's own figures replace them."""
+    from conftest import LMGAUGE
+
+    url = stream_server("--ttft", "0.5", "--itl", "0.001", "--tokens", "4")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    out = runs / "perf-live"
+    with Serve(runs) as s:
+        proc = subprocess.Popen([*LMGAUGE, "perf", "--url", url, "--model", "perf-model", "--output", str(out),
+                                 "--concurrency", "1", "--number", "20", "--dataset", "random", "--min-prompt-length",
+                                 "16", "--max-prompt-length", "16", "--max-tokens", "4"],
+                                env={**os.environ, "LMGAUGE_PLUGINS": "openai,random"}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            def current():
+                r = s.get(f"/api/runs/{rid('runs/perf-live')}")
+                cur = (r.json().get("current") or {}) if r.status == 200 else {}
+                return cur if cur.get("requests") else None
+
+            cur = s.wait_for(current, timeout=40)
+            assert cur["total"] == 20 and 0 < cur["requests"] < 20 and cur["failed"] == 0
+            assert 0.45 < cur["ttft_p50_s"] < 1.0
+            html = s.get(f"/runs/{rid('runs/perf-live')}").text
+            assert "Running now: " in html
+            assert "of 20" in html and "TTFT p50" in html
+            assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+            done = s.wait_for(lambda: next((r for r in s.json("/api/runs")["runs"]
+                                            if r["id"] == "runs/perf-live" and r["status"] == "complete"), None))
+            assert done["done"] == 1
+            run = s.json(f"/api/runs/{rid('runs/perf-live')}")
+            assert run["current"] is None and run["levels"][0]["requests"] == 20
+            assert "Running now" not in s.get(f"/runs/{rid('runs/perf-live')}").text
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()
+
+
 def test_a_killed_writer_shows_interrupted(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()

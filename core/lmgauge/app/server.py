@@ -272,13 +272,16 @@ class App:
     def run_sections(self, st: RunState) -> str:
         run = st.run
         ctx: dict[str, Any] = {"s": st.summary(self.index), "error": st.error, "kind": st.display_kind,
-                               "eval": None, "perf": None, "variants": None, "note": None}
+                               "eval": None, "perf": None, "variants": None, "note": None, "current": None}
         if run is not None and run.kind == "eval":
             rows, summaries = st.live_results()
             ctx["eval"] = views.eval_view(run, rows, summaries)
             ctx["note"] = st.live.note if st.live is not None and st.needs_journal() else None
         elif run is not None and run.kind == "perf":
             ctx["perf"] = perf_view(self._perf_runs([st]))
+            current = run.summary.current if run.summary is not None else None
+            if st.status == "running" and isinstance(current, dict):
+                ctx["current"] = views.current_level(current)
         if st.display_kind == "sweep":
             ctx["s"] = self.sweep_summary(st)
             ctx["variants"] = [self.index.get(v).summary(self.index) for v in ctx["s"]["variants"] if self.index.get(v)]
@@ -411,6 +414,7 @@ class App:
             s = run.summary
             out.update(levels=[lv.to_dict() for lv in run.levels], best=s.best if s else {},
                        recommendations=s.recommendations if s else [], sla_search=s.sla_search if s else None,
+                       current=s.current if s is not None and st.status == "running" else None,
                        metrics=[{"name": m.name, "key": m.summary_key, "unit": m.unit, "kind": m.kind,
                                  "higher_is_better": m.higher_is_better, "description": m.description}
                                 for m in metrics()])

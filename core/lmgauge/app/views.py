@@ -369,6 +369,23 @@ def paired_view(run_a: RunFolder, run_b: RunFolder) -> dict[str, Any]:
             "notes": list(result.notes), "ci_label": f"{100 * (1 - result.alpha):g}% CI"}
 
 
+def current_level(current: dict[str, Any]) -> dict[str, Any]:
+    """A running perf level's figures so far (summary.json's ``current``, rewritten every 2 s
+    while the level runs; gone once its own figures land): requests done and failed of the
+    total, the pace, TTFT and latency p50/p99 of the finished requests."""
+    def num(key: str) -> float | None:
+        v = current.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    figures = [(label, num(key), unit) for label, key, unit in (
+        ("requests/s", "rps", "req/s"), ("TTFT p50", "ttft_p50_s", "s"), ("TTFT p99", "ttft_p99_s", "s"),
+        ("latency p50", "latency_p50_s", "s"), ("latency p99", "latency_p99_s", "s"))]
+    return {"label": stringify(current.get("label")) or "?", "trial": num("trial"),
+            "requests": num("requests"), "failed": num("failed"), "total": num("total"),
+            "elapsed_s": num("elapsed_s"),
+            "figures": [{"label": lab, "value": v, "unit": u} for lab, v, u in figures if v is not None]}
+
+
 def perf_headline(run: RunFolder) -> list[dict[str, Any]]:
     from .perfviews import headline
 
