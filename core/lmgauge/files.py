@@ -5,16 +5,26 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) -> Path:
+def atomic_write(path: str | os.PathLike, data: bytes | str | Iterable[bytes], mode: int = 0o644) -> Path:
+    """Write ``data`` (text, bytes, or an iterable of byte chunks, streamed: never all of it in
+    memory) to ``path`` so that a reader sees the old file or the whole new one."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    chunks: Iterable[bytes]
+    if isinstance(data, str):
+        chunks = (data.encode("utf-8"),)
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        chunks = (bytes(data),)
+    else:
+        chunks = data
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)

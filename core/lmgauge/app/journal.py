@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
-from ..runfolder import CORRECT, ERROR, TRUNCATED, WRONG, Key, SampleJournal, SampleRecord
+from ..runfolder import CORRECT, ERROR, TRUNCATED, WRONG, Key, SampleJournal, SampleRecord, parse_line
 
 #: bytes of journal parsed per step while following (the lock is released between steps)
 STEP_BYTES = 8 << 20
@@ -80,18 +80,6 @@ class Entry:
         if self.nat is None:
             self.nat = f"{natural_key(self.benchmark)}\0{natural_key(self.sample_id)}\0{self.repeat:09d}"
         return self.nat
-
-
-def _parse(line: bytes) -> SampleRecord | None:
-    """A journal line as the library reads it; a torn or foreign line is None."""
-    line = line.strip()
-    if not line:
-        return None
-    try:
-        data = orjson.loads(line)
-        return SampleRecord.from_dict(data) if isinstance(data, dict) else None
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None
 
 
 class Filters:
@@ -194,7 +182,7 @@ class EvalJournal:
             for line in fh:
                 if not line.endswith(b"\n"):
                     break  # torn, or still being written
-                rec = _parse(line)
+                rec = parse_line(line)
                 if rec is not None and (self.max_repeat is None or rec.repeat < self.max_repeat):
                     j.index[rec.key] = offset
                     old = self.entries.get(rec.key)
@@ -259,7 +247,7 @@ class EvalJournal:
         with fh:
             for off in offsets:
                 fh.seek(off)
-                yield off, _parse(fh.readline())
+                yield off, parse_line(fh.readline())
 
     def select(self, f: Filters, newest_first: bool = False) -> tuple[list[Entry], dict[str, int]]:
         """(entries matching every filter, in order; counts per status under the other filters)."""

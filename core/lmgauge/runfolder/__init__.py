@@ -25,12 +25,12 @@ from .lock import FolderLock, Holder, holder
 from .perf import PERCENTILES, STATS, Distribution, PerfLevel, PerfSummary
 from .perfstore import MetricColumn, PerfStore, RequestRow
 from .samples import (CORRECT, ERROR, JOURNAL_FIELDS, SAMPLE_STATUSES, TRUNCATED, WRONG, JournalWriter, Key,
-                      SampleJournal, SampleRecord, latest_samples, read_samples, write_samples)
+                      SampleJournal, SampleRecord, latest_samples, parse_line, read_samples, write_samples)
 from .schema import KINDS, MANIFEST, SCHEMA_VERSION, Manifest, new_manifest, read_manifest
 
 __all__ = ["RunConfig", "MAIN_METRIC", "OVERALL", "BenchmarkSummary", "EvalReport", "RegradeChange", "ResultRow", "RunFolder",
            "kind_of", "load_run", "read_config", "read_json", "run_labels", "saved_settings", "FolderLock", "Holder",
            "holder", "PERCENTILES", "STATS", "Distribution", "PerfLevel", "PerfSummary", "MetricColumn", "PerfStore",
            "RequestRow", "CORRECT", "ERROR", "JOURNAL_FIELDS", "SAMPLE_STATUSES", "TRUNCATED", "WRONG",
-           "JournalWriter", "Key", "SampleJournal", "SampleRecord", "latest_samples", "read_samples", "write_samples",
+           "JournalWriter", "Key", "SampleJournal", "SampleRecord", "latest_samples", "parse_line", "read_samples", "write_samples",
            "KINDS", "MANIFEST", "SCHEMA_VERSION", "Manifest", "new_manifest", "read_manifest"]

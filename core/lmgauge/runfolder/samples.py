@@ -235,7 +235,9 @@ _OPTIONAL_FIELDS = tuple(f.name for f in fields(SampleRecord) if f.name not in V
 JOURNAL_FIELDS: tuple[str, ...] = V1_FIELDS + _OPTIONAL_FIELDS
 
 
-def _parse(line: bytes) -> SampleRecord | None:
+def parse_line(line: bytes) -> SampleRecord | None:
+    """A journal line as the library reads it; a torn write (a run being written, or killed) or
+    a line that is not a record is None, never an error."""
     line = line.strip()
     if not line:
         return None
@@ -284,7 +286,7 @@ class SampleJournal:
                 offset = self.size
                 self.size += len(line)
                 self.lines += 1
-                rec = _parse(line)
+                rec = parse_line(line)
                 if rec is not None:
                     self.index[rec.key] = offset
                     yield rec
@@ -313,7 +315,7 @@ class SampleJournal:
         with self.path.open("rb") as fh:
             for off in offsets:
                 fh.seek(off)
-                rec = _parse(fh.readline())
+                rec = parse_line(fh.readline())
                 if rec is not None:
                     yield rec
 
@@ -386,22 +388,6 @@ class JournalWriter(JsonlWriter):
 def write_samples(path: str | os.PathLike, records: Iterable[SampleRecord]) -> None:
     """A whole journal at once (a regrade, a resume's fill-in), atomically: streamed to a
     temporary file beside it, fsynced, renamed over it; never the whole journal in memory."""
-    import tempfile
+    from ..files import atomic_write
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for r in records:
-                fh.write(r.to_json() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, (r.to_json() + b"\n" for r in records))
