@@ -23,45 +23,6 @@ from fixtures.app_runs import (KEY, V1, copy_v1, live_folder, math_prompt, real_
 from fixtures.app_server import Events, Serve, rid
 
 
-def math_prompt(q: str) -> str:
-    from lmgauge_benchmarks.math_500 import math_prompt as mp
-
-    return mp(q)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def live_folder(path: Path, *, repeats: int = 2, limit: int | None = None, benchmarks=("algebra",)):
-    """A run folder as an eval writes it while it runs: run.json, config.yaml, the writer's
-    lock (held by this process) and an open journal."""
-    import yaml
-
-    from lmgauge.runfolder import FolderLock, JournalWriter, new_manifest
-
-    path.mkdir(parents=True)
-    new_manifest("eval").write(path)
-    cfg = {"backend": "openai", "model": "live-model", "base_url": ["http://127.0.0.1:9/v1"], "api_key": None,
-           "benchmark": list(benchmarks), "repeats": repeats, "limit": limit, "metric": []}
-    (path / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    lock = FolderLock(path, "eval").acquire()
-    return JournalWriter(path / "samples.jsonl"), lock
-
-
-def record(i: int, repeat: int, correct: bool, bench: str = "algebra", text: str | None = None,
-           reasoning: str | None = None, **kw):
-    from lmgauge.runfolder import SampleRecord
-
-    return SampleRecord(benchmark=bench, sample_id=f"q{i}", repeat=repeat, subsets=[f"level {i % 3}"],
-                        question=f"What is {i} + {i}?", gold=str(2 * i), prompt=f"What is {i} + {i}?",
-                        response=text if text is not None else f"so the answer is \\boxed{{{2 * i if correct else 0}}}",
-                        reasoning=reasoning if reasoning is not None else f"thinking about {i} " * 20, finish_reason="stop",
-                        extracted=str(2 * i if correct else 0), score=1.0 if correct else 0.0, correct=correct,
-                        score_status="decided", completion_tokens=40, prompt_tokens=10, latency_s=0.5, **kw)
-
-
 def expected_rows(path: Path, repeats: int, planned: dict | None = None):
     """What the report will say, computed from the journal by the report's own function."""
     from lmgauge.eval.report import build_results

@@ -9,14 +9,13 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import LMGAUGE, REPO, assert_one_line_error, run_cli
+from conftest import LMGAUGE, assert_one_line_error, run_cli
 
 PLUGINS = {"LMGAUGE_PLUGINS": "math_500,openai"}
 
@@ -200,20 +199,9 @@ def test_a_parked_endpoint_rejoins_when_it_answers_again(eval_server, tmp_path):
 
 
 @pytest.fixture
-def stream_servers():
-    procs = []
-
-    def start(log: Path) -> str:
-        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), "--tokens", "6", "--itl", "0.002",
-                              "--ttft", "0.01", "--log", str(log)], stdout=subprocess.PIPE, text=True)
-        procs.append(p)
-        return f"http://127.0.0.1:{int(p.stdout.readline().split()[1])}/v1/chat/completions"
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
-        p.stdout.close()
+def stream_servers(stream_server):
+    """tests/perf_server.py logging every request it gets to ``log``; its chat URL."""
+    return lambda log: stream_server("--tokens", "6", "--itl", "0.002", "--ttft", "0.01", "--log", str(log))
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -8,12 +8,9 @@ state and one of 80 req/s queues without end; ``--ttft 0.03`` alone keeps up wit
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
-
 import pytest
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli
 from lmgauge.perf.saturation import SaturationDetector, kendall_s, knee_stop, trend_p
 from lmgauge.runfolder import Distribution, PerfLevel, load_run
 
@@ -21,20 +18,9 @@ ENV = {"LMGAUGE_PLUGINS": "openai,random,openqa"}
 
 
 @pytest.fixture
-def server():
-    procs = []
-
-    def start(*args: str) -> str:
-        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), *args], stdout=subprocess.PIPE,
-                             text=True)
-        procs.append(p)
-        return f"http://127.0.0.1:{int(p.stdout.readline().split()[1])}/v1/chat/completions"
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
-        p.stdout.close()
+def server(stream_server):
+    """tests/perf_server.py with the given flags (conftest's stream_server); its chat URL."""
+    return stream_server
 
 
 def perf(url, out, *args):

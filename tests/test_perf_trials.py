@@ -12,11 +12,10 @@ import math
 import random
 import sqlite3
 import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli
 from lmgauge.perf.sla import SLASearch, parse_objectives, parse_range
 from lmgauge.perf.trials import Resampled, percentile_interval, t_interval
 from lmgauge.runfolder import Distribution, PerfLevel, load_run
@@ -26,20 +25,9 @@ RANDOM = ["--dataset", "random", "--min-prompt-length", "64", "--max-prompt-leng
 
 
 @pytest.fixture
-def server():
-    procs = []
-
-    def start(*args: str) -> str:
-        p = subprocess.Popen([sys.executable, str(REPO / "tests" / "perf_server.py"), *args], stdout=subprocess.PIPE,
-                             text=True)
-        procs.append(p)
-        return f"http://127.0.0.1:{int(p.stdout.readline().split()[1])}/v1/chat/completions"
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
-        p.stdout.close()
+def server(stream_server):
+    """tests/perf_server.py with the given flags (conftest's stream_server); its chat URL."""
+    return stream_server
 
 
 def perf(url: str, out, *args: str) -> subprocess.CompletedProcess:
