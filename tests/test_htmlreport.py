@@ -174,6 +174,37 @@ def test_open_loop_rates_get_their_own_axis(tmp_path):
     assert "rate 4 req/s" in text or "rate 0.5 req/s" in text
 
 
+def test_perf_section_is_the_apps_perf_view(tmp_path):
+    """report.html's perf section renders lmgauge.app.perfviews.perf_view, as lmgauge serve does:
+    the same charts, table columns, best rows, best configuration, cards and level blocks."""
+    from lmgauge.app.perfviews import PerfRun, perf_view
+    from lmgauge.htmlreport.svg import PALETTE
+    from lmgauge.runfolder import run_labels
+
+    p = make_perf_run(tmp_path / "p", levels=[1, 8, 32])
+    run = load_run(p["dir"])
+    view = perf_view([PerfRun(run_labels([run])[0], PALETTE[0], run)])
+    html = report_of([p["dir"]], tmp_path / "r.html")
+    perf = blocks(html, '<section id="perf">', "</section>")[0]
+    sweep = perf.split("<h3>Summary</h3>", 1)[0]
+    assert re.findall(r'data-chart="([^"]+)"', sweep) == [c.key for group in view["charts"] for c in group]
+    head = blocks(perf, '<table class="perf"><thead>', "</thead>")[0]
+    assert [unescape(h) for h in re.findall(r"<th[^>]*>([^<]*)</th>", head)] == [
+        "Level", "Conc.", "Rate", "Requests", *view["table"]["headers"], "Failures"]
+    rows = blocks(perf, '<table class="perf">', "</table>")[0].split("<tr")[2:]
+    assert [r.startswith(' class="best"') for r in rows] == [r["best"] for r in view["table"]["rows"]]
+    assert any(r["best"] for r in view["table"]["rows"]) and not all(r["best"] for r in view["table"]["rows"])
+    (box,) = view["best"]
+    shown = blocks(perf, '<div class="bestbox">', "</ul>")[0]
+    for line in box["lines"]:
+        assert f"<b>{unescape(line['label'])}</b>{line['level']} ({line['text']} {line['unit']})" in unescape(shown)
+    card = blocks(html, '<div class="card perf-card">', "</div>\n</div>")[0]
+    (c,) = view["cards"]
+    assert [unescape(t) for t in re.findall(r'<span class="big">([^<]*)</span>', card)] == [x["text"] for x in c["lines"]]
+    assert perf.count('<details class="level"') == len(view["levels"]) == 3
+    assert perf.count('<table class="pct">') == 3
+
+
 # -- perf views from real runs -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_runs(tmp_path_factory):
@@ -252,7 +283,11 @@ def test_turns_ramp_and_endpoints_without_text(real_runs, tmp_path):
     hits = [t["prefix_cache_hit_rate"]["mean"] for t in turns["turns"]]
     assert hits[0] == 0 and hits[2] > hits[1] > 0  # the server's prefix cache: later turns reuse more
     assert f"{100 * hits[2]:.1f}%" in rows[2]
-    assert "6 of 6 sessions completed every turn" in html
+    level = blocks(html, '<details class="level"', "</details>")
+    assert len(level) == 1 and level[0].startswith(' id="lvl-0" open>') and '<table class="turns">' in level[0]
+    assert "sessions: 6/6 completed every turn" in level[0]  # the level's notes, as the terminal prints them
+    turn_head = blocks(table, "<thead>", "</thead>")[0]
+    assert all(h in turn_head for h in ("Avg TTFT (s)", "P50 TTFT (s)", "P99 TTFT (s)", "Avg cached tok", "Prefix-cache hit"))
 
     ramp = json.loads((real_runs["ramp"] / "summary.json").read_text())["runs"][0]
     html = report_of([real_runs["ramp"]], tmp_path / "ramp.html")
@@ -297,7 +332,8 @@ def test_new_sections_escape_untrusted_text(tmp_path):
     assert "<img" not in outside and "onerror=\"" not in outside
     escaped = "&lt;img src=x onerror=&#34;window.__pwned=1&#34;&gt;"
     for where in ('class="judge-h"', '<table class="endpoints">', '<details class="timeline"', '<div class="sla"',
-                  '<table class="turns">', '<div class="card perf-card">'):
+                  '<table class="turns">', '<div class="card perf-card">', '<table class="perf">', '<details class="level"',
+                  '<div class="bestbox">'):
         section = blocks(outside, where, "</section>")[0]
         assert escaped in section or escaped.replace("&#34;", "&quot;") in section, where
     assert len(re.findall(r"<script", html, re.I)) == 2

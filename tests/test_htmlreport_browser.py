@@ -149,7 +149,13 @@ def test_perf_report_charts_table_best(browser, tmp_path):
     assert page.count("table.perf tbody tr") == 4
     first = page.eval("[...document.querySelectorAll('table.perf tbody tr')[0].cells].map(c => c.textContent)")
     lv = p["summary"]["runs"][0]
-    assert first[0] == "1" and first[2] == f"{lv['request_throughput']:,.2f}"
+    # Level, Conc., Rate, Requests, then the declared sweep columns (RPS first)
+    assert first[0] == "concurrency 1" and first[1] == "1" and first[3] == str(lv["requests"])
+    assert first[4] == f"{lv['request_throughput']:,.2f}"
+    # per level: one block each (closed: several levels), its percentile table (10%..99%, mean)
+    assert page.count("details.level") == 4 and page.eval("document.querySelector('details.level').open") is False
+    assert page.count("details.level:first-of-type table.pct tbody tr") == 11
+    assert page.text("details.level:first-of-type table.pct tr.overall td") == "mean"
     best = page.text(".bestbox")
     top = max(p["summary"]["runs"], key=lambda r: r["request_throughput"])
     fast = min(p["summary"]["runs"], key=lambda r: r["latency_s"]["mean"])

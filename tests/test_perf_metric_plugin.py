@@ -41,7 +41,13 @@ def test_a_plugin_perf_metric_is_everywhere(site, stream_server, tmp_path):
         values = [r[0] for r in db.execute("select otps_user from requests where run_id = 1")]
     assert len(values) == 6 and all(40 < v < 130 for v in values), values  # loose: a loaded machine oversleeps
     html = (out / "report.html").read_text()
-    assert "P50 OTPS/user" in html
+    # report.html's perf section (lmgauge.app.perfviews, as lmgauge serve): a sweep-table column, a
+    # sweep chart and a column of each level's percentile table
+    perf = html.split('<section id="perf">', 1)[1].split("</section>", 1)[0]
+    head = perf.split('<table class="perf"><thead>', 1)[1].split("</thead>", 1)[0]
+    assert '<th class="num">P50 OTPS/user</th>' in head
+    assert perf.count('data-chart="otps_user"') == 1
+    assert perf.count('<th class="num">OTPS/user</th>') == 2  # the percentile table of each level
     # the exporters: SQLite columns, JSON records
     db_path = tmp_path / "x.sqlite"
     run_cli("export", str(out), "--to", "sqlite,json", "--export-path", str(db_path), env=env(site), check=True)

@@ -8,7 +8,7 @@
 ``journal.py``     an eval journal by byte offset: filters, pages, full-text search over the mmap
 ``live.py``        live scores of a running eval (build_results over per-question scores), pace
 ``views.py``       eval and comparison views as plain data (shared with the static report)
-``perfviews.py``   perf views from the perf metric declarations, SVG charts
+``perfviews.py``   perf views from the perf metric declarations, SVG charts (report.html too)
 ``render.py``      jinja2 environment, filters, the package's static files
 ``templates/``     page and section templates (autoescaped)
 ``static/``        app.js, app.css, favicon.svg: the page's only script and style (no CDN)

@@ -4,6 +4,11 @@ spec, a level's percentile table its ``columns`` spec, the sweep charts every le
 and every per-request duration the sweep table names. A metric plugin's figures appear with
 no change here.
 
+The live app (``lmgauge serve``) and the static report (``lmgauge report``, report.html) both
+render :func:`perf_view`: the at-a-glance cards (with the knee), the sweep charts, the table
+(best rows marked), the best configuration, the SLA frontier, the per-level percentile, turn
+and endpoint tables and the timelines.
+
 Charts are inline SVG from :mod:`lmgauge.htmlreport.svg` (every text escaped there). Several
 runs overlay: one series per run on each chart, one block of table rows per run.
 """
@@ -87,19 +92,49 @@ def headline(run: RunFolder) -> list[dict[str, Any]]:
     return out
 
 
+KNEE_LABEL = "Knee (≥95% of peak)"
+
+
+def card_lines(run: RunFolder) -> list[dict[str, Any]]:
+    """An at-a-glance card: the :func:`headline` figures and the knee of the sweep (the
+    smallest level at 95% of the peak throughput, summary.json ``best.knee``)."""
+    from ..perf.tables import knee_of
+
+    lines = headline(run)
+    knee = knee_of(run)
+    if knee:
+        level = knee["run"] if knee["peak"] is None else f"{knee['run']} (peak {fmt_val(knee['peak'])})"
+        lines.append({"label": KNEE_LABEL, "value": knee["value"], "text": fmt_val(knee["value"]), "unit": "req/s",
+                      "level": level, "best": ""})
+    return lines
+
+
 # -- tables -----------------------------------------------------------------------------------
+def best_names(run: RunFolder) -> set[str]:
+    """The names of the levels a run's best configuration names (its table rows are marked)."""
+    from ..perf.tables import best_levels, knee_of
+
+    names = {lv.name for lv, _ in best_levels(run).values()}
+    knee = knee_of(run)
+    if knee:
+        names.add(knee["run"])
+    return names
+
+
 def sweep_table(runs: Sequence[PerfRun]) -> dict[str, Any]:
     """One row per level of every run: concurrency, rate or label, requests, failures, and the
-    declared summary columns (formatted by each metric's own ``format``)."""
+    declared summary columns (formatted by each metric's own ``format``); ``best``: a level the
+    run's best configuration names."""
     from ..perf.tables import level_cells, summary_columns
 
     levels = [lv for r in runs for lv in r.levels]
     columns = summary_columns(levels, metrics())
     rows = []
     for r in runs:
+        best = best_names(r.run)
         for i, lv in enumerate(r.levels):
             fails = "; ".join(f"{k} ×{n}" for k, n in lv.failures.items())
-            rows.append({"run": r.label, "color": r.color, "index": i, "name": lv.name,
+            rows.append({"run": r.label, "color": r.color, "index": i, "name": lv.name, "best": lv.name in best,
                          "concurrency": lv.concurrency, "rate": lv.rate if lv.rate is not None else lv.label,
                          "requests": lv.requests, "failed": lv.failed, "failures": fails,
                          "interrupted": bool(lv.interrupted), "cells": level_cells(lv, columns)})
@@ -147,16 +182,27 @@ def _mean_columns(levels: Sequence[PerfLevel]) -> list[tuple[PerfMetric, str, in
 
 
 def turn_table(turns: list[PerfLevel]) -> dict[str, Any]:
-    """Multi-turn levels: requests and the mean of every declared column per turn index (TTFT
-    by turn shows prefix-cache reuse), plus the prefix-cache hit rate where measured."""
+    """Multi-turn levels: requests and the mean of every declared column per turn index, the
+    p50 and p99 of the first duration among them (TTFT: by turn it shows prefix-cache reuse),
+    and the cached prompt tokens and prefix-cache hit rate where the server reports them."""
     cols = _mean_columns(turns)
-    headers = ["Turn", "Requests", "OK", *(f"Avg {h}" for _, h, _ in cols), "Prefix-cache hit"]
+    spread = next((m for m, _, _ in cols if m.unit == "s"), None)
+    headers = ["Turn", "Requests", "OK"]
+    for m, h, _ in cols:
+        headers += [f"Avg {h}", f"P50 {h}", f"P99 {h}"] if m is spread else [f"Avg {h}"]
+    headers += ["Avg cached tok", "Prefix-cache hit"]
     rows = []
     for t in turns:
-        hit = t.dist("prefix_cache_hit_rate")
-        rows.append([str(t.turn), str(t.requests), str(t.succeeded),
-                     *(m.format(t.dist(m.summary_key).mean, d) for m, _, d in cols),
-                     f"{100 * hit.mean:.1f}%" if hit.count and hit.mean is not None else "-"])
+        row = [str(t.turn), str(t.requests), str(t.succeeded)]
+        for m, _, d in cols:
+            dist = t.dist(m.summary_key)
+            row.append(m.format(dist.mean, d))
+            if m is spread:
+                row += [m.format(dist.get("p50"), d), m.format(dist.get("p99"), d)]
+        cached, hit = t.dist("cached_tokens"), t.dist("prefix_cache_hit_rate")
+        row += [f"{cached.mean:,.1f}" if cached.count and cached.mean is not None else "-",
+                f"{100 * hit.mean:.1f}%" if hit.count and hit.mean is not None else "-"]
+        rows.append(row)
     return {"headers": headers, "rows": rows}
 
 
@@ -171,22 +217,32 @@ def sub_table(parts: list[PerfLevel], first: str) -> dict[str, Any]:
     return {"headers": [first, "Requests", "OK", *(c[2] for c in columns)], "rows": rows}
 
 
+#: the best configuration's lines: (best_levels key, label, unit)
+BEST_LINES = (("rps", "Highest RPS", "req/s"), ("tok", "Highest output throughput", "tok/s"),
+              ("in_tok", "Highest input throughput", "tok/s"), ("goodput", "Best goodput", "req/s"),
+              ("lat", "Lowest latency (mean)", "s"), ("ttft", "Lowest TTFT (p99)", "s"))
+
+
 def best_boxes(runs: Sequence[PerfRun]) -> list[dict[str, Any]]:
-    """summary.json's best configuration and recommendations of each run."""
-    from ..perf.tables import BEST_NAMES
+    """Each run's best configuration (lmgauge.perf.tables.best_levels: the level with the
+    highest RPS, output or input throughput and goodput, the lowest mean latency and p99 TTFT),
+    the knee of the sweep and summary.json's recommendations."""
+    from ..perf.tables import best_levels, knee_of
     from ..redaction import redact_text
 
     out = []
     for r in runs:
-        s = r.run.summary
-        if s is None:
-            continue
+        best = best_levels(r.run)
         lines = []
-        for key, b in (s.best or {}).items():
-            if isinstance(b, dict) and isinstance(b.get("value"), (int, float)):
-                lines.append({"label": BEST_NAMES.get(key, key.replace("_", " ")), "level": str(b.get("run") or "?"),
-                              "value": fmt_val(float(b["value"]))})
-        notes = [redact_text(n) for n in s.recommendations]
+        for key, label, unit in BEST_LINES:
+            if key in best:
+                lv, value = best[key]
+                lines.append({"label": label, "level": lv.name, "value": value, "text": fmt_val(value), "unit": unit})
+        knee = knee_of(r.run)
+        if knee:
+            lines.append({"label": KNEE_LABEL, "level": knee["run"], "value": knee["value"], "text": fmt_val(knee["value"]),
+                          "unit": "req/s"})
+        notes = [redact_text(str(n)) for n in r.run.summary.recommendations] if r.run.summary is not None else []
         if lines or notes:
             out.append({"run": r.label, "color": r.color, "lines": lines, "notes": notes})
     return out
@@ -260,9 +316,9 @@ def _axis_charts(svg, axis: str, runs: list[PerfRun]) -> list[Chart]:
 
 
 def _title(m: PerfMetric, header: str = "") -> str:
-    """A chart title from the declaration: its description up to the first colon when short,
-    else the sweep table's header and the unit."""
-    text = (m.description or "").split(":")[0].strip()
+    """A chart title from the declaration: its ``title``, else its description up to the first
+    colon when short, else the sweep table's header and the unit."""
+    text = (m.title or "").strip() or (m.description or "").split(":")[0].strip()
     if not text or len(text) > 44:
         text = f"{header or m.name} ({m.unit})" if m.unit and m.unit != "s" else (header or m.name)
     return text[:1].upper() + text[1:]
@@ -294,12 +350,25 @@ def sla_views(runs: Sequence[PerfRun]) -> list[dict[str, Any]]:
             charts.append(Chart("sla-frontier", Markup(svg.frontier_chart(f"SLA frontier: {text}", pts, float(obj["value"]),
                                                                            text, x_label, unit, best)),
                                 [("met", "#16a34a", ""), ("missed", "#dc2626", ""), (f"limit {text}", "#dc2626", "dashed")]))
-        out.append({"run": r.label, "color": r.color, "dimension": dim, "answer": str(sla.get("answer") or ""),
+        out.append({"run": r.label, "color": r.color, "dimension": dim, "answer": str(sla.get("answer") or sla_answer(sla)),
                     "charts": charts,
                     "probes": [{"load": p[dim], "met": bool(p.get("met")), "failed": ", ".join(map(str, p.get("failed") or [])),
                                 "rps": p.get("request_throughput"), "best": best is not None and p[dim] == best}
                                for p in probes]})
     return out
+
+
+def sla_answer(sla: dict[str, Any]) -> str:
+    """The search's one-line answer as the terminal prints it, for a summary.json written
+    before ``sla_search.answer`` was."""
+    objectives = ", ".join(str(o.get("text")) for o in sla.get("objectives") or [] if isinstance(o, dict))
+    n = len(sla.get("probes") or [])
+    best, stopped = sla.get("best"), sla.get("stopped") or ""
+    if not isinstance(best, (int, float)):
+        return f"SLA frontier ({objectives}): no load in range meets it: {stopped} ({n} probes)"
+    dim = "rate" if sla.get("dimension") == "rate" else "concurrency"
+    load = f"{fmt_num(float(best))} req/s" if dim == "rate" else str(best)
+    return f"SLA frontier ({objectives}): highest {dim} that meets it: {load}; {stopped} ({n} probes)"
 
 
 # -- over time --------------------------------------------------------------------------------
@@ -425,7 +494,7 @@ def perf_view(runs: Sequence[PerfRun], with_timelines: bool = True) -> dict[str,
     return {"charts": sweep_charts(runs), "table": sweep_table(runs), "best": best_boxes(runs),
             "sla": sla_views(runs), "levels": level_blocks(runs),
             "timelines": timelines(runs) if with_timelines else [], "cards": [
-                {"run": r.label, "color": r.color, "lines": headline(r.run)} for r in runs]}
+                {"run": r.label, "color": r.color, "lines": card_lines(r.run)} for r in runs]}
 
 
 def fmt(v: Any) -> str:

@@ -4,6 +4,13 @@ and SVG charts; works offline from file://) and terminal tables.
 - :func:`write_html_report` — every eval and perf run calls it at the end for DIR/report.html.
 - :func:`render_terminal` — the tables ``lmgauge report`` prints.
 - ``lmgauge report DIR [DIR ...] [-o FILE]`` (lmgauge.htmlreport.cli).
+
+The page's perf section is :func:`lmgauge.app.perfviews.perf_view`, the data the live app
+(``lmgauge serve``) renders too, built from the perf metric declarations (a plugin's metric
+shows in both with no change): at-a-glance cards, sweep charts, the summary table with its best
+rows, the best configuration, the SLA frontier, per-level percentile, turn and endpoint tables,
+and the timelines. ``templates/perf.html.j2`` only lays it out in the report's style; the eval
+part comes from ``page.py`` (with :mod:`lmgauge.app.views` helpers).
 """
 from __future__ import annotations
 

@@ -56,6 +56,12 @@ ul.notes{margin:6px 0;padding-left:20px}
 details.timeline{background:var(--card);border:1px solid var(--bd);border-radius:8px;padding:6px 10px;margin:8px 0}
 details.timeline>summary{cursor:pointer;font-weight:600;color:#334155}
 details.timeline .charts{margin-top:6px}
+details.level{background:var(--card);border:1px solid var(--bd);border-radius:8px;padding:6px 10px;margin:8px 0}
+details.level>summary{cursor:pointer;font-weight:600;color:#334155}
+details.level>summary .mut{font-weight:400}
+details.level h4{font-size:13px;margin:10px 0 4px;color:#334155}
+details.level .scroll{margin-top:6px}
+tr.warnrow td{background:#fffbeb}
 .sla .answer{background:var(--card);border:1px solid var(--bd);border-left:4px solid var(--acc);border-radius:6px;padding:6px 10px}
 svg.frontier .probe.missed{fill:#fff}
 details.cfg summary{cursor:pointer;color:var(--acc)}

@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from ..version import __version__
 from .assets import CSS, JS
-from .perfviews import PerfViews
+from ..app.perfviews import PerfRun, perf_view
 from ..runfolder import RunFolder, run_labels
 from .svg import PALETTE, Point, Series, ci_bar, line_chart, tradeoff_chart
 from .templating import json_for_script, render
@@ -119,12 +119,12 @@ class Page:
         csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
                f"script-src 'sha256-{script_hash}'; base-uri 'none'; form-action 'none'")
         kinds = sorted({v.run.kind for v in self.views})
-        perf = PerfViews(self.perfs) if self.perfs else None
+        perf = perf_view([PerfRun(v.label, v.color, v.run) for v in self.perfs]) if self.perfs else None
         return render(
             "page.html.j2", title=title, csp=csp, css=Markup(CSS), js=Markup(JS), data_json=json_for_script(data),
             runs=self.views, multi=len(self.views) > 1, kinds=", ".join(kinds), version=__version__,
             generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            eval_cards=self.eval_cards(), perf_cards=perf.cards() if perf else [],
+            eval_cards=self.eval_cards(), perf_cards=perf["cards"] if perf else [],
             evals=self.evals, scores=self.scores() if self.evals else None, health=self.health_rows(),
             endpoints=self.endpoint_rows(), judges=self.judge_rows(), compare=compare, perf_compare=perf_compare,
             lengths=self.length_rows(), budget_charts=self.budget_charts(), sweeps=self.sweep_sections(),

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from ..texttable import clean_cell, grid_table as table
-from .perfviews import best_levels, knee_of, level_name
+from ..perf.tables import best_levels, knee_of, level_name
 from ..runfolder import RunFolder, run_labels
 from ..texttable import fmt_val
 

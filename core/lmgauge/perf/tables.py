@@ -4,10 +4,11 @@ sweep table, per profile: ``text`` (endpoints that generate text) or ``no_text``
 rerank, score …). ``lmgauge perf`` and ``lmgauge report`` print the same tables."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from typing import Any, Callable, Sequence
 
 from ..interfaces import PerfMetric
-from ..runfolder import PERCENTILES, PerfLevel, PerfSummary
+from ..runfolder import PERCENTILES, PerfLevel, PerfSummary, RunFolder
 from ..texttable import fmt_num, grid_table
 
 
@@ -207,6 +208,51 @@ def sweep_table(runs: Sequence[tuple[str, PerfSummary]], metrics: Sequence[PerfM
                 str(lv.label or "-") if lv.rate is None else fmt_num(float(lv.rate)),
                 *level_cells(lv, columns)])
     return _table(header, rows, 1 if multi else 0)
+
+
+def level_name(lv: PerfLevel) -> str:
+    """A level as the best-configuration lines name it: its label, else its rate or concurrency."""
+    if lv.label:
+        return str(lv.label)
+    if lv.rate is not None:
+        return f"rate {fmt_num(float(lv.rate))} req/s"
+    return f"concurrency {lv.concurrency}"
+
+
+def best_levels(run: RunFolder) -> dict[str, tuple[PerfLevel, float]]:
+    """The best levels of a sweep: highest RPS, output throughput (text endpoints), input
+    throughput (embeddings, rerank, score) and goodput, lowest mean latency and p99 TTFT (text
+    endpoints); levels where every request failed are ignored, a figure no level has is left
+    out. The terminal's best configuration, and the report's and the app's."""
+    ok = [lv for lv in run.levels if lv.succeeded > 0]
+    out: dict[str, tuple[PerfLevel, float]] = {}
+
+    def pick(key: str, getter: Callable[[PerfLevel], Any], highest: bool) -> None:
+        cands = [(lv, getter(lv)) for lv in ok]
+        cands = [(lv, float(v)) for lv, v in cands
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)]
+        if cands:
+            out[key] = (max if highest else min)(cands, key=lambda t: t[1])
+
+    pick("rps", lambda lv: lv.stat("request_throughput"), True)
+    pick("tok", lambda lv: lv.stat("output_token_throughput") if lv.text else None, True)
+    pick("in_tok", lambda lv: None if lv.text else lv.stat("input_token_throughput"), True)
+    pick("lat", lambda lv: lv.dist("latency_s").mean, False)
+    pick("ttft", lambda lv: lv.dist("ttft_s").get("p99") if lv.text else None, False)
+    pick("goodput", lambda lv: lv.stat("goodput"), True)
+    return out
+
+
+def knee_of(run: RunFolder) -> dict[str, Any] | None:
+    """summary.json ``best.knee``: the smallest level of a sweep reaching 95% of its peak
+    throughput (run, value, peak), or None."""
+    summary = run.summary
+    knee = summary.best.get("knee") if summary is not None and isinstance(summary.best, dict) else None
+    if not isinstance(knee, dict) or not isinstance(knee.get("value"), (int, float)):
+        return None
+    peak = knee.get("peak")
+    return {"run": str(knee.get("run") or "?"), "value": float(knee["value"]),
+            "peak": float(peak) if isinstance(peak, (int, float)) else None}
 
 
 BEST_NAMES = {"highest_rps": "Highest RPS", "lowest_latency": "Lowest latency", "best_goodput": "Best goodput",
