@@ -201,7 +201,31 @@ def test_a_perf_run_and_two_overlaid(site):
     assert cmp.count("#perf-table tbody tr") == 4
     legend = cmp.eval("Array.from(document.querySelectorAll('#perf-charts .chartbox:first-child .legend span span')).length")
     assert legend == 2
+    # perf-b ran with --max-tokens 16, perf-a with 8: no B/A, compare's one-line refusal instead
+    refused = cmp.text("#perf-compare-refused")
+    assert "\n" not in refused.strip() and "the workloads differ: --max-tokens" in refused
+    assert cmp.count("#perf-compare table") == 0
     shot(cmp, "compare-perf")
+
+
+def test_a_finished_eval_shows_how_the_model_reasons(site):
+    """report.json's lengths (a row per benchmark and subset, approximate counts marked) and the
+    budget chart with its legend, the CI line grey and dashed (classes only: no inline style)."""
+    from lmgauge.runfolder import load_run
+
+    bench = load_run(site.root / "eval-a").report.benchmarks[0]
+    page = open_page(site, f"/runs/{rid('runs/eval-a')}")
+    no_js_error(page)
+    assert page.count("#reasoning table.lengths tbody tr") == 1 + len(bench.subset_lengths)
+    assert page.text("#reasoning table.lengths tbody tr.overall td:nth-child(6)") == f"{bench.lengths['completion_tokens']['mean']:,.0f}"
+    assert page.count("#reasoning .chartbox svg.chart") == 1
+    ci = page.eval("getComputedStyle(document.querySelector('#reasoning .legend .ln.dashed')).borderTopStyle")
+    color = page.eval("getComputedStyle(document.querySelector('#reasoning .legend .ln.dashed')).borderTopColor")
+    assert ci == "dashed" and color == "rgb(100, 116, 139)"
+    if bench.lengths.get("token_source") == "approximate":
+        assert page.count("#reasoning .pill.approx") == 1 + len(bench.subset_lengths)
+    assert page.count(".analytics") == 0
+    shot(page, "run-page-reasoning", 1800)
 
 
 def test_the_previous_release_folders(site):

@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable
 
 import orjson
@@ -37,6 +39,7 @@ from ..redaction import redact, redact_strings
 from ..runfolder import SAMPLE_STATUSES
 from . import views
 from .journal import Filters
+from .analyticsviews import sweep_view
 from .perfviews import PerfRun, perf_view
 from .render import json_block, render, static_files
 from .runs import COMPLETE, INTERRUPTED, RUNNING, RunIndex, RunState
@@ -47,6 +50,7 @@ SLOW_CHECK_S = 2.0     # how often finished runs are
 SCAN_S = 1.0           # how often the served folders are walked for new run folders
 PING_S = 15.0          # SSE keep-alive comment
 PAGE_SIZE = 25
+PERF_COMPARE_CACHE = 16  # perf comparisons kept (a pair each, until either run changes)
 MAX_LIMIT = 500
 DEFAULT_CUT = 4000     # characters of a long text a page shows before "show all"
 
@@ -95,6 +99,9 @@ class App:
         self._loading: set[str] = set()
         self._published: dict[str, int] = {}
         self._last_scan = 0.0
+        self._perf_compare: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+        self._perf_compare_lock = threading.Lock()
+        self._perf_compare_busy: dict[tuple, threading.Lock] = {}
 
     # -- life cycle ----------------------------------------------------------------------
     def application(self) -> web.Application:
@@ -272,11 +279,13 @@ class App:
     def run_sections(self, st: RunState) -> str:
         run = st.run
         ctx: dict[str, Any] = {"s": st.summary(self.index), "error": st.error, "kind": st.display_kind,
-                               "eval": None, "perf": None, "variants": None, "note": None, "current": None}
+                               "eval": None, "perf": None, "variants": None, "note": None, "current": None,
+                               "sweep": None}
         if run is not None and run.kind == "eval":
+            live = st.needs_journal()
             rows, summaries = st.live_results()
-            ctx["eval"] = views.eval_view(run, rows, summaries)
-            ctx["note"] = st.live.note if st.live is not None and st.needs_journal() else None
+            ctx["eval"] = views.eval_view(run, rows, summaries, live=live)
+            ctx["note"] = st.live.note if st.live is not None and live else None
         elif run is not None and run.kind == "perf":
             ctx["perf"] = perf_view(self._perf_runs([st]))
             current = run.summary.current if run.summary is not None else None
@@ -285,7 +294,7 @@ class App:
         if st.display_kind == "sweep":
             ctx["s"] = self.sweep_summary(st)
             ctx["variants"] = [self.index.get(v).summary(self.index) for v in ctx["s"]["variants"] if self.index.get(v)]
-            ctx["sweep"] = views.generic_block("sweep", run.sweep) if run is not None and run.sweep else None
+            ctx["sweep"] = sweep_view(st.id, views.color(0), run) if run is not None and run.sweep else None
         return render("parts/run.html.j2", **ctx)
 
     def run_page_html(self, st: RunState, query: dict[str, str]) -> str:
@@ -345,7 +354,8 @@ class App:
         evals = [(i, s) for i, s in enumerate(states) if s.run is not None and s.run.kind == "eval"]
         perfs = [s for s in states if s.run is not None and s.run.kind == "perf"]
         ctx: dict[str, Any] = {"runs": [{"label": labels[i], "color": views.color(i), "s": s.summary(self.index)}
-                                        for i, s in enumerate(states)], "scores": None, "paired": [], "perf": None}
+                                        for i, s in enumerate(states)], "scores": None, "paired": [], "perf": None,
+                               "perf_compare": None}
         if len(evals) >= 2:
             ctx["scores"] = views.compare_scores([labels[i] for i, _ in evals], [s.live_results()[0] for _, s in evals])
             a = evals[0]
@@ -357,7 +367,44 @@ class App:
         if perfs:
             prs = [PerfRun(labels[states.index(s)], views.color(states.index(s)), s.run, s.id) for s in perfs]
             ctx["perf"] = perf_view(prs, with_timelines=False)
+            if len(perfs) == 2:  # B/A per shared level with CIs (lmgauge compare PERF_A PERF_B)
+                ctx["perf_compare"] = {**self.perf_compare(perfs[0], perfs[1]), "label_a": prs[0].label,
+                                       "label_b": prs[1].label, "color_a": prs[0].color, "color_b": prs[1].color}
         return render("parts/compare.html.j2", **ctx)
+
+    def perf_compare(self, a: RunState, b: RunState) -> dict[str, Any]:
+        """lmgauge compare of two perf runs as data (lmgauge.perf.compare.perf_compare_view),
+        kept per pair until either run changes: its bootstrap reads both perf.sqlite files,
+        and a page asks again on every live update. Runs still going are compared when they
+        finish; a pair that cannot be compared gives compare's one-line reason."""
+        if RUNNING in (a.status, b.status):
+            return {"error": None, "pending": True}
+        key = (a.id, a.version, b.id, b.version)
+        with self._perf_compare_lock:
+            if key in self._perf_compare:
+                self._perf_compare.move_to_end(key)
+                return self._perf_compare[key]
+            busy = self._perf_compare_busy.setdefault(key, threading.Lock())
+        with busy:  # one computation per pair; a second request waits for it
+            with self._perf_compare_lock:
+                if key in self._perf_compare:
+                    return self._perf_compare[key]
+            from ..perf.compare import perf_compare_view_for_runs
+
+            try:
+                value = perf_compare_view_for_runs(a.run, b.run)
+            except Exception as exc:  # noqa: BLE001 - the comparison is one section; the page stays
+                value = {"error": f"the perf comparison failed: {type(exc).__name__}: {exc}"}
+            value.setdefault("pending", False)
+            if value.get("error"):  # the folders by their ids, as everywhere on the app's pages
+                for st in sorted((a, b), key=lambda st: -len(str(st.run.path))):
+                    value["error"] = value["error"].replace(str(st.run.path), st.id)
+            with self._perf_compare_lock:
+                self._perf_compare[key] = value
+                while len(self._perf_compare) > PERF_COMPARE_CACHE:
+                    self._perf_compare.popitem(last=False)
+                self._perf_compare_busy.pop(key, None)
+        return value
 
     def compare_page_html(self, states: list[RunState], query: dict[str, str]) -> str:
         sections = self.compare_sections(states)

@@ -99,17 +99,29 @@ def health_rows(summaries: list[BenchmarkSummary]) -> list[dict[str, Any]]:
 
 
 def analytics(summaries: list[BenchmarkSummary]) -> list[dict[str, Any]]:
-    """Whatever analytics the report holds per benchmark (reasoning lengths, their subsets,
-    the budget curve, any section a newer report adds), as generic tables (generic_blocks)."""
+    """The sections a newer report adds per benchmark (``BenchmarkSummary.extra``), as generic
+    tables (generic_blocks). Lengths, their subsets and the budget curve are not among them:
+    the run page lays those out ("How the model reasons", :mod:`.analyticsviews`)."""
     out = []
     for s in summaries:
         blocks: list[dict[str, Any]] = []
-        for title, value in (("lengths", s.lengths), ("lengths per subset", s.subset_lengths),
-                             ("budget curve", s.budget_curve), *((k.replace("_", " "), v) for k, v in s.extra.items())):
-            blocks += generic_blocks(title, value)
+        for k, v in s.extra.items():
+            blocks += generic_blocks(k.replace("_", " "), v)
         if blocks:
             out.append({"benchmark": s.benchmark, "blocks": blocks})
     return out
+
+
+def reasoning(run: RunFolder, live: bool) -> dict[str, Any] | None:
+    """The run page's "How the model reasons" (:func:`.analyticsviews.reasoning_view` of the
+    run's report.json). ``live``: the figures come from the journal (a run still going, or
+    one stopped before its report): the analytics are computed when the run finishes, so the
+    section only says that (None when the run is complete but its report has none)."""
+    if live:
+        return {"pending": True, "lengths": [], "budget": [], "approximate": False}
+    from .analyticsviews import reasoning_view
+
+    return reasoning_view([(run.model or "run", color(0), run)])
 
 
 def _scalar(v: Any) -> bool:
@@ -201,11 +213,13 @@ def endpoint_rows(endpoints: list[dict[str, Any]] | None) -> list[dict[str, Any]
     return out
 
 
-def eval_view(run: RunFolder, rows: list[ResultRow], summaries: list[BenchmarkSummary]) -> dict[str, Any]:
-    """Everything the eval part of a run page shows, as data."""
+def eval_view(run: RunFolder, rows: list[ResultRow], summaries: list[BenchmarkSummary],
+              live: bool = False) -> dict[str, Any]:
+    """Everything the eval part of a run page shows, as data (``live``: ``rows`` and
+    ``summaries`` are recomputed from the journal, not the report's)."""
     report = run.report
     return {"cards": cards(rows, summaries), "tables": score_tables(rows), "health": health_rows(summaries),
-            "analytics": analytics(summaries),
+            "reasoning": reasoning(run, live), "analytics": analytics(summaries),
             "judge": judge_view(report.judge if report else None),
             "endpoints": endpoint_rows(report.endpoints if report else None),
             "regrade": generic_block("regrade", report.regrade) if report and report.regrade else None,

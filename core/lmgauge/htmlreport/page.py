@@ -22,9 +22,10 @@ from markupsafe import Markup
 
 from ..version import __version__
 from .assets import CSS, JS
+from ..app.analyticsviews import budget_charts, length_rows, sweep_view
 from ..app.perfviews import PerfRun, perf_view
 from ..runfolder import RunFolder, run_labels
-from .svg import PALETTE, Point, Series, ci_bar, line_chart, tradeoff_chart
+from .svg import PALETTE, ci_bar
 from .templating import json_for_script, render
 
 __all__ = ["render_page", "json_for_script"]
@@ -181,86 +182,18 @@ class Page:
                          "cells": row_cells, "delta": delta})
         return {"rows": rows, "two": two}
 
+    # -- reasoning analytics and sweeps: lmgauge.app.analyticsviews, shared with lmgauge serve --
     def length_rows(self) -> list[dict[str, Any]]:
-        """report.json ``lengths``: a row per (run, benchmark), then one per subset
-        (``subset_lengths``); runs without the analytics give none."""
-        rows = []
-        for v in self.evals:
-            for s in v.run.benchmarks:
-                if not isinstance(s.lengths, dict):
-                    continue
-                rows.append({"view": v, "benchmark": s.benchmark, "subset": "OVERALL", "overall": True,
-                             "c": length_cells(s.lengths)})
-                subsets = s.subset_lengths if isinstance(s.subset_lengths, dict) else {}
-                for name in sorted(subsets, key=_natural):
-                    if isinstance(subsets[name], dict):
-                        rows.append({"view": v, "benchmark": s.benchmark, "subset": name, "overall": False,
-                                     "c": length_cells(subsets[name])})
-        return rows
+        """report.json ``lengths``: a row per (run, benchmark), then one per subset."""
+        return length_rows((v.label, v.color, v.run) for v in self.evals)
 
     def budget_charts(self) -> list[dict[str, Any]]:
-        """One chart per benchmark: the score each run would have had at max_tokens B (report.json
-        ``budget_curve``), with its 95% CI dashed."""
-        names: list[str] = []
-        for v in self.evals:
-            for s in v.run.benchmarks:
-                if s.budget_curve and s.benchmark not in names:
-                    names.append(s.benchmark)
-        charts = []
-        for b in names:
-            series, legend = [], []
-            for v in self.evals:
-                s = v.run.report.summary(b)
-                curve = [p for p in (s.budget_curve or []) if isinstance(p, dict)] if s is not None else []
-                if not curve:
-                    continue
-                series += budget_series(curve, v.label, v.color)
-                legend.append((v.label, v.color, False))
-            legend.append(("95% CI", "#64748b", True))
-            charts.append({"key": f"budget-{b}", "legend": legend,
-                           "svg": Markup(line_chart(f"{b}: score at max_tokens B", series, "max_tokens B", "score"))})
-        return charts
+        """One chart per benchmark of report.json ``budget_curve``, a line per run, CIs dashed."""
+        return budget_charts((v.label, v.color, v.run) for v in self.evals)
 
     def sweep_sections(self) -> list[dict[str, Any]]:
-        """A sweep folder (DIR/sweep.json): the verdict, the accuracy-against-mean-tokens
-        frontier per benchmark, the variants' table, each variant against the next, the
-        variants' budget curves."""
-        from ..eval.sweep import stale_variants, variant_rows
-
-        out = []
-        for v in self.sweeps:
-            doc = v.run.sweep or {}
-            entries = [e for e in doc.get("variants") or [] if isinstance(e, dict)]
-            colors = {str(e.get("dir")): PALETTE[i % len(PALETTE)] for i, e in enumerate(entries)}
-            rows = variant_rows(doc)
-            benches = list(dict.fromkeys(r["benchmark"] for r in rows if r["benchmark"] != "-"))
-            frontiers, curves = [], []
-            for b in benches:
-                mine = [r for r in rows if r["benchmark"] == b]
-                pts = [Point(r["mean_tokens"], r["score"], str(r["variant"]), r["ci_low"], r["ci_high"],
-                             colors.get(str(r["dir"]), PALETTE[0])) for r in mine]
-                frontiers.append({"key": f"frontier-{b}", "legend": [],
-                                  "svg": Markup(tradeoff_chart(f"{b}: score against mean tokens", pts))})
-                series, legend = [], []
-                for e in entries:
-                    curve = [p for p in ((e.get("budget_curve") or {}).get(b) or []) if isinstance(p, dict)]
-                    if curve:
-                        color = colors[str(e.get("dir"))]
-                        series += budget_series(curve, str(e.get("label") or e.get("dir")), color, ci=False)
-                        legend.append((str(e.get("label") or e.get("dir")), color, False))
-                if series:
-                    curves.append({"key": f"sweep-budget-{b}", "legend": legend,
-                                   "svg": Markup(line_chart(f"{b}: score at max_tokens B", series, "max_tokens B",
-                                                            "score"))})
-            comparisons = [c for c in doc.get("comparisons") or [] if isinstance(c, dict) and c.get("adjacent")]
-            out.append({"view": v, "doc": doc, "key_names": ", ".join(str(k) for k in doc.get("keys") or []),
-                        "rows": rows, "frontiers": frontiers, "curves": curves,
-                        "comparisons": [comparison_cells(c) for c in comparisons],
-                        "tests": (doc.get("tests") or {}).get("count"), "verdict": doc.get("no_effect"),
-                        "effects": [str(e) for e in doc.get("effects") or []],
-                        "warnings": [str(w) for w in doc.get("warnings") or []],
-                        "notes": [str(n) for n in doc.get("notes") or []], "stale": stale_variants(v.run.path, doc)})
-        return out
+        """One section per sweep folder (DIR/sweep.json), with its run view (heading, anchor)."""
+        return [{**sweep_view(v.label, v.color, v.run), "view": v} for v in self.sweeps]
 
     def health_rows(self) -> list[dict[str, Any]]:
         return [{"view": v, "h": h, "warnings": "; ".join(h.warnings)} for v in self.evals for h in v.run.benchmarks]
@@ -340,59 +273,6 @@ class Page:
             text(rec.judge_text, "jt", s)
             samples.append(s)
         return {"label": v.label, "q": questions, "s": samples, "total": bound.total}
-
-
-def _get(d: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
-
-
-def length_cells(st: dict[str, Any]) -> dict[str, Any]:
-    """The figures of one lengths entry (a benchmark's or a subset's) under fixed names, None
-    where the entry lacks them."""
-    return {"samples": st.get("samples"), "counted": st.get("counted"), "source": st.get("token_source"),
-            "mean": _get(st, "completion_tokens", "mean"), "p50": _get(st, "completion_tokens", "p50"),
-            "p90": _get(st, "completion_tokens", "p90"), "max": _get(st, "completion_tokens", "max"),
-            "reasoning": _get(st, "reasoning_tokens", "mean"), "answer": _get(st, "answer_tokens", "mean"),
-            "correct": st.get("mean_tokens_correct"), "wrong": st.get("mean_tokens_wrong"),
-            "truncation": st.get("truncation_rate"), "finished": st.get("score_finished"),
-            "cut": st.get("score_truncated"), "per_correct": st.get("tokens_per_correct"),
-            "reflections": st.get("reflections_per_1k"), "found": _get(st, "first_correct", "found_rate"),
-            "fc_tokens": _get(st, "first_correct", "mean_tokens"),
-            "after": _get(st, "first_correct", "mean_share_after")}
-
-
-def budget_series(curve: list[dict[str, Any]], label: str, color: str, ci: bool = True) -> list[Series]:
-    """The budget curve as a score line, and its CI bounds as dashed lines."""
-    def pts(key: str) -> list[tuple[float, float]]:
-        return [(float(p["max_tokens"]), float(p[key])) for p in curve
-                if isinstance(p.get("max_tokens"), (int, float)) and isinstance(p.get(key), (int, float))]
-
-    out = [Series(label, color, pts("score"), key="score")]
-    if ci:
-        out += [Series(f"{label} 95% CI", color, pts("ci_low"), dash="4 3", key="ci_low"),
-                Series(f"{label} 95% CI", color, pts("ci_high"), dash="4 3", key="ci_high")]
-    return out
-
-
-def comparison_cells(c: dict[str, Any]) -> dict[str, Any]:
-    """One paired comparison of a sweep (variant against the next) as table text."""
-    from ..eval.paired import format_p, format_points
-
-    def part(r: Any, tokens: bool) -> dict[str, Any]:
-        if not isinstance(r, dict) or not isinstance(r.get("diff"), (int, float)):
-            return {"diff": "-", "ci": "-", "p": "-", "sig": False}
-        if tokens:
-            diff, ci = f"{r['diff']:+,.0f}", f"[{r['ci_low']:+,.0f}, {r['ci_high']:+,.0f}]"
-        else:
-            diff, ci = format_points(r["diff"]), f"[{format_points(r['ci_low'])}, {format_points(r['ci_high'])}]"
-        return {"diff": diff, "ci": ci, "p": format_p(float(r["p_value"])), "sig": bool(r.get("significant_adjusted"))}
-
-    return {"pair": f"{c.get('a_label')} → {c.get('b_label')}", "benchmark": c.get("benchmark"),
-            "n": c.get("questions"), "score": part(c.get("score"), False), "tokens": part(c.get("tokens"), True)}
 
 
 def _delta(a: Any, b: Any) -> dict[str, Any] | None:

@@ -647,16 +647,18 @@ def compare_text(result: PerfComparison, stats: Sequence[str] = TEXT_STATS) -> s
     return "\n".join(lines)
 
 
-# -- the report page ---------------------------------------------------------------------------
-def compare_section_html(result: PerfComparison) -> str:
-    """The report page's section (template ``perfcompare.html.j2``, every value escaped)."""
-    from ..htmlreport.templating import render
-
+# -- the report page and the app ----------------------------------------------------------------
+def perf_compare_view(result: PerfComparison, stats: Sequence[str] = TEXT_STATS) -> dict[str, Any]:
+    """The comparison as plain data, the report page's section and the app's compare page
+    alike: A and B described, the clear differences in words (``clear``), a table per shared
+    level (``levels``: rows of name, A, B, B/A, CI, word, verdict; request statistics
+    ``stats`` only), skipped levels, notes and the confidence in percent. ``error`` is None
+    (a refused pair is ``{"error": line}``)."""
     levels = []
     for lc in result.levels:
         rows = []
         for name, c in lc.metrics.items():
-            if c.figure.stat is not None and c.figure.stat not in TEXT_STATS:
+            if c.figure.stat is not None and c.figure.stat not in stats:
                 continue
             rows.append({"name": name, "a": _fmt(c.figure, c.a), "b": _fmt(c.figure, c.b),
                          "ratio": "-" if c.ratio is None else f"{c.ratio:.3f}",
@@ -664,20 +666,33 @@ def compare_section_html(result: PerfComparison) -> str:
                          "word": c.word, "verdict": c.verdict})
         levels.append({"level": lc.level, "method": lc.method, "rows": rows})
     clear = [c.verdict for lc in result.levels for c in lc.metrics.values()
-             if c.word in ("better", "worse") and (c.figure.stat is None or c.figure.stat in TEXT_STATS)]
-    return render("perfcompare.html.j2", result=result, levels=levels, clear=clear, error=None,
-                  confidence=f"{100 * result.confidence:g}")
+             if c.word in ("better", "worse") and (c.figure.stat is None or c.figure.stat in stats)]
+    return {"error": None, "a": result.a.describe(), "b": result.b.describe(), "levels": levels, "clear": clear,
+            "skipped": list(result.skipped), "notes": list(result.notes), "confidence": f"{100 * result.confidence:g}"}
 
 
-def compare_perf_section_for_runs(run_a: RunFolder, run_b: RunFolder, **kwargs: Any) -> str:
-    """The section for two perf runs on the report page; runs that cannot be compared give a
-    short explanation instead (the page is still written)."""
+def perf_compare_view_for_runs(run_a: RunFolder, run_b: RunFolder, **kwargs: Any) -> dict[str, Any]:
+    """:func:`perf_compare_view` of two perf runs; runs that cannot be compared (other
+    workloads, no shared level) give ``{"error": the one-line reason}``."""
     from ..errors import LmgaugeError
 
     try:
         result = compare_perf_runs(run_a, run_b, **kwargs)
     except LmgaugeError as exc:
-        from ..htmlreport.templating import render
+        return {"error": exc.line()}
+    return perf_compare_view(result)
 
-        return render("perfcompare.html.j2", error=exc.line())
-    return compare_section_html(result)
+
+def compare_section_html(result: PerfComparison) -> str:
+    """The report page's section (template ``perfcompare.html.j2``, every value escaped)."""
+    from ..htmlreport.templating import render
+
+    return render("perfcompare.html.j2", **perf_compare_view(result))
+
+
+def compare_perf_section_for_runs(run_a: RunFolder, run_b: RunFolder, **kwargs: Any) -> str:
+    """The section for two perf runs on the report page; runs that cannot be compared give a
+    short explanation instead (the page is still written)."""
+    from ..htmlreport.templating import render
+
+    return render("perfcompare.html.j2", **perf_compare_view_for_runs(run_a, run_b, **kwargs))
