@@ -9,8 +9,12 @@ The page's perf section is :func:`lmgauge.app.perfviews.perf_view`, the data the
 (``lmgauge serve``) renders too, built from the perf metric declarations (a plugin's metric
 shows in both with no change): at-a-glance cards, sweep charts, the summary table with its best
 rows, the best configuration, the SLA frontier, per-level percentile, turn and endpoint tables,
-and the timelines. ``templates/perf.html.j2`` only lays it out in the report's style; the eval
-part comes from ``page.py`` (with :mod:`lmgauge.app.views` helpers).
+and the timelines. ``templates/perf.html.j2`` only lays it out in the report's style. The
+reasoning analytics and sweep sections come from :mod:`lmgauge.app.analyticsviews`, two perf
+runs' B/A from :func:`lmgauge.perf.compare.perf_compare_view`; scores, health, judge and the
+embedded samples from ``page.py``. The samples are bounded: long texts cut to head and tail
+(:func:`lmgauge.app.views.cut_text`), the page near 10 MB however large the journal, unless
+``--full-samples``.
 """
 from __future__ import annotations
 
