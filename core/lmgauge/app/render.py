@@ -13,23 +13,15 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from ..htmlreport.templating import json_for_script as json_block, pct  # the report's own: one way each
 from ..texttable import fmt_num, fmt_val
 
 STATIC_FILES = ("app.js", "app.css", "favicon.svg")
 CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".svg": "image/svg+xml"}
-
-
-def json_block(data: Any) -> Markup:
-    """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the JS
-    line separators as ``\\u`` escapes, so ``</script>`` and ``<!--`` cannot occur."""
-    text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8")
-    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-                  .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def num(v: Any, digits: int = 3) -> str:
@@ -42,13 +34,6 @@ def num(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         return f"{v:,.{digits}f}"
     return str(v)
-
-
-def pct(v: Any, digits: int = 1) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    v = float(v)
-    return "<0.1%" if 0 < v < 0.001 else f"{100 * v:.{digits}f}%"
 
 
 def duration(v: Any) -> str:

@@ -21,7 +21,7 @@ from .svg import fmt_val
 def json_for_script(data: Any) -> Markup:
     """JSON that is safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and
     the JS line separators become ``\\u`` escapes, so ``</script>`` and ``<!--`` cannot occur."""
-    text = orjson.dumps(data).decode("utf-8")
+    text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8")
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
                   .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
