@@ -263,9 +263,11 @@ def test_sla_probe_with_trials_meets_only_if_the_ci_says_so():
 
 
 def test_sla_search_end_to_end_on_the_linear_server(server, tmp_path):
-    # TTFT = 10 ms + 5 ms per request in flight: ttft_p99<=112ms holds up to concurrency 20
-    url = server("--ttft", "0.01", "--ttft-per-inflight", "0.005", "--tokens", "4")
-    perf(url, tmp_path / "sla", "--sla", "ttft_p99<=112ms", "--sla-search", "concurrency", "--sla-range", "1:64",
+    # TTFT = 40 ms + 20 ms per request in flight: ttft_p99<=450ms holds up to concurrency 20 (the
+    # shape of bench/sla_search.py's server, 4x slower, so a loaded machine's few ms of client delay
+    # cannot move the frontier by more than the accepted 18-20)
+    url = server("--ttft", "0.04", "--ttft-per-inflight", "0.02", "--tokens", "4")
+    perf(url, tmp_path / "sla", "--sla", "ttft_p99<=450ms", "--sla-search", "concurrency", "--sla-range", "1:64",
          "--number", "40")
     sla = load_run(tmp_path / "sla").summary.sla_search
     probes = [(p["concurrency"], p["met"]) for p in sla["probes"]]

@@ -62,11 +62,14 @@ def processes_with(marker: str) -> list[int]:
     return [p for p in found if p != os.getpid()]
 
 
-def sandbox_uid_processes() -> list[int]:
-    """Live processes running under one of the sandbox's user ids."""
+def sandbox_uid_processes(marker: str) -> list[int]:
+    """Live processes running under one of the sandbox's user ids with ``marker`` in their
+    command line (the uids are the machine's slots: tests in other workers use them meanwhile)."""
     out = []
     for d in Path("/proc").glob("[0-9]*"):
         try:
+            if marker.encode() not in (d / "cmdline").read_bytes():
+                continue
             uid = int((d / "status").read_text().split("\nUid:")[1].split()[0])
             state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError, ValueError):
@@ -195,7 +198,7 @@ def test_detached_child_is_gone_when_the_program_ends(mode):
     assert ex.status == "timeout"
     assert wait_gone(marker) == []
     if os.geteuid() == 0 and sb._facts().drop_uid:
-        assert sandbox_uid_processes() == []
+        assert sandbox_uid_processes(marker) == []
 
 
 @needs_bwrap
@@ -393,6 +396,32 @@ def test_isolation_is_reported_without_bubblewrap():
         assert sandbox("auto").isolation() is None
 
 
+@needs_bwrap
+def test_an_interpreter_under_tmp_runs_and_tmp_stays_private(tmp_path):
+    """A venv under /tmp (CI's checkout, a pyenv Python) is bound over the sandbox's private
+    /tmp, read-only: the program runs with it, sees none of the host's other /tmp files and
+    cannot write into the venv."""
+    venv = tmp_path / "venv-under-tmp"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    assert str(venv).startswith("/tmp/")
+    marker = tmp_path / "host-secret.txt"
+    marker.write_text("host file")
+    sb = sandbox(local_sandbox_python=str(venv / "bin" / "python"))
+    ex = py(sb, f"""
+    import os, sys
+    print(sys.executable)
+    print(os.path.exists({str(marker)!r}))
+    try:
+        open(os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "pwned"), "w")
+        print("wrote")
+    except OSError:
+        print("read-only")
+    """, timeout_s=20)
+    assert ex.status == "ok", ex
+    assert ex.stdout.split() == [str(venv / "bin" / "python"), "False", "read-only"]
+    assert not (venv / "pwned").exists()
+
+
 def test_unusable_settings_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match="no Python interpreter"):
         sandbox(local_sandbox_python=str(tmp_path / "nope"))
@@ -463,6 +492,9 @@ def test_as_an_unprivileged_user_bubblewrap_adds_a_user_namespace_and_the_limits
 
 def _as_user(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
+    for folder in (repo, *repo.parents):
+        if not folder.stat().st_mode & 0o001:
+            pytest.skip(f"{folder} is not searchable by other users: the test runs lmgauge as nobody from this checkout")
     site = next((repo / ".venv" / "lib").glob("python3*/site-packages"))
     script = tmp_path / "as_user.py"
     script.write_text(textwrap.dedent(f"""

@@ -96,7 +96,8 @@ def _is_under(path: str, roots: Sequence[str]) -> bool:
 
 def _python_facts(python: str) -> tuple[list[str], list[str], str]:
     """(prefixes, site-packages folders, real executable) of an interpreter."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
+    # the same path only: a venv's python is a link to its base interpreter, with prefixes of its own
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
         import site
 
         prefixes = [sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix]
@@ -393,6 +394,12 @@ class LocalSandbox(Sandbox):
             args.append("--unshare-user")
         pass_fds.append(status_w)
         args += facts.system_binds
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "1777", "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm",
+                 "--perms", "1777", "--size", str(int(limits.disk_mb) << 20), "--tmpfs", "/tmp",
+                 "--perms", "0755", "--dir", "/.lmgauge"]
+        # the interpreter's prefixes after the private /tmp: a venv or a pyenv Python under /tmp
+        # (or under a home) is bound over it, read-only, instead of being hidden by it
         made = {"/usr", "/tmp", "/proc", "/dev", "/etc", "/.lmgauge"}
         for prefix in facts.prefixes:
             if not os.path.isdir(prefix) or _is_under(prefix, ["/usr"]):
@@ -406,10 +413,6 @@ class LocalSandbox(Sandbox):
             if prefix not in made:
                 made.add(prefix)
                 args += ["--ro-bind", prefix, prefix]
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm",
-                 "--perms", "1777", "--size", str(int(limits.disk_mb) << 20), "--tmpfs", "/tmp",
-                 "--perms", "0755", "--dir", "/.lmgauge"]
         if uid is not None:
             passwd = self._memfile(f"root:x:0:0::/root:/bin/sh\nsandbox:x:{uid}:{uid}::/tmp:/bin/sh\n".encode())
             group = self._memfile(f"root:x:0:\nsandbox:x:{uid}:\n".encode())
