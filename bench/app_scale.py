@@ -95,6 +95,19 @@ def make_run(work: Path, questions: int, repeats: int, size: int) -> tuple[Path,
     return out, took
 
 
+def r1_folder(work: Path, questions: int, repeats: int, thinking: int, keep: bool) -> Path:
+    """WORK/one/r1-eval, made afresh by :func:`make_run` (WORK emptied first) unless ``keep``
+    and an earlier invocation's folder is complete."""
+    run = work / "one" / "r1-eval"
+    if not (keep and (run / "report.json").exists()):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        run, took = make_run(work, questions, repeats, thinking)
+        print(f"made {run}: {questions * repeats} samples, journal "
+              f"{(run / 'samples.jsonl').stat().st_size / 1e6:.0f} MB, lmgauge eval took {took:.1f} s", flush=True)
+    return run
+
+
 class Rss:
     """RssAnon of a process, sampled every 0.1 s."""
 
@@ -273,13 +286,7 @@ def main() -> None:
     shots = Path(args.screenshots) if args.screenshots else None
     if shots:
         shots.mkdir(parents=True, exist_ok=True)
-    run = work / "one" / "r1-eval"
-    if not (args.keep and (run / "report.json").exists()):
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        run, took = make_run(work, args.questions, args.repeats, args.thinking)
-        print(f"made {run}: {args.questions * args.repeats} samples, journal "
-              f"{(run / 'samples.jsonl').stat().st_size / 1e6:.0f} MB, lmgauge eval took {took:.1f} s", flush=True)
+    run = r1_folder(work, args.questions, args.repeats, args.thinking, args.keep)
     many = work / "many"
     if not (args.keep and many.exists() and len(list(many.iterdir())) == args.runs):
         shutil.rmtree(many, ignore_errors=True)

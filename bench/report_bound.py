@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from app_scale import make_run  # noqa: E402
+from app_scale import r1_folder  # noqa: E402
 from fixtures.browser import Browser  # noqa: E402
 
 PEAK = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
@@ -67,13 +66,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="reuse the run folder of an earlier invocation")
     args = ap.parse_args()
     work = Path(args.work)
-    run = work / "one" / "r1-eval"
-    if not (args.keep and (run / "report.json").exists()):
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        run, took = make_run(work, args.questions, args.repeats, args.thinking)
-        print(f"made {run}: {args.questions * args.repeats} samples, journal "
-              f"{(run / 'samples.jsonl').stat().st_size / 1e6:.0f} MB, lmgauge eval took {took:.1f} s", flush=True)
+    run = r1_folder(work, args.questions, args.repeats, args.thinking, args.keep)
     res = {}
     with Browser(timeout=180) as b:
         for label, full in (("bounded (default)", False), ("--full-samples", True)):
