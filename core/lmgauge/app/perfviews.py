@@ -361,14 +361,13 @@ def sla_views(runs: Sequence[PerfRun]) -> list[dict[str, Any]]:
 def sla_answer(sla: dict[str, Any]) -> str:
     """The search's one-line answer as the terminal prints it, for a summary.json written
     before ``sla_search.answer`` was."""
-    objectives = ", ".join(str(o.get("text")) for o in sla.get("objectives") or [] if isinstance(o, dict))
-    n = len(sla.get("probes") or [])
-    best, stopped = sla.get("best"), sla.get("stopped") or ""
-    if not isinstance(best, (int, float)):
-        return f"SLA frontier ({objectives}): no load in range meets it: {stopped} ({n} probes)"
-    dim = "rate" if sla.get("dimension") == "rate" else "concurrency"
-    load = f"{fmt_num(float(best))} req/s" if dim == "rate" else str(best)
-    return f"SLA frontier ({objectives}): highest {dim} that meets it: {load}; {stopped} ({n} probes)"
+    from ..perf.sla import frontier_answer
+
+    best = sla.get("best")
+    return frontier_answer([str(o.get("text")) for o in sla.get("objectives") or [] if isinstance(o, dict)],
+                           "rate" if sla.get("dimension") == "rate" else "concurrency",
+                           float(best) if isinstance(best, (int, float)) and not isinstance(best, bool) else None,
+                           str(sla.get("stopped") or ""), len(sla.get("probes") or []))
 
 
 # -- over time --------------------------------------------------------------------------------

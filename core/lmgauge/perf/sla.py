@@ -44,7 +44,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from ..errors import ConfigError
 from ..runfolder import PerfLevel
@@ -429,8 +429,15 @@ class SLASearch:
 
     def answer(self) -> str:
         """The one-line answer."""
-        objectives = ", ".join(o.text for o in self.objectives)
-        if self.best is None:
-            return f"SLA frontier ({objectives}): no load in range meets it: {self.stopped} ({len(self.probes)} probes)"
-        return (f"SLA frontier ({objectives}): highest {self.dimension} that meets it: "
-                f"{self.label(self.best).split(' ', 1)[1]}; {self.stopped} ({len(self.probes)} probes)")
+        return frontier_answer([o.text for o in self.objectives], self.dimension, self.best, self.stopped,
+                               len(self.probes))
+
+
+def frontier_answer(objectives: Sequence[str], dimension: str, best: float | None, stopped: str, probes: int) -> str:
+    """The SLA search's one-line answer (summary.json ``sla_search.answer``, the terminal's
+    line; the report and the app rebuild it from an older summary.json's fields)."""
+    text = ", ".join(objectives)
+    if best is None:
+        return f"SLA frontier ({text}): no load in range meets it: {stopped} ({probes} probes)"
+    load = str(int(best)) if dimension == "concurrency" else f"{best:g} req/s"
+    return f"SLA frontier ({text}): highest {dimension} that meets it: {load}; {stopped} ({probes} probes)"
