@@ -147,7 +147,7 @@ def test_hostile_answers_each_fail_alone_and_leak_nothing(eval_server, tmp_path)
         prompt = f'def f(x):\n    """{name}: return x + 1"""\n'
         rows.append({"task_id": name, "prompt": prompt, "entry_point": "f",
                      "test": "def check(candidate):\n    assert candidate(1) == 2\n"})
-        answers[humaneval_prompt(prompt)] = [fenced(code.format(**fill))]
+        answers[humaneval_prompt(prompt)] = [fenced(code.format(**fill) + f"\n# {canary}\n")]
     data = tmp_path / "hostile.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     server = eval_server({"model": "m", "answers": answers})
@@ -181,8 +181,7 @@ def test_hostile_answers_each_fail_alone_and_leak_nothing(eval_server, tmp_path)
             data_bytes = f.read_bytes()
             assert key.encode() not in data_bytes, f
             assert secret.encode() not in data_bytes, f
-    leftover = [d for d in Path("/proc").glob("[0-9]*") if _sandbox_uid(d)]
-    assert leftover == []
+    assert _programs_with(canary) == []  # this run's programs (tests beside it use the slot uids)
 
 
 def _sandbox_uid(d: Path) -> bool:
@@ -194,6 +193,21 @@ def _sandbox_uid(d: Path) -> bool:
     except (OSError, IndexError, ValueError):
         return False
     return UID_BASE <= uid < UID_BASE + 1024 and state != "Z"
+
+
+def _programs_with(marker: str) -> list[int]:
+    """Live sandboxed processes (a sandbox user id) whose sandbox's /tmp holds a file with
+    ``marker``: this test's programs, not those of tests running beside it."""
+    found = []
+    for d in Path("/proc").glob("[0-9]*"):
+        if not _sandbox_uid(d):
+            continue
+        try:
+            if any(marker.encode() in f.read_bytes() for f in (d / "root" / "tmp").glob("*.py")):
+                found.append(int(d.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_a_killed_run_resumes_and_leaves_no_program_behind(eval_server, tmp_path):
@@ -209,19 +223,28 @@ def test_a_killed_run_resumes_and_leaves_no_program_behind(eval_server, tmp_path
     server = eval_server({"model": "m", "answers": answers})
     out = tmp_path / "run"
     args = ["eval", "--base-url", server.base_url, "--model", "m", "--benchmark", f"slow=custom_code:{data}",
-            "--output", str(out), "--grading-workers", "1", "--concurrency", "1", "--no-progress"]
+            "--output", str(out), "--grading-workers", "1", "--concurrency", "1", "--no-progress",
+            "--code-test-timeout", "2"]
     proc = subprocess.Popen([*LMGAUGE, *args], env={**os.environ, **HERMETIC}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     journal = out / "samples.jsonl"
     end = time.monotonic() + 120
+    seen = False  # this test's programs were found while they ran: the check below can fail
     while time.monotonic() < end and (not journal.exists() or len(journal.read_text().splitlines()) < 3):
+        seen = seen or bool(_programs_with(marker))
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole run at once, grading workers included
     proc.wait()
     done_before = len(journal.read_text().splitlines())
     assert 3 <= done_before < 12
-    time.sleep(1.0)
-    assert [d for d in Path("/proc").glob("[0-9]*") if _sandbox_uid(d)] == []
+    # none of this run's programs outlives its time limit (2 s) and the sandbox guard's grace: a
+    # kill that lands while bubblewrap sets a sandbox up leaves it to its guard (docs/code.md)
+    from lmgauge_sandboxes.local import GUARD_GRACE_S
+
+    end = time.monotonic() + 2 + GUARD_GRACE_S + 3
+    while _programs_with(marker) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert seen and _programs_with(marker) == []
     resumed = run_cli("eval", "--resume", str(out), "--no-progress", env=HERMETIC, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     recs = records(out)

@@ -62,6 +62,18 @@ def processes_with(marker: str) -> list[int]:
     return [p for p in found if p != os.getpid()]
 
 
+def pythons_with(marker: str) -> list[int]:
+    """The Python processes among ``processes_with(marker)``."""
+    found = []
+    for pid in processes_with(marker):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().startswith("python"):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def sandbox_uid_processes(marker: str) -> list[int]:
     """Live processes running under one of the sandbox's user ids with ``marker`` in their
     command line (the uids are the machine's slots: tests in other workers use them meanwhile)."""
@@ -374,15 +386,77 @@ def test_killing_the_grading_process_leaves_no_program_behind(tmp_path):
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "started"
+    # the program and its detached child both running (bubblewrap's processes and the guard hold
+    # the marker too): the kill comes mid-execution, not during bubblewrap's set-up
     end = time.monotonic() + 20
-    while len(processes_with(marker)) < 2 and time.monotonic() < end:
+    while len(pythons_with(marker)) < 2 and time.monotonic() < end:
         time.sleep(0.05)
-    assert processes_with(marker), "the program never started"
+    if len(pythons_with(marker)) < 2:
+        proc.kill()
+        pytest.fail("the program and its child never both ran")
     proc.kill()
     proc.wait()
     proc.stdout.close()
     if mode == "auto":
         assert wait_gone(marker) == []  # bubblewrap's --die-with-parent took the namespace down
+
+
+@needs_bwrap
+def test_a_grader_killed_while_bubblewrap_sets_up_leaves_a_sandbox_bounded_by_its_time_limit(tmp_path):
+    """bubblewrap's init arms --die-with-parent only once it has forked the program: a grader
+    killed during the set-up leaves a sandbox whose init outlives it. The guard (coreutils
+    timeout as PID 2) ends it GUARD_GRACE_S after its time limit, not when the program would
+    (60 s). The set-up is held open on purpose: one file's content is a pipe the grader holds."""
+    from lmgauge_sandboxes.local import GUARD_GRACE_S
+    marker = f"setup-{uuid.uuid4().hex}"
+    script = tmp_path / "grader.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        from lmgauge.plugin import Limits
+        from lmgauge_sandboxes.local import LocalSandbox
+        held = []
+        real = LocalSandbox._memfile
+        def memfile(data):
+            if data != b"HOLD":
+                return real(data)
+            r, w = os.pipe()  # bubblewrap's child reads it while it sets up: blocks until we die
+            held.append(w)
+            return r
+        LocalSandbox._memfile = staticmethod(memfile)
+        sb = LocalSandbox({{"local_sandbox_bwrap": "auto"}})
+        sb.isolation()
+        print("started", flush=True)
+        sb.run({{"main.py": "import time\\ntime.sleep(60)", "held.txt": "HOLD"}},
+               ["python", "main.py", {marker!r}], None, Limits(timeout_s=2))
+    """))
+    seen_program = False
+    for _ in range(4):  # the set-up sometimes dies with its monitor instead: then try again
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "started"
+        end = time.monotonic() + 20
+        while len(processes_with(marker)) < 2 and time.monotonic() < end:  # the monitor and its clone
+            time.sleep(0.02)
+        time.sleep(0.3)
+        blocked = len(processes_with(marker)) == 2
+        killed = time.monotonic()
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        assert blocked, "bubblewrap should be blocked in its set-up"
+        while time.monotonic() - killed < 2 + GUARD_GRACE_S + 8:
+            left = processes_with(marker)
+            if not left:
+                break
+            seen_program = seen_program or len(left) >= 3
+            time.sleep(0.05)
+        try:
+            assert processes_with(marker) == [], "the sandbox outlived its time limit and the guard's grace"
+        finally:
+            for pid in processes_with(marker):
+                os.kill(pid, 9)
+        if seen_program:
+            break
+    assert seen_program, "the set-up never went on after the grader died: the case this test is about"
 
 
 # ---------------------------------------------------------------------------- set-up and failures

@@ -2,14 +2,17 @@
 
 Every execution gets (docs/code.md has the whole picture and what was measured):
 
-- **bubblewrap** (``bwrap``): new PID, network, IPC, UTS and cgroup namespaces, ``--die-with-parent``,
-  ``--new-session``; a root of its own with the system (``/usr`` and the ``/bin``, ``/lib``
+- **bubblewrap** (``bwrap``): new PID, network, IPC, UTS and cgroup namespaces, ``--die-with-parent``
+  (bwrap is started with that death signal already set, by ``setpriv --pdeathsig``, so the
+  moment before bwrap sets it itself cannot orphan it), ``--new-session``; a root of its own with the system (``/usr`` and the ``/bin``, ``/lib``
   links) and the interpreter's prefixes (``sys.base_prefix``, ``sys.prefix``) bound read-only,
   a few files of ``/etc`` (the loader's cache, time zone; a passwd naming the sandbox user),
   ``/proc`` of its own namespace, a minimal ``/dev``, and a private size-limited tmpfs as ``/tmp``
   and working folder. Nothing else of the host: no home, no run folder, no ``/sys``. When the
-  program (PID 2 under bubblewrap's init) ends, the namespace's init ends, and the kernel kills
-  every process left in it: detached children included.
+  program (PID 2 under bubblewrap's init: the guard, coreutils ``timeout``, which SIGKILLs the
+  program a grace after its time limit even when this process died before bubblewrap armed
+  ``--die-with-parent``) ends, the namespace's init ends, and the kernel kills every process left
+  in it: detached children included.
 - **an unprivileged user id** when lmgauge runs as root (``setpriv`` inside the sandbox, after
   the mounts): ``UID_BASE + slot`` (host.py), so ``RLIMIT_NPROC`` binds and nothing of root's
   is readable or signalable.
@@ -68,7 +71,7 @@ BASE_ENV = {
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives")
 SHM_MB = 64
 _BOOT_PATH = "/.lmgauge/boot.py"
-_TIMEOUT_GRACE_S = 0.0
+GUARD_GRACE_S = 2.0  # the guard (coreutils timeout) kills this long after the time limit
 
 
 @dataclass
@@ -82,6 +85,7 @@ class _Host:
     site_dirs: list[str]
     setpriv: str | None
     prlimit: str | None
+    timeout: str | None  # coreutils timeout: the sandbox's own wall-clock bound (see _execute)
     root: bool
     drop_uid: bool  # programs run as UID_BASE + slot (root only; see host.py)
     cgroup: host.PidsCgroup | None
@@ -184,17 +188,19 @@ class LocalSandbox(Sandbox):
                 raise ConfigError(f"sandbox local: --local-sandbox-bwrap {want} is not an executable",
                                   "give the path of bwrap, auto, or none")
             bwrap = want
-        setpriv = _which("setpriv") if root else None
+        setpriv = _which("setpriv")
         if root and setpriv is None:
             raise ConfigError("sandbox local: running as root needs setpriv (util-linux) to drop to an unprivileged "
                               "user for model code", "apt-get install util-linux, or run lmgauge as another user")
         prlimit = _which("prlimit")
+        timeout = _which("timeout")
         cgroup = host.find_pids_cgroup() if root or os.access("/sys/fs/cgroup", os.W_OK) else None
         parallel = int(opt.get("local_sandbox_parallel") or host.cpu_count())
         boot = (Path(__file__).with_name("_boot.py").read_text()
                 .replace("SITE_DIRS = []  # filled in by the sandbox", f"SITE_DIRS = {site_dirs!r}"))
         drop_uid = root
-        facts = _Host(bwrap, problem, python, prefixes, site_dirs, setpriv, prlimit, root, drop_uid, cgroup, parallel)
+        facts = _Host(bwrap, problem, python, prefixes, site_dirs, setpriv, prlimit, timeout, root, drop_uid, cgroup,
+                      parallel)
         facts.boot = boot.encode()
         facts.system_binds = self._system_binds()
         if bwrap is not None:
@@ -275,6 +281,24 @@ class LocalSandbox(Sandbox):
     def _uid(self, facts: _Host, slot_index: int) -> int | None:
         return host.UID_BASE + slot_index if facts.drop_uid else None
 
+    @staticmethod
+    def _born_dying(facts: _Host) -> list[str]:
+        """bubblewrap's monitor arms ``--die-with-parent`` only after it has cloned the sandbox; a
+        grader killed before would orphan it, so bwrap is started with the death signal set."""
+        return [facts.setpriv, "--pdeathsig=KILL"] if facts.setpriv is not None else []
+
+    @staticmethod
+    def _guard(facts: _Host, limits: Limits) -> list[str]:
+        """The sandbox's PID 2 under bubblewrap: coreutils ``timeout``, which SIGKILLs the program
+        GUARD_GRACE_S after its time limit and ends, taking the namespace with it. This process
+        kills it at the limit itself; the guard bounds a sandbox whose grader died while
+        bubblewrap was still setting it up (its init arms ``--die-with-parent`` only once the
+        program is forked, so until then it can outlive its parent). ``timeout`` passes on the
+        program's exit code, and a killing signal by dying of it."""
+        if facts.timeout is None:
+            return []
+        return [facts.timeout, "--signal=KILL", f"{math.ceil(float(limits.timeout_s) + GUARD_GRACE_S)}s"]
+
     def _limit_args(self, facts: _Host, limits: Limits, cpu: int) -> list[str]:
         mem = int(limits.memory_mb) << 20
         fsize = max(int(limits.file_size_mb) << 20, int(limits.stdout_bytes) + 1, int(limits.stderr_bytes) + 1)
@@ -320,14 +344,14 @@ class LocalSandbox(Sandbox):
                     drop.append("--pdeathsig=KILL")
             limit_args = self._limit_args(facts, limits, cpu)
             if facts.bwrap is not None:
-                cmd = [facts.bwrap, *self._bwrap_args(facts, limits, files, uid, fds, pass_fds, status_w)]
+                cmd = [*self._born_dying(facts), facts.bwrap, *self._bwrap_args(facts, limits, files, uid, fds, pass_fds, status_w)]
                 if is_python:
                     boot_fd = self._memfile(facts.boot.replace(b"READY_FD = -1  # filled in by the sandbox",
                                                                f"READY_FD = {ready_w}".encode()))
                     fds.append(boot_fd)
                     pass_fds.append(boot_fd)
                     cmd += ["--perms", "0444", "--file", str(boot_fd), _BOOT_PATH]
-                cmd += ["--chdir", "/tmp", "--", *drop, *limit_args, *program]
+                cmd += ["--chdir", "/tmp", "--", *self._guard(facts, limits), *drop, *limit_args, *program]
                 if is_python:
                     cmd += [_BOOT_PATH, *argv[1:]]
                 cwd = "/"
@@ -444,8 +468,9 @@ class LocalSandbox(Sandbox):
         cgroup = facts.cgroup
         cg_path = cgroup.slot(slot_index) if cgroup is not None and not probe else None
         # the execution's own processes: bubblewrap's two (its monitor and the namespace's init)
-        # plus the program's; a little room for this process while it spawns
-        pids_max = int(limits.processes) + (2 if facts.bwrap is not None else 0) + threads_of_self()
+        # and the guard, plus the program's; a little room for this process while it spawns
+        ours = (2 + (facts.timeout is not None)) if facts.bwrap is not None else 0
+        pids_max = int(limits.processes) + ours + threads_of_self()
 
         def start() -> subprocess.Popen:
             return subprocess.Popen(cmd, stdin=in_fd, stdout=out_fd, stderr=err_fd, cwd=cwd, env=env,
@@ -473,7 +498,7 @@ class LocalSandbox(Sandbox):
                     killed = "timeout"
                     self._kill(proc, cgroup, cg_path, uid, facts)
                     continue
-                watch = cg_path is not None and len(host.PidsCgroup.procs(cg_path)) > 3
+                watch = cg_path is not None and len(host.PidsCgroup.procs(cg_path)) > ours + 1
                 if watch and host.rss_bytes(host.PidsCgroup.procs(cg_path)) > mem_limit:
                     killed = "memory"
                     self._kill(proc, cgroup, cg_path, uid, facts)
