@@ -2,11 +2,11 @@
 
 Every execution gets (docs/code.md has the whole picture and what was measured):
 
-- **bubblewrap** (``bwrap``): new PID, network, IPC, UTS and cgroup namespaces, ``--die-with-parent``
-  (bwrap is started with that death signal already set, by ``setpriv --pdeathsig``, so the
-  moment before bwrap sets it itself cannot orphan it), ``--new-session``; a root of its own with the system (``/usr`` and the ``/bin``, ``/lib``
-  links) and the interpreter's prefixes (``sys.base_prefix``, ``sys.prefix``) bound read-only,
-  a few files of ``/etc`` (the loader's cache, time zone; a passwd naming the sandbox user),
+- **bubblewrap** (``bwrap``): new PID, network, IPC, UTS and cgroup namespaces,
+  ``--die-with-parent`` (bwrap is started with that death signal already set, by ``setpriv
+  --pdeathsig``, so the moment before bwrap sets it itself cannot orphan it), ``--new-session``;
+  a root of its own with the system (``/usr`` and the ``/bin``, ``/lib`` links) and the
+  interpreter's prefixes (``sys.base_prefix``, ``sys.prefix``) bound read-only, a few files of ``/etc`` (the loader's cache, time zone; a passwd naming the sandbox user),
   ``/proc`` of its own namespace, a minimal ``/dev``, and a private size-limited tmpfs as ``/tmp``
   and working folder. Nothing else of the host: no home, no run folder, no ``/sys``. When the
   program (PID 2 under bubblewrap's init: the guard, coreutils ``timeout``, which SIGKILLs the
@@ -344,7 +344,8 @@ class LocalSandbox(Sandbox):
                     drop.append("--pdeathsig=KILL")
             limit_args = self._limit_args(facts, limits, cpu)
             if facts.bwrap is not None:
-                cmd = [*self._born_dying(facts), facts.bwrap, *self._bwrap_args(facts, limits, files, uid, fds, pass_fds, status_w)]
+                cmd = [*self._born_dying(facts), facts.bwrap,
+                       *self._bwrap_args(facts, limits, files, uid, fds, pass_fds, status_w)]
                 if is_python:
                     boot_fd = self._memfile(facts.boot.replace(b"READY_FD = -1  # filled in by the sandbox",
                                                                f"READY_FD = {ready_w}".encode()))
