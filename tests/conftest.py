@@ -115,6 +115,30 @@ def child_pids(pid: int) -> list[int]:
     return out
 
 
+def live_processes(keep) -> list[int]:
+    """Live (not zombie) processes other than this one for which ``keep(Path("/proc/PID"))``
+    holds; one that ends while it is read is left out."""
+    found = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(d.name) == os.getpid() or (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            if keep(d):
+                found.append(int(d.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def in_sandbox_uid(d: Path) -> bool:
+    """The process /proc/PID runs under one of the local sandbox's slot user ids (shared by the
+    tests of every worker: look for a test's own processes by a marker too)."""
+    from lmgauge_sandboxes.host import UID_BASE
+
+    uid = int((d / "status").read_text().split("\nUid:")[1].split()[0])
+    return UID_BASE <= uid < UID_BASE + 1024
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie counts as gone)."""
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LMGAUGE, assert_one_line_error, run_cli
+from conftest import LMGAUGE, assert_one_line_error, in_sandbox_uid, live_processes, run_cli
 from lmgauge.runfolder import load_run
 from lmgauge_benchmarks.humaneval import HumanEval, humaneval_prompt, package_data
 
@@ -184,30 +184,11 @@ def test_hostile_answers_each_fail_alone_and_leak_nothing(eval_server, tmp_path)
     assert _programs_with(canary) == []  # this run's programs (tests beside it use the slot uids)
 
 
-def _sandbox_uid(d: Path) -> bool:
-    from lmgauge_sandboxes.host import UID_BASE
-
-    try:
-        uid = int((d / "status").read_text().split("\nUid:")[1].split()[0])
-        state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError, ValueError):
-        return False
-    return UID_BASE <= uid < UID_BASE + 1024 and state != "Z"
-
-
 def _programs_with(marker: str) -> list[int]:
     """Live sandboxed processes (a sandbox user id) whose sandbox's /tmp holds a file with
     ``marker``: this test's programs, not those of tests running beside it."""
-    found = []
-    for d in Path("/proc").glob("[0-9]*"):
-        if not _sandbox_uid(d):
-            continue
-        try:
-            if any(marker.encode() in f.read_bytes() for f in (d / "root" / "tmp").glob("*.py")):
-                found.append(int(d.name))
-        except OSError:
-            continue
-    return found
+    return live_processes(lambda d: in_sandbox_uid(d) and any(marker.encode() in f.read_bytes()
+                                                              for f in (d / "root" / "tmp").glob("*.py")))
 
 
 def test_a_killed_run_resumes_and_leaves_no_program_behind(eval_server, tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import in_sandbox_uid, live_processes
 from lmgauge.plugin import ConfigError, ExecutionRequest, Limits
 from lmgauge_sandboxes import host
 from lmgauge_sandboxes.local import LocalSandbox
@@ -50,45 +51,19 @@ def py(sb: LocalSandbox, code: str, *args: str, stdin: str | None = None, **limi
 
 def processes_with(marker: str) -> list[int]:
     """Live processes whose command line holds ``marker``."""
-    found = []
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            if marker.encode() in (d / "cmdline").read_bytes():
-                state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state != "Z":
-                    found.append(int(d.name))
-        except OSError:
-            continue
-    return [p for p in found if p != os.getpid()]
+    return live_processes(lambda d: marker.encode() in (d / "cmdline").read_bytes())
 
 
 def pythons_with(marker: str) -> list[int]:
     """The Python processes among ``processes_with(marker)``."""
-    found = []
-    for pid in processes_with(marker):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().startswith("python"):
-                found.append(pid)
-        except OSError:
-            continue
-    return found
+    return live_processes(lambda d: marker.encode() in (d / "cmdline").read_bytes()
+                          and (d / "comm").read_text().startswith("python"))
 
 
 def sandbox_uid_processes(marker: str) -> list[int]:
     """Live processes running under one of the sandbox's user ids with ``marker`` in their
     command line (the uids are the machine's slots: tests in other workers use them meanwhile)."""
-    out = []
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            if marker.encode() not in (d / "cmdline").read_bytes():
-                continue
-            uid = int((d / "status").read_text().split("\nUid:")[1].split()[0])
-            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError, ValueError):
-            continue
-        if host.UID_BASE <= uid < host.UID_BASE + 1024 and state != "Z":
-            out.append(int(d.name))
-    return out
+    return live_processes(lambda d: marker.encode() in (d / "cmdline").read_bytes() and in_sandbox_uid(d))
 
 
 def wait_gone(marker: str, seconds: float = 5.0) -> list[int]:
